@@ -1,0 +1,1 @@
+// Anchor TU for the shared LibTorch precompiled header (see VitoptTarget.cmake).

@@ -1,0 +1,99 @@
+// The ViT as a LibTorch module, timm layout and names (so named_parameters() are timm's keys):
+//   cls_token (1,1,C), [dist_token (1,1,C)], pos_embed (1,N,C), patch_embed.proj.{weight,bias},
+//   blocks.<i>.norm1, .attn.qkv, .attn.proj, .norm2, .mlp.fc1, .mlp.fc2, norm, head, [head_dist].
+// Legend: B batch, N tokens, C embed dim, H heads, D head dim, M MLP width, P patch.
+// forward(x) is the fast path; forward(x, &trace) also records what compression needs.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <vector>
+
+#include "model/vit_config.h"
+
+namespace vitopt::model {
+
+// What a traced forward records/applies. Record flags fill the vectors (one entry per block, in
+// block order; a skipped sub-block gives an undefined tensor). Gates, when defined, are multiplied
+// in: head_gates[b] (H_b) on per-head attention outputs, neuron_gates[b] (M_b) on GELU outputs,
+// attn_gates[b] / mlp_gates[b] (scalars) on the sub-block outputs before the residual add.
+struct Trace {
+  bool record_attn = false;     // attn_probs[b]: (B, H, N, N) post-softmax
+  bool record_hidden = false;   // hidden[0]: embeddings (B,N,C); hidden[b+1]: output of block b
+  bool record_heads = false;    // head_out[b]: (B, N, H, D) per-head context before proj
+  bool record_mlp = false;      // mlp_act[b]: (B, N, M) post-GELU
+  bool record_features = false; // features: (B, N, C) after final norm
+  std::vector<torch::Tensor> attn_probs, hidden, head_out, mlp_act;
+  torch::Tensor features;
+  std::vector<torch::Tensor> head_gates, neuron_gates, attn_gates, mlp_gates;
+};
+
+// Linear with the variants compression swaps in (DESIGN §3): dense by default; `mask` (same shape
+// as weight) zeroes pruned weights in forward and keeps them zero; `weight_transform` /
+// `input_transform` let quantization insert fake-quant (STE) without the forward code knowing.
+class LinearImpl : public torch::nn::Module {
+ public:
+  LinearImpl(int64_t in_features, int64_t out_features, bool bias = true);
+  torch::Tensor forward(const torch::Tensor& x);  // (..., in) -> (..., out)
+  torch::Tensor effective_weight() const;         // weight with mask/transform applied
+  torch::Tensor weight, bias;                     // (out, in), (out) or undefined
+  torch::Tensor mask;                             // optional buffer (out, in)
+  std::function<torch::Tensor(const torch::Tensor&)> weight_transform, input_transform;
+};
+TORCH_MODULE(Linear);
+
+class AttentionImpl : public torch::nn::Module {
+ public:
+  AttentionImpl(int64_t dim, int64_t heads, int64_t head_dim, bool qkv_bias);
+  // x (B,N,C) -> (B,N,C). trace/block index used only when trace != nullptr.
+  torch::Tensor forward(const torch::Tensor& x, Trace* trace = nullptr, int block = 0);
+  int64_t heads, head_dim;
+  Linear qkv{nullptr}, proj{nullptr};
+};
+TORCH_MODULE(Attention);
+
+class MlpImpl : public torch::nn::Module {
+ public:
+  MlpImpl(int64_t dim, int64_t hidden);
+  torch::Tensor forward(const torch::Tensor& x, Trace* trace = nullptr, int block = 0);
+  Linear fc1{nullptr}, fc2{nullptr};
+};
+TORCH_MODULE(Mlp);
+
+class BlockImpl : public torch::nn::Module {
+ public:
+  BlockImpl(const ViTConfig& c, int index);
+  torch::Tensor forward(const torch::Tensor& x, Trace* trace = nullptr);
+  int index;
+  torch::nn::LayerNorm norm1{nullptr}, norm2{nullptr};  // null when the sub-block is skipped
+  Attention attn{nullptr};
+  Mlp mlp{nullptr};
+};
+TORCH_MODULE(Block);
+
+class ViTImpl : public torch::nn::Module {
+ public:
+  explicit ViTImpl(ViTConfig config);  // config is normalize()d; weights timm-initialized
+  // x (B, in_channels, image_size, image_size) normalized -> logits (B, num_classes). With a
+  // distillation token: training mode returns (cls_logits + dist_logits) / 2 as well (see
+  // forward_heads for both); eval mode returns their average like DeiT.
+  torch::Tensor forward(const torch::Tensor& x, Trace* trace = nullptr);
+  torch::Tensor forward_features(const torch::Tensor& x, Trace* trace = nullptr);  // (B,N,C) normed
+  // Both heads: {cls head logits, dist head logits (undefined without distillation token)}.
+  std::pair<torch::Tensor, torch::Tensor> forward_heads(const torch::Tensor& x,
+                                                        Trace* trace = nullptr);
+  const ViTConfig& config() const { return config_; }
+  void init_weights(uint64_t seed);  // trunc_normal(0.02) linears/pos/cls, zeros biases, LN 1/0
+
+  torch::nn::Conv2d patch_embed_proj{nullptr};  // registered as patch_embed.proj
+  torch::Tensor cls_token, dist_token, pos_embed;
+  torch::nn::ModuleList blocks{nullptr};
+  torch::nn::LayerNorm norm{nullptr};
+  Linear head{nullptr}, head_dist{nullptr};
+
+ private:
+  ViTConfig config_;
+};
+TORCH_MODULE(ViT);
+
+}  // namespace vitopt::model
