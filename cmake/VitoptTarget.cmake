@@ -37,6 +37,13 @@ function(vitopt_use_torch target)
     target_precompile_headers(vitopt_torch_pch PRIVATE <torch/torch.h>)
   endif()
   target_precompile_headers(${target} REUSE_FROM vitopt_torch_pch)
+  # The shared PCH is built -fPIC (it serves shared libraries); GCC refuses it in -fPIE
+  # executables, so executables using it compile -fPIC too (harmless in a PIE link).
+  get_target_property(type ${target} TYPE)
+  if(type STREQUAL "EXECUTABLE")
+    set_target_properties(${target} PROPERTIES POSITION_INDEPENDENT_CODE OFF)
+    target_compile_options(${target} PRIVATE -fPIC)
+  endif()
 endfunction()
 
 function(vitopt_test name)

@@ -12,7 +12,7 @@
 namespace vitopt::data {
 
 struct Batch {
-  int64_t size = 0;              // B
+  int64_t size = 0;  // B
   int channels = 0, height = 0, width = 0;
   std::vector<float> images;     // (B, C, H, W) normalized
   std::vector<int64_t> labels;   // (B)
@@ -24,9 +24,9 @@ struct LoaderOptions {
   bool shuffle = false;
   bool drop_last = false;
   uint64_t seed = 0;
-  int workers = 2;               // decode/augment threads
-  int prefetch = 4;              // batches kept ready ahead of the consumer
-  TransformOptions transform;    // output size, normalization, augmentation
+  int workers = 2;             // decode/augment threads (0: build batches inside next())
+  int prefetch = 4;            // batches kept ready ahead of the consumer
+  TransformOptions transform;  // output size, normalization, augmentation
 };
 
 class DataLoader {
@@ -37,7 +37,8 @@ class DataLoader {
   DataLoader& operator=(const DataLoader&) = delete;
 
   // Starts epoch `epoch` (order and augmentation depend on it); restarting discards prefetched
-  // batches. Then call next() until it returns false.
+  // batches. Then call next() until it returns false. next() before any start_epoch starts epoch 0.
+  // A worker's exception is rethrown by next(), which then ends the epoch.
   void start_epoch(int epoch);
   bool next(Batch& out);
   int64_t batches_per_epoch() const;
@@ -46,6 +47,10 @@ class DataLoader {
 
  private:
   struct State;
+  void stop_workers();                                 // joins; prefetched batches stay
+  void worker_loop();                                  // one worker thread's body
+  void build_batch(int64_t number, Batch& out) const;  // batch `number` of the current epoch
+
   std::shared_ptr<const Dataset> dataset_;
   LoaderOptions options_;
   std::unique_ptr<State> state_;

@@ -15,9 +15,14 @@ namespace vitopt::io {
 
 enum class DType { F64, F32, F16, BF16, I64, I32, I16, I8, U8, BOOL };
 
-const char* dtype_name(DType d);                 // "F32", ...
-size_t dtype_size(DType d);                      // bytes per element
+const char* dtype_name(DType d);                                            // "F32", ...
+size_t dtype_size(DType d);                                                 // bytes per element
 DType dtype_from_name(const std::string& name, const std::string& source);  // InputError if unknown
+bool dtype_is_float(DType d);                                               // F64, F32, F16, BF16
+
+// IEEE binary16 and bfloat16 bit patterns -> float, exact (subnormals, inf and NaN included).
+float f16_to_f32(uint16_t bits);
+float bf16_to_f32(uint16_t bits);
 
 struct TensorInfo {
   std::string name;
@@ -33,7 +38,8 @@ class SafeTensorsFile {
  public:
   // Reads and validates the whole file. Throws core::InputError naming the path and the problem:
   // too short, header length beyond the file, invalid JSON, unknown dtype, shape/offset mismatch,
-  // offsets outside the data buffer, overlapping or gapped tensors, non-string metadata.
+  // offsets outside the data buffer, overlapping tensors, non-string metadata. Gaps between
+  // tensors are allowed (our writer aligns to 64 bytes; other writers pack them tightly).
   static SafeTensorsFile load(const std::filesystem::path& path);
   // Same validation on bytes already in memory (`source` names them in errors).
   static SafeTensorsFile parse(std::vector<uint8_t> bytes, const std::string& source);
@@ -47,6 +53,7 @@ class SafeTensorsFile {
   const TensorInfo& info(const std::string& name) const;
   const uint8_t* data(const std::string& name) const;
   // Copies a tensor as float32 (F32/F16/BF16/F64 converted); checks the shape if `expect` given.
+  // Integer/bool tensors throw InputError (they are quantized data, not floats).
   std::vector<float> read_f32(const std::string& name,
                               const std::vector<int64_t>* expect = nullptr) const;
   size_t file_size() const { return bytes_.size(); }

@@ -38,5 +38,16 @@ void save_model(ViT& model, const std::filesystem::path& path,
 void add_model_tensors(ViT& model, io::SafeTensorsWriter& writer, const std::string& prefix = "");
 // Copies tensors named <prefix><timm name> from the file into the model (shapes checked).
 void load_model_tensors(ViT& model, const io::SafeTensorsFile& file, const std::string& prefix = "");
+// One file tensor as a float32 CPU tensor (F32/F16/BF16/F64 converted), e.g. an input batch.
+torch::Tensor read_tensor(const io::SafeTensorsFile& file, const std::string& name);
+
+}  // namespace vitopt::model
+
+namespace vitopt::model {
+
+inline constexpr const char* kClassNamesKey = "vitopt.class_names";  // JSON array of strings
+
+// Class names stored in a model file's metadata (empty if none or the file has none).
+std::vector<std::string> class_names_from_file(const std::filesystem::path& path);
 
 }  // namespace vitopt::model

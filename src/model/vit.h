@@ -7,6 +7,8 @@
 
 #include <torch/torch.h>
 
+#include <functional>
+#include <utility>
 #include <vector>
 
 #include "model/vit_config.h"
@@ -18,11 +20,11 @@ namespace vitopt::model {
 // in: head_gates[b] (H_b) on per-head attention outputs, neuron_gates[b] (M_b) on GELU outputs,
 // attn_gates[b] / mlp_gates[b] (scalars) on the sub-block outputs before the residual add.
 struct Trace {
-  bool record_attn = false;     // attn_probs[b]: (B, H, N, N) post-softmax
-  bool record_hidden = false;   // hidden[0]: embeddings (B,N,C); hidden[b+1]: output of block b
-  bool record_heads = false;    // head_out[b]: (B, N, H, D) per-head context before proj
-  bool record_mlp = false;      // mlp_act[b]: (B, N, M) post-GELU
-  bool record_features = false; // features: (B, N, C) after final norm
+  bool record_attn = false;      // attn_probs[b]: (B, H, N, N) post-softmax
+  bool record_hidden = false;    // hidden[0]: embeddings (B,N,C); hidden[b+1]: output of block b
+  bool record_heads = false;     // head_out[b]: (B, N, H, D) per-head context before proj
+  bool record_mlp = false;       // mlp_act[b]: (B, N, M) post-GELU
+  bool record_features = false;  // features: (B, N, C) after final norm
   std::vector<torch::Tensor> attn_probs, hidden, head_out, mlp_act;
   torch::Tensor features;
   std::vector<torch::Tensor> head_gates, neuron_gates, attn_gates, mlp_gates;
@@ -31,20 +33,26 @@ struct Trace {
 // Linear with the variants compression swaps in (DESIGN §3): dense by default; `mask` (same shape
 // as weight) zeroes pruned weights in forward and keeps them zero; `weight_transform` /
 // `input_transform` let quantization insert fake-quant (STE) without the forward code knowing.
+// rank > 0: low-rank, the weight is weight_u (out, r) @ weight_v (r, in) and `weight` is undefined.
 class LinearImpl : public torch::nn::Module {
  public:
-  LinearImpl(int64_t in_features, int64_t out_features, bool bias = true);
+  LinearImpl(int64_t in_features, int64_t out_features, bool bias = true, int64_t rank = 0);
   torch::Tensor forward(const torch::Tensor& x);  // (..., in) -> (..., out)
-  torch::Tensor effective_weight() const;         // weight with mask/transform applied
-  torch::Tensor weight, bias;                     // (out, in), (out) or undefined
-  torch::Tensor mask;                             // optional buffer (out, in)
+  torch::Tensor effective_weight() const;         // weight with mask/transform applied (out, in)
+  // Registers (or overwrites) the `mask` buffer (out, in) and zeroes the masked weights.
+  void set_mask(const torch::Tensor& mask01);
+  torch::Tensor weight, bias;        // (out, in), (out) or undefined
+  torch::Tensor weight_u, weight_v;  // low-rank factors (out, r), (r, in) or undefined
+  torch::Tensor mask;                // optional buffer (out, in)
   std::function<torch::Tensor(const torch::Tensor&)> weight_transform, input_transform;
+  int64_t in_features, out_features, rank;
 };
 TORCH_MODULE(Linear);
 
 class AttentionImpl : public torch::nn::Module {
  public:
-  AttentionImpl(int64_t dim, int64_t heads, int64_t head_dim, bool qkv_bias);
+  AttentionImpl(int64_t dim, int64_t heads, int64_t head_dim, bool qkv_bias, int64_t qkv_rank = 0,
+                int64_t proj_rank = 0);
   // x (B,N,C) -> (B,N,C). trace/block index used only when trace != nullptr.
   torch::Tensor forward(const torch::Tensor& x, Trace* trace = nullptr, int block = 0);
   int64_t heads, head_dim;
@@ -54,17 +62,21 @@ TORCH_MODULE(Attention);
 
 class MlpImpl : public torch::nn::Module {
  public:
-  MlpImpl(int64_t dim, int64_t hidden);
+  MlpImpl(int64_t dim, int64_t hidden, int64_t fc1_rank = 0, int64_t fc2_rank = 0);
   torch::Tensor forward(const torch::Tensor& x, Trace* trace = nullptr, int block = 0);
   Linear fc1{nullptr}, fc2{nullptr};
 };
 TORCH_MODULE(Mlp);
 
+// A block with shared_with >= 0 registers nothing: ViTImpl points its (unregistered) members at
+// the earlier block's modules, so forward runs those weights and named_parameters() has no entry.
 class BlockImpl : public torch::nn::Module {
  public:
   BlockImpl(const ViTConfig& c, int index);
   torch::Tensor forward(const torch::Tensor& x, Trace* trace = nullptr);
+  void share_from(const BlockImpl& other);  // use other's modules (for shared_with)
   int index;
+  int shared_with = -1;
   torch::nn::LayerNorm norm1{nullptr}, norm2{nullptr};  // null when the sub-block is skipped
   Attention attn{nullptr};
   Mlp mlp{nullptr};
@@ -83,6 +95,7 @@ class ViTImpl : public torch::nn::Module {
   std::pair<torch::Tensor, torch::Tensor> forward_heads(const torch::Tensor& x,
                                                         Trace* trace = nullptr);
   const ViTConfig& config() const { return config_; }
+  BlockImpl& block(int i) { return *blocks[i]->as<BlockImpl>(); }
   void init_weights(uint64_t seed);  // trunc_normal(0.02) linears/pos/cls, zeros biases, LN 1/0
 
   torch::nn::Conv2d patch_embed_proj{nullptr};  // registered as patch_embed.proj

@@ -1,0 +1,77 @@
+// `vitopt info`: what a model file holds: config, preprocessing, parameter count per part, MACs,
+// tensors and file size.
+#include <fmt/format.h>
+
+#include <filesystem>
+
+#include "cli/commands.h"
+#include "cli/common.h"
+#include "io/safetensors.h"
+#include "model/model_file.h"
+
+namespace vitopt::cli {
+
+void register_info(CLI::App& app) {
+  auto* cmd = app.add_subcommand("info", "Show a model file's config, parameters and MACs");
+  struct Flags {
+    CommonFlags common;
+    ImportFlags import;
+    std::string model;
+    bool tensors = false;
+  };
+  auto f = std::make_shared<Flags>();
+  cmd->add_option("--model,-m", f->model, "Model file")->required()->check(CLI::ExistingFile);
+  cmd->add_flag("--tensors", f->tensors, "Also list every tensor with dtype and shape");
+  add_import_flags(cmd, f->import);
+  add_output_flags(cmd, f->common);
+  cmd->callback([f] {
+    const auto file = io::SafeTensorsFile::load(f->model);
+    const auto config = model::config_from_file(file, import_hints(f->import));
+    const auto params = model::count_params(config);
+    const auto macs = model::count_macs(config);
+    nlohmann::json blocks = nlohmann::json::array();
+    for (int b = 0; b < config.depth; ++b) {
+      const auto& bc = config.blocks[static_cast<size_t>(b)];
+      blocks.push_back({{"index", b}, {"heads", config.block_heads(b)},
+                        {"mlp_dim", config.block_mlp(b)}, {"skip_attn", bc.skip_attn},
+                        {"skip_mlp", bc.skip_mlp}});
+    }
+    nlohmann::json tensors = nlohmann::json::array();
+    for (const auto& name : file.names()) {
+      const auto& t = file.info(name);
+      tensors.push_back({{"name", name}, {"dtype", io::dtype_name(t.dtype)}, {"shape", t.shape}});
+    }
+    const bool imported = file.metadata_value(model::kConfigKey) == nullptr;
+    if (f->common.json) {
+      print_json({{"model", f->model}, {"file_bytes", file.file_size()}, {"imported", imported},
+                  {"config", config.to_json()}, {"params", params}, {"macs", macs},
+                  {"blocks", blocks}, {"tensors", tensors}});
+      return;
+    }
+    fmt::print("model      {}{}\n", f->model, imported ? " (timm checkpoint, config inferred)" : "");
+    fmt::print("name       {}\n", config.name);
+    fmt::print("input      {}x{}x{}, patch {}, {} tokens\n", config.image_size, config.image_size,
+               config.in_channels, config.patch_size, config.num_tokens());
+    fmt::print("width      dim {}, depth {}, heads {} x {}, mlp {}\n", config.embed_dim,
+               config.depth, config.num_heads, config.head_dim, config.mlp_dim);
+    fmt::print("classes    {}{}\n", config.num_classes, config.distill_token ? " (+ distillation head)" : "");
+    fmt::print("preprocess mean [{:.4f}] std [{:.4f}] crop_pct {}\n",
+               fmt::join(config.preprocess.mean, ", "), fmt::join(config.preprocess.std, ", "),
+               config.preprocess.crop_pct);
+    fmt::print("params     {} ({:.2f} M)\n", params, static_cast<double>(params) / 1e6);
+    fmt::print("MACs       {} ({:.2f} M per image)\n", macs, static_cast<double>(macs) / 1e6);
+    fmt::print("file       {} bytes ({:.2f} MB), {} tensors\n", file.file_size(),
+               static_cast<double>(file.file_size()) / 1e6, file.names().size());
+    for (const auto& b : blocks) {
+      fmt::print("  block {:2}: heads {} mlp {}{}{}\n", b["index"].get<int>(), b["heads"].get<int>(),
+                 b["mlp_dim"].get<int>(), b["skip_attn"].get<bool>() ? " skip-attn" : "",
+                 b["skip_mlp"].get<bool>() ? " skip-mlp" : "");
+    }
+    if (f->tensors)
+      for (const auto& t : tensors)
+        fmt::print("  {:40} {:5} {}\n", t["name"].get<std::string>(), t["dtype"].get<std::string>(),
+                   t["shape"].dump());
+  });
+}
+
+}  // namespace vitopt::cli

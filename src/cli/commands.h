@@ -1,0 +1,15 @@
+// One registration function per `vitopt` sub-command (each in its own cmd_<name>.cpp).
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace vitopt::cli {
+
+void register_init(CLI::App& app);
+void register_info(CLI::App& app);
+void register_train(CLI::App& app);
+void register_eval(CLI::App& app);
+void register_infer(CLI::App& app);
+void register_pipeline(CLI::App& app);
+
+}  // namespace vitopt::cli

@@ -1,0 +1,125 @@
+#include "cli/common.h"
+
+#include <fmt/format.h>
+
+#include <filesystem>
+#include <iostream>
+#include <sstream>
+
+#include "core/error.h"
+#include "core/file_util.h"
+#include "core/json_util.h"
+
+namespace vitopt::cli {
+
+void add_threads_flag(CLI::App* cmd, CommonFlags& f) {
+  cmd->add_option("--threads", f.threads, "Threads for LibTorch and OpenBLAS (0: all cores)")
+      ->check(CLI::NonNegativeNumber);
+}
+
+void add_output_flags(CLI::App* cmd, CommonFlags& f) {
+  cmd->add_flag("--quiet,-q", f.quiet, "No progress output");
+  cmd->add_flag("--json", f.json, "Print the result as JSON on stdout (implies --quiet)");
+}
+
+void add_seed_flag(CLI::App* cmd, CommonFlags& f) {
+  cmd->add_option("--seed", f.seed, "Random seed: same seed, same result on the same machine");
+}
+
+void add_device_flag(CLI::App* cmd, CommonFlags& f) {
+  cmd->add_option("--device", f.device, "cpu, cuda or cuda:N");
+}
+
+void add_config_flags(CLI::App* cmd, ConfigFlags& f) {
+  cmd->add_option("--preset", f.preset,
+                  "Model preset: " + fmt::format("{}", fmt::join(model::preset_names(), ", ")));
+  cmd->add_option("--config", f.config_file, "ViTConfig JSON file (instead of --preset)")
+      ->check(CLI::ExistingFile);
+  cmd->add_option("--image-size", f.image_size, "Override: input image side")->check(CLI::PositiveNumber);
+  cmd->add_option("--channels", f.channels, "Override: input channels")->check(CLI::PositiveNumber);
+  cmd->add_option("--patch", f.patch, "Override: patch side")->check(CLI::PositiveNumber);
+  cmd->add_option("--dim", f.dim, "Override: embedding width C")->check(CLI::PositiveNumber);
+  cmd->add_option("--depth", f.depth, "Override: number of blocks")->check(CLI::PositiveNumber);
+  cmd->add_option("--heads", f.heads, "Override: attention heads per block")->check(CLI::PositiveNumber);
+  cmd->add_option("--mlp", f.mlp, "Override: MLP hidden width")->check(CLI::PositiveNumber);
+  cmd->add_option("--classes", f.classes, "Override: number of classes")->check(CLI::PositiveNumber);
+  cmd->add_flag("--distill-token", f.distill_token, "Add a DeiT distillation token and head");
+}
+
+model::ViTConfig build_config(const ConfigFlags& f, const std::string& default_preset) {
+  if (!f.preset.empty() && !f.config_file.empty())
+    core::throw_input("--preset and --config are exclusive: give one");
+  model::ViTConfig c;
+  if (!f.config_file.empty()) {
+    c = model::ViTConfig::from_json(
+        core::json_parse(core::read_file_text(f.config_file), f.config_file), f.config_file);
+  } else {
+    c = model::preset(f.preset.empty() ? default_preset : f.preset);
+  }
+  const bool shape_changed = f.dim || f.depth || f.heads || f.mlp;
+  if (f.image_size) c.image_size = *f.image_size;
+  if (f.channels) {
+    c.in_channels = *f.channels;
+    c.preprocess.mean.assign(static_cast<size_t>(c.in_channels), c.preprocess.mean.front());
+    c.preprocess.std.assign(static_cast<size_t>(c.in_channels), c.preprocess.std.front());
+  }
+  if (f.patch) c.patch_size = *f.patch;
+  if (f.dim) c.embed_dim = *f.dim;
+  if (f.depth) c.depth = *f.depth;
+  if (f.heads) c.num_heads = *f.heads;
+  if (f.mlp) c.mlp_dim = *f.mlp;
+  if (f.classes) c.num_classes = *f.classes;
+  if (f.distill_token) c.distill_token = true;
+  if (shape_changed) {
+    c.head_dim = 0;  // recomputed from dim / heads
+    c.blocks.clear();
+    c.name = "custom";
+  }
+  c.normalize("command line");
+  return c;
+}
+
+void add_import_flags(CLI::App* cmd, ImportFlags& f) {
+  cmd->add_option("--import-heads", f.heads,
+                  "Heads per block for checkpoints without vitopt metadata (default: dim/64)")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--mean", f.mean, "Override the model's input mean (one value per channel)");
+  cmd->add_option("--std", f.std, "Override the model's input std (one value per channel)");
+}
+
+model::ImportHints import_hints(const ImportFlags& f) {
+  model::ImportHints h;
+  h.num_heads = f.heads;
+  if (!f.mean.empty()) h.mean = f.mean;
+  if (!f.std.empty()) h.std = f.std;
+  return h;
+}
+
+std::shared_ptr<data::Dataset> open_data(const std::string& spec_text, data::Split split,
+                                         size_t limit, const model::ViTConfig* shape_from,
+                                         uint64_t seed) {
+  auto spec = data::parse_dataset_spec(spec_text);
+  if (spec.kind == "synthetic" && shape_from != nullptr && spec_text == "synthetic") {
+    spec.synthetic_size = shape_from->image_size;
+    spec.synthetic_channels = shape_from->in_channels;
+    spec.synthetic_classes = shape_from->num_classes;
+  }
+  if (spec.kind == "synthetic") spec.seed = seed + (split == data::Split::Test ? 1 : 0);
+  auto ds = data::open_dataset(spec, split);
+  return limit > 0 ? data::limit_dataset(ds, limit) : ds;
+}
+
+std::vector<std::string> class_names_from(const std::string& spec) {
+  if (std::filesystem::is_regular_file(spec)) {
+    std::vector<std::string> names;
+    std::istringstream in(core::read_file_text(spec));
+    for (std::string line; std::getline(in, line);)
+      if (!line.empty()) names.push_back(line);
+    return names;
+  }
+  return data::open_dataset(data::parse_dataset_spec(spec), data::Split::Test)->class_names();
+}
+
+void print_json(const nlohmann::json& j) { std::cout << j.dump(2) << std::endl; }
+
+}  // namespace vitopt::cli

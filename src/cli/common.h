@@ -1,0 +1,58 @@
+// Flags and helpers shared by the `vitopt` commands: thread/seed/device/output flags, model
+// config from preset/file/overrides, dataset opening, JSON printing. No command logic here.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "data/dataset.h"
+#include "model/model_file.h"
+#include "model/vit_config.h"
+
+namespace vitopt::cli {
+
+struct CommonFlags {
+  int threads = 0;        // 0: all cores
+  bool quiet = false;
+  bool json = false;
+  uint64_t seed = 0;
+  std::string device = "cpu";
+};
+
+void add_threads_flag(CLI::App* cmd, CommonFlags& f);
+void add_output_flags(CLI::App* cmd, CommonFlags& f);  // --quiet, --json
+void add_seed_flag(CLI::App* cmd, CommonFlags& f);
+void add_device_flag(CLI::App* cmd, CommonFlags& f);
+
+// --preset / --config / per-field overrides for building a fresh model config.
+struct ConfigFlags {
+  std::string preset;
+  std::string config_file;
+  std::optional<int> image_size, channels, patch, dim, depth, heads, mlp, classes;
+  bool distill_token = false;
+};
+void add_config_flags(CLI::App* cmd, ConfigFlags& f);
+model::ViTConfig build_config(const ConfigFlags& f, const std::string& default_preset);
+
+// --heads / --mean / --std hints for files without vitopt metadata (timm imports).
+struct ImportFlags {
+  std::optional<int> heads;
+  std::vector<float> mean, std;
+};
+void add_import_flags(CLI::App* cmd, ImportFlags& f);
+model::ImportHints import_hints(const ImportFlags& f);
+
+// Opens `--data` for a split, limited to `limit` images (0: all). For "synthetic" data the
+// images take the model's shape.
+std::shared_ptr<data::Dataset> open_data(const std::string& spec, data::Split split, size_t limit,
+                                         const model::ViTConfig* shape_from, uint64_t seed);
+
+// Class names from a text file (one per line) or a dataset spec.
+std::vector<std::string> class_names_from(const std::string& spec);
+
+void print_json(const nlohmann::json& j);
+
+}  // namespace vitopt::cli

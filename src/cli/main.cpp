@@ -1,0 +1,38 @@
+// vitopt entry point: sets up the thread environment, registers the sub-commands, and turns
+// errors into one-line messages with exit code 2 (bad input) or 1 (internal failure).
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include <c10/util/Exception.h>
+
+#include "cli/commands.h"
+#include "core/error.h"
+#include "core/threads.h"
+
+int main(int argc, char** argv) {
+  vitopt::core::ensure_thread_environment(argc, argv);
+  CLI::App app{"vitopt: make Vision Transformers smaller and faster (train, compress, measure)"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "vitopt 0.1.0");
+  vitopt::cli::register_init(app);
+  vitopt::cli::register_info(app);
+  vitopt::cli::register_train(app);
+  vitopt::cli::register_eval(app);
+  vitopt::cli::register_infer(app);
+  vitopt::cli::register_pipeline(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const vitopt::core::Error& e) {
+    fmt::print(stderr, "vitopt: error: {}\n", e.what());
+    return e.exit_code();
+  } catch (const c10::Error& e) {
+    fmt::print(stderr, "vitopt: internal error (LibTorch): {}\n", e.what_without_backtrace());
+    return 1;
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "vitopt: internal error: {}\n", e.what());
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,273 @@
+// The ViT modules (timm's VisionTransformer numerics and tensor names) and their initialization.
+// Loading/saving weights lives in model_file.cpp; config validation in vit_config.cpp.
+// Legend: B batch, N tokens, C embed dim, H heads, D head dim, M MLP width, P patch, K classes.
+#include "model/vit.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <fmt/ranges.h>
+
+#include <cmath>
+
+#include "core/error.h"
+
+namespace vitopt::model {
+namespace {
+
+// A gate for block b from a (possibly shorter or partly undefined) vector, or undefined.
+const torch::Tensor* gate_at(const std::vector<torch::Tensor>& gates, int b) {
+  if (b < static_cast<int>(gates.size()) && gates[b].defined()) return &gates[b];
+  return nullptr;
+}
+
+// timm's trunc_normal_(std) truncated at two standard deviations, drawn on the CPU from `gen`
+// (deterministic and independent of the global RNG), then copied to t's device.
+void trunc_normal(torch::Tensor& t, double stddev, at::Generator& gen) {
+  auto cpu = torch::empty(t.sizes(), torch::TensorOptions().dtype(torch::kFloat));
+  cpu.normal_(0.0, stddev, gen).clamp_(-2 * stddev, 2 * stddev);
+  t.copy_(cpu);
+}
+
+}  // namespace
+
+// ---- Linear -------------------------------------------------------------------------------------
+
+LinearImpl::LinearImpl(int64_t in, int64_t out, bool with_bias, int64_t r)
+    : in_features(in), out_features(out), rank(r) {
+  if (rank > 0) {
+    weight_u = register_parameter("weight_u", torch::empty({out, rank}));  // (out, r)
+    weight_v = register_parameter("weight_v", torch::empty({rank, in}));   // (r, in)
+  } else {
+    weight = register_parameter("weight", torch::empty({out, in}));  // (out, in)
+  }
+  if (with_bias) bias = register_parameter("bias", torch::zeros({out}));  // (out)
+}
+
+torch::Tensor LinearImpl::effective_weight() const {
+  torch::Tensor w = rank > 0 ? weight_u.mm(weight_v) : weight;  // (out, in)
+  if (mask.defined()) w = w * mask;
+  if (weight_transform) w = weight_transform(w);
+  return w;
+}
+
+torch::Tensor LinearImpl::forward(const torch::Tensor& x) {
+  const torch::Tensor& in = input_transform ? input_transform(x) : x;  // (..., in)
+  if (rank > 0 && !mask.defined() && !weight_transform) {
+    // Two thin matmuls: (..., in) -> (..., r) -> (..., out).
+    return torch::linear(torch::linear(in, weight_v), weight_u, bias);
+  }
+  return torch::linear(in, effective_weight(), bias);  // (..., out)
+}
+
+void LinearImpl::set_mask(const torch::Tensor& mask01) {
+  const auto ref = rank > 0 ? weight_u : weight;
+  if (mask01.dim() != 2 || mask01.size(0) != out_features || mask01.size(1) != in_features) {
+    core::throw_internal("Linear::set_mask: expected mask shape [{}, {}], got [{}]", out_features,
+                         in_features, fmt::join(mask01.sizes(), ", "));
+  }
+  auto m = mask01.to(ref.options()).detach();
+  if (mask.defined()) {
+    torch::NoGradGuard no_grad;
+    mask.copy_(m);
+  } else {
+    mask = register_buffer("mask", m.clone());
+  }
+  if (rank == 0) {
+    torch::NoGradGuard no_grad;
+    weight.mul_(mask);
+  }
+}
+
+// ---- Attention ----------------------------------------------------------------------------------
+
+AttentionImpl::AttentionImpl(int64_t dim, int64_t h, int64_t d, bool qkv_bias, int64_t qkv_rank,
+                             int64_t proj_rank)
+    : heads(h), head_dim(d) {
+  qkv = register_module("qkv", Linear(dim, 3 * h * d, qkv_bias, qkv_rank));
+  proj = register_module("proj", Linear(h * d, dim, true, proj_rank));
+}
+
+torch::Tensor AttentionImpl::forward(const torch::Tensor& x, Trace* trace, int block) {
+  const int64_t B = x.size(0), N = x.size(1);
+  // (B, N, 3*H*D) -> (B, N, 3, H, D) -> (3, B, H, N, D), exactly timm's layout.
+  auto qkv_out = qkv->forward(x).reshape({B, N, 3, heads, head_dim}).permute({2, 0, 3, 1, 4});
+  auto q = qkv_out[0], k = qkv_out[1], v = qkv_out[2];  // (B, H, N, D)
+  q = q * std::pow(static_cast<double>(head_dim), -0.5);
+  auto attn = torch::matmul(q, k.transpose(-2, -1)).softmax(-1);  // (B, H, N, N)
+  auto ctx = torch::matmul(attn, v).transpose(1, 2);              // (B, N, H, D)
+  if (trace != nullptr) {
+    if (trace->record_attn) trace->attn_probs[block] = attn;
+    if (const auto* g = gate_at(trace->head_gates, block)) ctx = ctx * g->view({1, 1, -1, 1});
+    if (trace->record_heads) trace->head_out[block] = ctx;
+  }
+  return proj->forward(ctx.reshape({B, N, heads * head_dim}));  // (B, N, C)
+}
+
+// ---- Mlp ----------------------------------------------------------------------------------------
+
+MlpImpl::MlpImpl(int64_t dim, int64_t hidden, int64_t fc1_rank, int64_t fc2_rank) {
+  fc1 = register_module("fc1", Linear(dim, hidden, true, fc1_rank));
+  fc2 = register_module("fc2", Linear(hidden, dim, true, fc2_rank));
+}
+
+torch::Tensor MlpImpl::forward(const torch::Tensor& x, Trace* trace, int block) {
+  auto h = torch::gelu(fc1->forward(x));  // (B, N, M), exact erf GELU like nn.GELU()
+  if (trace != nullptr) {
+    if (const auto* g = gate_at(trace->neuron_gates, block)) h = h * *g;
+    if (trace->record_mlp) trace->mlp_act[block] = h;
+  }
+  return fc2->forward(h);  // (B, N, C)
+}
+
+// ---- Block --------------------------------------------------------------------------------------
+
+BlockImpl::BlockImpl(const ViTConfig& c, int i) : index(i) {
+  const BlockConfig& bc = c.blocks.at(i);
+  shared_with = bc.shared_with;
+  if (shared_with >= 0) return;  // modules come from share_from(); nothing registered here
+  const auto ln = torch::nn::LayerNormOptions({c.embed_dim}).eps(c.ln_eps);
+  if (!bc.skip_attn) {
+    norm1 = register_module("norm1", torch::nn::LayerNorm(ln));
+    attn = register_module("attn", Attention(c.embed_dim, c.block_heads(i), c.head_dim, c.qkv_bias,
+                                             bc.qkv_rank, bc.proj_rank));
+  }
+  if (!bc.skip_mlp) {
+    norm2 = register_module("norm2", torch::nn::LayerNorm(ln));
+    mlp = register_module("mlp", Mlp(c.embed_dim, c.block_mlp(i), bc.fc1_rank, bc.fc2_rank));
+  }
+}
+
+void BlockImpl::share_from(const BlockImpl& other) {
+  norm1 = other.norm1;
+  attn = other.attn;
+  norm2 = other.norm2;
+  mlp = other.mlp;
+}
+
+torch::Tensor BlockImpl::forward(const torch::Tensor& input, Trace* trace) {
+  torch::Tensor x = input;  // (B, N, C)
+  if (attn) {
+    auto a = attn->forward(norm1->forward(x), trace, index);  // (B, N, C)
+    if (trace != nullptr) {
+      if (const auto* g = gate_at(trace->attn_gates, index)) a = a * *g;
+    }
+    x = x + a;
+  }
+  if (mlp) {
+    auto m = mlp->forward(norm2->forward(x), trace, index);  // (B, N, C)
+    if (trace != nullptr) {
+      if (const auto* g = gate_at(trace->mlp_gates, index)) m = m * *g;
+    }
+    x = x + m;
+  }
+  if (trace != nullptr && trace->record_hidden) trace->hidden[index + 1] = x;
+  return x;
+}
+
+// ---- ViT ----------------------------------------------------------------------------------------
+
+ViTImpl::ViTImpl(ViTConfig config) : config_(std::move(config)) {
+  config_.normalize(config_.name);
+  const ViTConfig& c = config_;
+  const int64_t C = c.embed_dim;
+
+  auto patch_embed = register_module("patch_embed", std::make_shared<torch::nn::Module>());
+  patch_embed_proj = patch_embed->register_module(
+      "proj", torch::nn::Conv2d(
+                  torch::nn::Conv2dOptions(c.in_channels, C, c.patch_size).stride(c.patch_size)));
+  cls_token = register_parameter("cls_token", torch::zeros({1, 1, C}));
+  if (c.distill_token) dist_token = register_parameter("dist_token", torch::zeros({1, 1, C}));
+  pos_embed = register_parameter("pos_embed", torch::zeros({1, c.num_tokens(), C}));
+
+  blocks = register_module("blocks", torch::nn::ModuleList());
+  for (int i = 0; i < c.depth; ++i) {
+    auto block = Block(c, i);
+    if (block->shared_with >= 0) block->share_from(*blocks[block->shared_with]->as<BlockImpl>());
+    blocks->push_back(block);
+  }
+  norm =
+      register_module("norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({C}).eps(c.ln_eps)));
+  head = register_module("head", Linear(C, c.num_classes));
+  if (c.distill_token) head_dist = register_module("head_dist", Linear(C, c.num_classes));
+  init_weights(0);
+}
+
+void ViTImpl::init_weights(uint64_t seed) {
+  torch::NoGradGuard no_grad;
+  at::Generator gen = at::detail::createCPUGenerator(seed);
+  const double sd = 0.02;
+  trunc_normal(pos_embed, sd, gen);
+  trunc_normal(cls_token, sd, gen);
+  if (dist_token.defined()) trunc_normal(dist_token, sd, gen);
+  for (auto& module : modules(/*include_self=*/false)) {
+    if (auto* lin = module->as<LinearImpl>()) {
+      if (lin->rank > 0) {
+        // Factors with std s give a product of std sqrt(r) * s^2: aim for timm's 0.02.
+        const double s = std::sqrt(sd / std::sqrt(static_cast<double>(lin->rank)));
+        trunc_normal(lin->weight_u, s, gen);
+        trunc_normal(lin->weight_v, s, gen);
+      } else {
+        trunc_normal(lin->weight, sd, gen);
+        if (lin->mask.defined()) lin->weight.mul_(lin->mask);
+      }
+      if (lin->bias.defined()) lin->bias.zero_();
+    } else if (auto* ln = module->as<torch::nn::LayerNormImpl>()) {
+      ln->weight.fill_(1.0);
+      ln->bias.zero_();
+    } else if (auto* conv = module->as<torch::nn::Conv2dImpl>()) {
+      trunc_normal(conv->weight, sd, gen);  // like a Linear on the flattened (C, in*P*P) weight
+      conv->bias.zero_();
+    }
+  }
+}
+
+torch::Tensor ViTImpl::forward_features(const torch::Tensor& x, Trace* trace) {
+  const ViTConfig& c = config_;
+  if (x.dim() != 4 || x.size(1) != c.in_channels || x.size(2) != c.image_size ||
+      x.size(3) != c.image_size) {
+    core::throw_input("ViT '{}': expected input of shape [B, {}, {}, {}], got [{}]", c.name,
+                      c.in_channels, c.image_size, c.image_size, fmt::join(x.sizes(), ", "));
+  }
+  const int64_t B = x.size(0);
+  if (trace != nullptr) {
+    auto reset = [](bool on, std::vector<torch::Tensor>& v, size_t n) {
+      if (on) v.assign(n, torch::Tensor());
+    };
+    reset(trace->record_attn, trace->attn_probs, c.depth);
+    reset(trace->record_hidden, trace->hidden, c.depth + 1);
+    reset(trace->record_heads, trace->head_out, c.depth);
+    reset(trace->record_mlp, trace->mlp_act, c.depth);
+  }
+  auto h = patch_embed_proj->forward(x).flatten(2).transpose(1, 2);  // (B, N - prefix, C)
+  std::vector<torch::Tensor> parts{cls_token.expand({B, -1, -1})};   // (B, 1, C)
+  if (c.distill_token) parts.push_back(dist_token.expand({B, -1, -1}));
+  parts.push_back(h);
+  h = torch::cat(parts, 1) + pos_embed;  // (B, N, C)
+  if (trace != nullptr && trace->record_hidden) trace->hidden[0] = h;
+  for (int i = 0; i < c.depth; ++i) h = blocks[i]->as<BlockImpl>()->forward(h, trace);
+  h = norm->forward(h);  // (B, N, C)
+  if (trace != nullptr && trace->record_features) trace->features = h;
+  return h;
+}
+
+std::pair<torch::Tensor, torch::Tensor> ViTImpl::forward_heads(const torch::Tensor& x,
+                                                               Trace* trace) {
+  const auto feats = forward_features(x, trace);  // (B, N, C)
+  torch::Tensor pooled;                           // (B, C)
+  if (config_.pool == "avg") {
+    pooled = feats.slice(1, config_.num_prefix_tokens()).mean(1);
+  } else {
+    pooled = feats.select(1, 0);
+  }
+  auto logits = head->forward(pooled);  // (B, K)
+  torch::Tensor dist_logits;
+  if (config_.distill_token) dist_logits = head_dist->forward(feats.select(1, 1));  // (B, K)
+  return {logits, dist_logits};
+}
+
+torch::Tensor ViTImpl::forward(const torch::Tensor& x, Trace* trace) {
+  auto [logits, dist_logits] = forward_heads(x, trace);
+  if (dist_logits.defined()) return (logits + dist_logits) / 2;  // DeiT: average of both heads
+  return logits;
+}
+
+}  // namespace vitopt::model

@@ -1,0 +1,72 @@
+#include "train/checkpoint.h"
+
+#include "core/error.h"
+#include "core/json_util.h"
+#include "io/safetensors.h"
+#include "model/model_file.h"
+
+namespace vitopt::train {
+
+namespace {
+constexpr const char* kStateKey = "vitopt.trainer_state";
+
+void add_f32(io::SafeTensorsWriter& w, const std::string& name, const torch::Tensor& t) {
+  auto c = t.detach().to(torch::kCPU, torch::kFloat32).contiguous();
+  w.add(name, io::DType::F32, c.sizes().vec(), c.data_ptr<float>(),
+        static_cast<size_t>(c.numel()) * sizeof(float));
+}
+}  // namespace
+
+void save_checkpoint(const std::filesystem::path& path, model::ViT& model, const AdamW& optimizer,
+                     const TrainerState& state) {
+  io::SafeTensorsWriter w;
+  model::add_model_tensors(model, w, "model.");
+  for (const auto& [name, t] : optimizer.state()) add_f32(w, "optim." + name, t);
+  nlohmann::json s = {{"epoch", state.epoch},           {"batch", state.batch},
+                      {"global_step", state.global_step}, {"best_top1", state.best_top1},
+                      {"best_epoch", state.best_epoch},   {"history", state.history},
+                      {"fingerprint", state.fingerprint}, {"optimizer_step", optimizer.step_count()}};
+  w.set_metadata(kStateKey, s.dump());
+  w.set_metadata(model::kConfigKey, model->config().to_json().dump());
+  w.set_metadata(model::kFormatVersionKey, std::to_string(model::kFormatVersion));
+  w.write(path);
+}
+
+TrainerState load_checkpoint(const std::filesystem::path& path, model::ViT& model,
+                             AdamW& optimizer, const nlohmann::json& expected_fingerprint) {
+  const auto file = io::SafeTensorsFile::load(path);
+  const std::string source = path.string();
+  const std::string* raw = file.metadata_value(kStateKey);
+  if (raw == nullptr)
+    core::throw_input("{}: not a vitopt training checkpoint (no '{}' metadata)", source, kStateKey);
+  const auto s = core::json_parse(*raw, source + " " + kStateKey);
+  TrainerState state;
+  state.epoch = core::json_get<int>(s, "epoch", source);
+  state.batch = core::json_get<int64_t>(s, "batch", source);
+  state.global_step = core::json_get<int64_t>(s, "global_step", source);
+  state.best_top1 = core::json_get<double>(s, "best_top1", source);
+  state.best_epoch = core::json_get<int>(s, "best_epoch", source);
+  state.history = s.value("history", nlohmann::json::array());
+  state.fingerprint = s.value("fingerprint", nlohmann::json::object());
+  for (const auto& [key, value] : expected_fingerprint.items()) {
+    if (!state.fingerprint.contains(key) || state.fingerprint[key] != value)
+      core::throw_input(
+          "{}: cannot resume: option '{}' was {} when the checkpoint was made, now {}; use the "
+          "same options or start a new run folder",
+          source, key, state.fingerprint.contains(key) ? state.fingerprint[key].dump() : "unset",
+          value.dump());
+  }
+  model::load_model_tensors(model, file, "model.");
+  std::map<std::string, torch::Tensor> optim_state;
+  for (const auto& name : file.names()) {
+    if (name.rfind("optim.", 0) != 0) continue;
+    const auto& info = file.info(name);
+    auto values = file.read_f32(name);
+    optim_state[name.substr(6)] =
+        torch::from_blob(values.data(), info.shape, torch::kFloat32).clone();
+  }
+  optimizer.load_state(optim_state, core::json_get<int64_t>(s, "optimizer_step", source), source);
+  return state;
+}
+
+}  // namespace vitopt::train

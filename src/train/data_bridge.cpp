@@ -1,0 +1,52 @@
+#include "train/data_bridge.h"
+
+#include "core/error.h"
+
+namespace vitopt::train {
+
+data::TransformOptions eval_transform(const model::ViTConfig& config) {
+  data::TransformOptions t;
+  t.size = config.image_size;
+  t.channels = config.in_channels;
+  t.mean = config.preprocess.mean;
+  t.std = config.preprocess.std;
+  t.crop_pct = config.preprocess.crop_pct;
+  t.train = false;
+  return t;
+}
+
+data::TransformOptions train_transform(const model::ViTConfig& config, int crop_padding,
+                                       bool hflip) {
+  data::TransformOptions t = eval_transform(config);
+  t.train = true;
+  t.crop_pct = 1.0f;
+  t.random_crop_padding = crop_padding;
+  t.horizontal_flip = hflip;
+  return t;
+}
+
+torch::Tensor batch_images(data::Batch& batch, const torch::Device& device) {
+  auto t = torch::from_blob(batch.images.data(),
+                            {batch.size, batch.channels, batch.height, batch.width},
+                            torch::kFloat32);
+  return device.is_cpu() ? t : t.to(device);
+}
+
+torch::Tensor batch_labels(data::Batch& batch, const torch::Device& device) {
+  auto t = torch::from_blob(batch.labels.data(), {batch.size}, torch::kInt64);
+  return device.is_cpu() ? t : t.to(device);
+}
+
+void check_dataset_fits(const data::Dataset& dataset, const model::ViTConfig& config) {
+  if (dataset.num_classes() > config.num_classes)
+    core::throw_input(
+        "{} has {} classes but the model's head has {} outputs (num_classes); use a model with "
+        "num_classes >= {}",
+        dataset.description(), dataset.num_classes(), config.num_classes, dataset.num_classes());
+  const int c = dataset.channels();
+  if (!(c == config.in_channels || c == 1 || c == 3))
+    core::throw_input("{} has {}-channel images; the model expects {} channels",
+                      dataset.description(), c, config.in_channels);
+}
+
+}  // namespace vitopt::train

@@ -1,0 +1,27 @@
+// The seam between the LibTorch-free data layer and LibTorch: transform options that match a
+// model's expected input, and Batch -> tensors.
+#pragma once
+
+#include <torch/torch.h>
+
+#include "data/loader.h"
+#include "model/vit_config.h"
+
+namespace vitopt::train {
+
+// Eval-time transform for `config`: its image size/channels and preprocess mean/std/crop_pct.
+data::TransformOptions eval_transform(const model::ViTConfig& config);
+// Train-time transform: eval_transform + augmentation (crop padding in pixels, optional flip).
+data::TransformOptions train_transform(const model::ViTConfig& config, int crop_padding,
+                                       bool hflip);
+
+// Views the batch's buffers as tensors (no copy on CPU) and moves them to `device`.
+// images (B, C, H, W) float32, labels (B) int64. The batch must outlive the CPU tensors.
+torch::Tensor batch_images(data::Batch& batch, const torch::Device& device);
+torch::Tensor batch_labels(data::Batch& batch, const torch::Device& device);
+
+// Checks that a dataset can feed a model (channels convertible, classes within the head);
+// throws InputError naming both otherwise.
+void check_dataset_fits(const data::Dataset& dataset, const model::ViTConfig& config);
+
+}  // namespace vitopt::train

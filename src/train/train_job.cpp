@@ -1,0 +1,60 @@
+#include "train/train_job.h"
+
+#include <fmt/format.h>
+
+#include "core/error.h"
+#include "data/dataset.h"
+#include "io/safetensors.h"
+
+namespace vitopt::train {
+
+namespace {
+
+std::shared_ptr<data::Dataset> open_split(const TrainJob& job, const model::ViTConfig& config,
+                                          data::Split split, size_t limit) {
+  auto spec = data::parse_dataset_spec(job.data);
+  if (spec.kind == "synthetic" && job.data == "synthetic") {
+    spec.synthetic_size = config.image_size;
+    spec.synthetic_channels = config.in_channels;
+    spec.synthetic_classes = config.num_classes;
+  }
+  if (spec.kind == "synthetic") spec.seed = job.options.seed + (split == data::Split::Test ? 1 : 0);
+  auto ds = data::open_dataset(spec, split);
+  return limit > 0 ? data::limit_dataset(ds, limit) : ds;
+}
+
+}  // namespace
+
+TrainResult run_train_job(const TrainJob& job) {
+  const auto ckpt = job.options.out_dir / "checkpoint.safetensors";
+  std::optional<model::ViT> vit;
+  if (job.options.resume) {
+    if (!std::filesystem::exists(ckpt))
+      core::throw_input("--resume: no checkpoint at {} (run without --resume to start fresh)",
+                        ckpt.string());
+    // The checkpoint knows its own config; weights are restored by the trainer.
+    vit.emplace(model::config_from_file(io::SafeTensorsFile::load(ckpt)));
+  } else if (!job.init_model.empty()) {
+    vit.emplace(model::load_model(job.init_model, job.hints));
+  } else {
+    vit.emplace(job.config);
+    (*vit)->init_weights(job.options.seed);
+  }
+  const auto& config = (*vit)->config();
+  auto train_set = open_split(job, config, data::Split::Train, job.limit);
+  std::shared_ptr<data::Dataset> val_set;
+  if (job.validate) val_set = open_split(job, config, data::Split::Test, job.val_limit);
+  if (!job.options.quiet)
+    fmt::print(stderr, "training {} ({} params) on {}{}\n", config.name, model::count_params(config),
+               train_set->description(), val_set ? ", validating on " + val_set->description() : "");
+  return train_model(*vit, train_set, val_set, job.options);
+}
+
+nlohmann::json train_result_json(const TrainResult& r) {
+  return {{"completed", r.completed},        {"best_top1", r.best_top1},
+          {"best_epoch", r.best_epoch},      {"final_top1", r.final_top1},
+          {"best_model", r.best_model.string()}, {"final_model", r.final_model.string()},
+          {"history", r.history}};
+}
+
+}  // namespace vitopt::train

@@ -1,0 +1,224 @@
+#include "train/trainer.h"
+
+#include <fmt/format.h>
+
+#include <cmath>
+
+#include "core/error.h"
+#include "core/file_util.h"
+#include "core/progress.h"
+#include "model/model_file.h"
+#include "train/adamw.h"
+#include "train/checkpoint.h"
+#include "train/data_bridge.h"
+#include "train/evaluate.h"
+#include "train/torch_env.h"
+
+namespace vitopt::train {
+
+namespace {
+
+namespace F = torch::nn::functional;
+
+void validate_options(const TrainOptions& o) {
+  if (o.epochs < 1) core::throw_input("--epochs: expected >= 1, got {}", o.epochs);
+  if (o.batch_size < 1) core::throw_input("--batch-size: expected >= 1, got {}", o.batch_size);
+  if (!(o.lr > 0) || !std::isfinite(o.lr)) core::throw_input("--lr: expected > 0, got {}", o.lr);
+  if (o.weight_decay < 0) core::throw_input("--wd: expected >= 0, got {}", o.weight_decay);
+  if (o.label_smoothing < 0 || o.label_smoothing >= 1)
+    core::throw_input("--label-smoothing: expected in [0, 1), got {}", o.label_smoothing);
+  if (o.grad_clip < 0) core::throw_input("--clip: expected >= 0, got {}", o.grad_clip);
+  if (o.warmup_epochs < 0) core::throw_input("--warmup-epochs: expected >= 0, got {}", o.warmup_epochs);
+  if (o.out_dir.empty()) core::throw_internal("train_model: out_dir not set");
+}
+
+// Options that must be identical for a resumed run to continue the same trajectory.
+nlohmann::json fingerprint(const TrainOptions& o, const model::ViTConfig& c, size_t train_size) {
+  return {{"epochs", o.epochs},           {"batch_size", o.batch_size},
+          {"lr", o.lr},                   {"min_lr", o.min_lr},
+          {"weight_decay", o.weight_decay}, {"warmup_epochs", o.warmup_epochs},
+          {"label_smoothing", o.label_smoothing}, {"grad_clip", o.grad_clip},
+          {"crop_padding", o.crop_padding}, {"hflip", o.hflip},
+          {"seed", o.seed},               {"train_size", train_size},
+          {"model", c.to_json()}};
+}
+
+void write_metrics_log(const std::filesystem::path& path, const nlohmann::json& history) {
+  std::string text;
+  for (const auto& rec : history) text += rec.dump() + "\n";
+  core::write_file_atomic(path, text);
+}
+
+}  // namespace
+
+TrainResult train_model(model::ViT& model, std::shared_ptr<const data::Dataset> train_set,
+                        std::shared_ptr<const data::Dataset> val_set, const TrainOptions& options) {
+  validate_options(options);
+  const auto& config = model->config();
+  check_dataset_fits(*train_set, config);
+  const torch::Device device = parse_device(options.device);
+  model->to(device);
+  std::filesystem::create_directories(options.out_dir);
+  const auto ckpt_path = options.out_dir / "checkpoint.safetensors";
+  const auto best_path = options.out_dir / "best.safetensors";
+  const auto final_path = options.out_dir / "model.safetensors";
+  const auto metrics_path = options.out_dir / "metrics.jsonl";
+
+  data::LoaderOptions lopts;
+  lopts.batch_size = options.batch_size;
+  lopts.shuffle = true;
+  lopts.drop_last = true;  // equal-sized steps keep the schedule and BatchNorm-free stats simple
+  lopts.seed = options.seed;
+  lopts.workers = options.workers;
+  lopts.transform = train_transform(config, options.crop_padding, options.hflip);
+  data::DataLoader train_loader(train_set, lopts);
+  const int64_t steps_per_epoch = train_loader.batches_per_epoch();
+  if (steps_per_epoch < 1)
+    core::throw_input("{}: {} images is less than one batch of {}", train_set->description(),
+                      train_set->size(), options.batch_size);
+
+  std::unique_ptr<data::DataLoader> val_loader;
+  if (val_set) {
+    data::LoaderOptions vopts;
+    vopts.batch_size = options.eval_batch_size;
+    vopts.workers = options.workers;
+    vopts.transform = eval_transform(config);
+    val_loader = std::make_unique<data::DataLoader>(val_set, vopts);
+  }
+
+  AdamWOptions aopts;
+  aopts.lr = options.lr;
+  aopts.weight_decay = options.weight_decay;
+  AdamW optimizer(model->named_parameters(/*recurse=*/true).pairs(), aopts);
+  std::vector<torch::Tensor> params = model->parameters();
+
+  const auto fp = fingerprint(options, config, train_set->size());
+  TrainerState state;
+  state.fingerprint = fp;
+  if (options.resume) {
+    if (!std::filesystem::exists(ckpt_path))
+      core::throw_input("--resume: no checkpoint at {} (run without --resume to start fresh)",
+                        ckpt_path.string());
+    state = load_checkpoint(ckpt_path, model, optimizer, fp);
+    if (!options.quiet)
+      fmt::print(stderr, "resuming from {}: epoch {}, batch {}, step {}\n", ckpt_path.string(),
+                 state.epoch + 1, state.batch, state.global_step);
+  }
+  core::write_file_atomic(options.out_dir / "train_config.json", fp.dump(2) + "\n");
+
+  const int64_t total_steps = steps_per_epoch * options.epochs;
+  const auto warmup_steps =
+      static_cast<int64_t>(std::llround(options.warmup_epochs * static_cast<double>(steps_per_epoch)));
+  const auto ce_opts = F::CrossEntropyFuncOptions().label_smoothing(options.label_smoothing);
+  TrainResult result;
+  int64_t steps_this_run = 0;
+  // Saved with every model so `vitopt infer` can print class names.
+  const std::map<std::string, std::string> names_meta = {
+      {model::kClassNamesKey, nlohmann::json(train_set->class_names()).dump()}};
+
+  for (int epoch = state.epoch; epoch < options.epochs; ++epoch) {
+    model->train();
+    train_loader.start_epoch(epoch);
+    core::ProgressOptions popts;
+    popts.quiet = options.quiet;
+    core::Progress progress(fmt::format("epoch {}/{}", epoch + 1, options.epochs),
+                            steps_per_epoch, popts);
+    core::Stopwatch clock;
+    // Running sums for this epoch; restored partially on mid-epoch resume (only what we have).
+    double loss_sum = 0;
+    int64_t correct = 0, seen = 0;
+    data::Batch batch;
+    int64_t b = 0;
+    for (; b < state.batch; ++b)  // mid-epoch resume: skip batches already trained on
+      if (!train_loader.next(batch)) break;
+    while (train_loader.next(batch)) {
+      const double lr =
+          warmup_cosine_lr(state.global_step, warmup_steps, total_steps, options.lr, options.min_lr);
+      optimizer.set_lr(lr);
+      auto x = batch_images(batch, device);
+      auto y = batch_labels(batch, device);
+      auto logits = model->forward(x);  // (B, classes)
+      auto loss = F::cross_entropy(logits, y, ce_opts);
+      const double loss_value = loss.item<double>();
+      if (!std::isfinite(loss_value))
+        core::throw_input(
+            "training diverged: loss is {} at epoch {} step {} (lr {:.3g}); the last good "
+            "checkpoint is kept at {}; lower --lr or raise --clip and --resume",
+            loss_value, epoch + 1, b + 1, lr, ckpt_path.string());
+      optimizer.zero_grad();
+      loss.backward();
+      if (options.grad_clip > 0) torch::nn::utils::clip_grad_norm_(params, options.grad_clip);
+      optimizer.step();
+      ++state.global_step;
+      ++b;
+      ++steps_this_run;
+      loss_sum += loss_value * static_cast<double>(batch.size);
+      correct += logits.argmax(1).eq(y).sum().item<int64_t>();
+      seen += batch.size;
+      progress.update(b, seen,
+                      fmt::format("loss {:.4f} acc {:.2f}% lr {:.2e}", loss_sum / static_cast<double>(seen),
+                                  100.0 * static_cast<double>(correct) / static_cast<double>(seen), lr));
+      const bool stop_now = options.stop_after_steps > 0 && steps_this_run >= options.stop_after_steps;
+      if ((options.checkpoint_every_steps > 0 && b % options.checkpoint_every_steps == 0) || stop_now) {
+        state.epoch = epoch;
+        state.batch = b;
+        save_checkpoint(ckpt_path, model, optimizer, state);
+      }
+      if (stop_now) {
+        progress.finish("stopped early (checkpoint saved)");
+        result.history = state.history;
+        result.best_top1 = state.best_top1;
+        result.best_epoch = state.best_epoch;
+        return result;
+      }
+    }
+    const double train_seconds = clock.seconds();
+    nlohmann::json rec = {{"epoch", epoch + 1},
+                          {"train_loss", seen ? loss_sum / static_cast<double>(seen) : 0.0},
+                          {"train_top1", seen ? static_cast<double>(correct) / static_cast<double>(seen) : 0.0},
+                          {"lr", optimizer.options().lr},
+                          {"train_seconds", train_seconds},
+                          {"train_images_per_s", static_cast<double>(seen) / std::max(train_seconds, 1e-9)},
+                          {"step", state.global_step}};
+    progress.finish(fmt::format("train loss {:.4f} acc {:.2f}% ({:.0f} img/s)",
+                                rec["train_loss"].get<double>(), 100 * rec["train_top1"].get<double>(),
+                                rec["train_images_per_s"].get<double>()));
+    double top1 = rec["train_top1"].get<double>();
+    if (val_loader) {
+      EvalOptions eopts;
+      eopts.device = device;
+      eopts.quiet = options.quiet;
+      eopts.label = "  validate";
+      const auto ev = evaluate(model, *val_loader, eopts);
+      rec["val_top1"] = ev.top1;
+      rec["val_top5"] = ev.top5;
+      rec["val_loss"] = ev.loss;
+      top1 = ev.top1;
+    }
+    state.history.push_back(rec);
+    if (top1 > state.best_top1) {
+      state.best_top1 = top1;
+      state.best_epoch = epoch + 1;
+      auto meta = names_meta;
+      meta["vitopt.train_epoch"] = std::to_string(epoch + 1);
+      model::save_model(model, best_path, meta);
+    }
+    state.epoch = epoch + 1;
+    state.batch = 0;
+    save_checkpoint(ckpt_path, model, optimizer, state);
+    write_metrics_log(metrics_path, state.history);
+    if (options.on_epoch) options.on_epoch(epoch, rec);
+  }
+  model::save_model(model, final_path, names_meta);
+  result.history = state.history;
+  result.best_top1 = state.best_top1;
+  result.best_epoch = state.best_epoch;
+  result.final_top1 = state.history.empty() ? 0.0
+                      : state.history.back().value("val_top1", state.history.back()["train_top1"].get<double>());
+  result.completed = true;
+  result.best_model = best_path;
+  result.final_model = final_path;
+  return result;
+}
+
+}  // namespace vitopt::train

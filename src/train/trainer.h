@@ -1,0 +1,54 @@
+// The training loop: AdamW + warm-up/cosine schedule, label smoothing, gradient clipping,
+// augmentation, per-epoch validation, atomic checkpoints (every epoch and every N steps) with
+// exact resume, best-model tracking, metrics log, NaN/inf guard, and progress output.
+#pragma once
+
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <nlohmann/json.hpp>
+
+#include "data/dataset.h"
+#include "model/vit.h"
+
+namespace vitopt::train {
+
+struct TrainOptions {
+  int epochs = 10;
+  int64_t batch_size = 128;
+  double lr = 1e-3;                // peak learning rate after warm-up
+  double min_lr = 1e-5;            // cosine floor
+  double weight_decay = 0.05;      // AdamW decoupled decay (not on norms/biases/tokens/pos)
+  double warmup_epochs = 1.0;      // may be fractional
+  double label_smoothing = 0.1;
+  double grad_clip = 1.0;          // max global L2 norm; 0 disables
+  int crop_padding = 2;            // random crop after zero padding (pixels); 0 disables
+  bool hflip = false;              // random horizontal flip (off for digits/clothes by default)
+  uint64_t seed = 0;
+  int workers = 2;                 // data loader threads
+  int64_t eval_batch_size = 256;
+  int64_t checkpoint_every_steps = 0;  // extra mid-epoch checkpoints (0: only at epoch ends)
+  int64_t stop_after_steps = 0;    // stop (as if interrupted) after this many steps in this run
+  bool resume = false;             // continue from <out_dir>/checkpoint.safetensors
+  bool quiet = false;
+  std::filesystem::path out_dir;   // checkpoint.safetensors, best.safetensors, model.safetensors,
+                                   // metrics.jsonl, train_config.json
+  std::string device = "cpu";
+  // Optional hook after every epoch (epoch index, record) e.g. for tests or the pipeline.
+  std::function<void(int, const nlohmann::json&)> on_epoch;
+};
+
+struct TrainResult {
+  nlohmann::json history = nlohmann::json::array();  // per-epoch records
+  double best_top1 = 0;
+  int best_epoch = -1;
+  double final_top1 = 0;
+  bool completed = false;          // false if stopped early by stop_after_steps
+  std::filesystem::path best_model, final_model;
+};
+
+// Trains `model` in place. `val` may be null (no validation: best = last).
+TrainResult train_model(model::ViT& model, std::shared_ptr<const data::Dataset> train_set,
+                        std::shared_ptr<const data::Dataset> val_set, const TrainOptions& options);
+
+}  // namespace vitopt::train

@@ -1,0 +1,135 @@
+// ImageFolder and Tiny-ImageNet: generated PNG/JPEG trees read back with sorted classes, exact
+// PNG pixels, lazy decoding errors naming the file, and the val_annotations.txt layout.
+#include <gtest/gtest.h>
+
+#include "data/image_decode.h"
+#include "data/image_folder_dataset.h"
+#include "data_test_util.h"
+#include "test_util.h"
+
+namespace vitopt::data {
+namespace {
+
+using testing::expect_input_error;
+using testing::make_image;
+using testing::TempDir;
+using testing::write_bytes;
+
+Image pattern(int seed, int h = 6, int w = 5, int c = 3) {
+  return make_image(h, w, c, [&](int y, int x, int ch) { return seed * 40 + y * 9 + x * 3 + ch; });
+}
+
+void write_text(const std::filesystem::path& p, const std::string& text) {
+  write_bytes(p, std::vector<uint8_t>(text.begin(), text.end()));
+}
+
+TEST(ImageFolder, TrainValSplitsWithSortedClasses) {
+  TempDir dir;
+  // Written out of order: labels must follow sorted folder names (cat = 0, dog = 1).
+  write_png(dir / "train/dog/b.png", pattern(3));
+  write_png(dir / "train/dog/a.png", pattern(2));
+  write_png(dir / "train/cat/x.PNG", pattern(1));
+  write_png(dir / "val/dog/v.png", pattern(4));
+  const DatasetSpec spec = parse_dataset_spec(dir.path().string());
+  EXPECT_EQ(spec.kind, "imagefolder");
+  auto train = open_dataset(spec, Split::Train);
+  ASSERT_EQ(train->size(), 3u);
+  EXPECT_EQ(train->num_classes(), 2);
+  EXPECT_EQ(train->class_names(), (std::vector<std::string>{"cat", "dog"}));
+  EXPECT_EQ(train->channels(), 3);
+  EXPECT_EQ(train->native_size(), 0);
+  EXPECT_EQ(train->label(0), 0);
+  EXPECT_EQ(train->label(1), 1);
+  EXPECT_EQ(train->image(0).pixels, pattern(1).pixels);
+  EXPECT_EQ(train->image(1).pixels, pattern(2).pixels);  // a.png before b.png
+  EXPECT_EQ(train->image(2).pixels, pattern(3).pixels);
+  EXPECT_EQ(train->image(2).height, 6);
+  // The val split has only dog/, yet dog keeps label 1 from the train classes.
+  auto val = open_dataset(spec, Split::Test);
+  ASSERT_EQ(val->size(), 1u);
+  EXPECT_EQ(val->label(0), 1);
+  EXPECT_EQ(val->image(0).pixels, pattern(4).pixels);
+  EXPECT_FLOAT_EQ(val->default_mean().at(1), 0.456f);
+}
+
+TEST(ImageFolder, GreyFolderWithoutSplitsServesBoth) {
+  TempDir dir;
+  write_png(dir / "0/a.png", pattern(1, 4, 4, 1));
+  write_png(dir / "1/a.png", pattern(2, 4, 4, 1));
+  write_png(dir / "1/b.png", pattern(3, 4, 4, 3));  // RGB among grey: converted to grey
+  auto ds = open_image_folder(dir.path(), Split::Test);
+  ASSERT_EQ(ds->size(), 3u);
+  EXPECT_EQ(ds->channels(), 1);
+  EXPECT_NE(ds->description().find("both splits"), std::string::npos) << ds->description();
+  EXPECT_EQ(ds->image(1).pixels, pattern(2, 4, 4, 1).pixels);
+  EXPECT_EQ(ds->image(2).channels, 1);
+  EXPECT_EQ(open_image_folder(dir.path(), Split::Train)->size(), 3u);
+}
+
+TEST(ImageFolder, JpegDecodesCloseToOriginal) {
+  TempDir dir;
+  const Image flat = make_image(16, 16, 3, [](int, int, int c) { return 60 + c * 70; });
+  write_jpeg(dir / "k/a.jpg", flat, 95);
+  write_jpeg(dir / "k/b.jpeg", flat, 95);
+  auto ds = open_image_folder(dir.path(), Split::Train);
+  ASSERT_EQ(ds->size(), 2u);
+  const Image img = ds->image(1);
+  ASSERT_EQ(img.pixels.size(), flat.pixels.size());
+  for (size_t i = 0; i < img.pixels.size(); ++i)
+    ASSERT_NEAR(img.pixels[i], flat.pixels[i], 4) << "byte " << i;
+}
+
+TEST(ImageFolder, UndecodableFileErrorNamesFileAndSample) {
+  TempDir dir;
+  write_png(dir / "c/a.png", pattern(1));
+  write_text(dir / "c/b.png", "this is not a png");
+  auto ds = open_image_folder(dir.path(), Split::Train);
+  expect_input_error([&] { ds->image(1); }, {(dir / "c/b.png").string(), "sample 1"});
+}
+
+TEST(ImageFolder, MissingSplitAndStrayClassAreErrors) {
+  TempDir dir;
+  write_png(dir / "train/a/x.png", pattern(1));
+  expect_input_error([&] { open_image_folder(dir.path(), Split::Test); }, {"val/ or test/"});
+  write_png(dir / "test/zebra/x.png", pattern(1));
+  expect_input_error([&] { open_image_folder(dir.path(), Split::Test); }, {"zebra"});
+}
+
+TEST(TinyImageNet, TrainAndValAnnotations) {
+  TempDir dir;
+  write_text(dir / "wnids.txt", "n02\nn01\n");
+  write_text(dir / "words.txt", "n01\tgoldfish, Carassius auratus\nn02\tbullfrog\nn99\tother\n");
+  write_jpeg(dir / "train/n01/images/n01_0.JPEG", pattern(0, 64, 64, 3));
+  write_jpeg(dir / "train/n02/images/n02_0.JPEG", pattern(1, 64, 64, 3));
+  write_jpeg(dir / "train/n02/images/n02_1.JPEG", pattern(2, 64, 64, 1));  // a grey one
+  write_text(dir / "train/n02/n02_boxes.txt", "n02_0.JPEG\t0\t0\t10\t10\n");
+  write_jpeg(dir / "val/images/val_0.JPEG", pattern(3, 64, 64, 3));
+  write_jpeg(dir / "val/images/val_1.JPEG", pattern(4, 64, 64, 3));
+  write_text(dir / "val/val_annotations.txt",
+             "val_0.JPEG\tn02\t0\t0\t63\t63\nval_1.JPEG\tn01\t1\t2\t3\t4\n");
+  const DatasetSpec spec = parse_dataset_spec(dir.path().string());
+  EXPECT_EQ(spec.kind, "tiny-imagenet");
+  auto train = open_dataset(spec, Split::Train);
+  ASSERT_EQ(train->size(), 3u);
+  EXPECT_EQ(train->native_size(), 64);
+  EXPECT_EQ(train->channels(), 3);
+  EXPECT_EQ(train->class_names(),
+            (std::vector<std::string>{"goldfish, Carassius auratus", "bullfrog"}));
+  EXPECT_EQ(train->label(0), 0);
+  EXPECT_EQ(train->label(2), 1);
+  const Image grey = train->image(2);
+  EXPECT_EQ(grey.channels, 3);
+  EXPECT_EQ(grey.pixels[0], grey.pixels[1]);
+  auto val = open_dataset(spec, Split::Test);
+  ASSERT_EQ(val->size(), 2u);
+  EXPECT_EQ(val->label(0), 1);
+  EXPECT_EQ(val->label(1), 0);
+  EXPECT_EQ(val->image(1).height, 64);
+
+  write_text(dir / "val/val_annotations.txt", "val_0.JPEG\tn02\nval_1.JPEG\tn77\n");
+  expect_input_error([&] { open_tiny_imagenet(dir.path(), Split::Test); },
+                     {(dir / "val/val_annotations.txt").string(), "line 2"});
+}
+
+}  // namespace
+}  // namespace vitopt::data
