@@ -4,12 +4,22 @@
 // OMP_WAIT_POLICY only when it loads, so the fix has to happen before main: we re-exec once.
 #pragma once
 
+#include <string>
+
 namespace vitopt::core {
 
-// Call first thing in main(). If OMP_WAIT_POLICY is unset (and VITOPT_NO_REEXEC is not), sets
-// OMP_WAIT_POLICY=PASSIVE and re-executes /proc/self/exe with the same argv. Returns normally when
-// the environment is already right or the re-exec is impossible.
+// Call first thing in main(). Fixes what can only be fixed before the libraries load, then
+// re-executes /proc/self/exe with the same argv (once; VITOPT_NO_REEXEC stops it):
+//  - OMP_WAIT_POLICY=PASSIVE if unset (spinning OpenMP workers starve OpenBLAS's threads);
+//  - OPENBLAS_CORETYPE if unset and OpenBLAS picked kernels weaker than the CPU supports
+//    (Debian's 0.3.21 does not know Sapphire Rapids and falls back to SSE3 "Prescott": 5x slower).
+// Returns normally when the environment is already right or the re-exec is impossible.
 void ensure_thread_environment(int argc, char** argv);
+
+// OpenBLAS's kernel family in this process ("SkylakeX", "Haswell", ...), or "" if not OpenBLAS.
+std::string openblas_core();
+// The core type OpenBLAS should use on this CPU when its own choice is a weaker fallback, else "".
+std::string better_openblas_core();
 
 // Number of cores this process may run on (sched_getaffinity), at least 1.
 int available_cores();
@@ -18,7 +28,8 @@ int available_cores();
 // OpenMP's. LibTorch's intra-op count is set by the torch layer on top of this.
 void set_native_threads(int n);
 
-// Name of the BLAS library providing sgemm_ in this process (e.g. "libopenblas.so.0"), or "".
-const char* blas_library_name();
+// Resolved path of the library providing sgemm_ in this process (Debian's libblas.so.3 is an
+// alternatives symlink; this follows it, e.g. ".../openblas-pthread/libblas.so.3"), or "".
+std::string blas_library_name();
 
 }  // namespace vitopt::core

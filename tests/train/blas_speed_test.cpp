@@ -31,6 +31,11 @@ TEST(Blas, OpenBlasIsActive) {
       << "': OpenBLAS is not active (reference BLAS is ~3 GFLOP/s). Run scripts/install-deps.sh, "
          "which installs libopenblas0-pthread and selects it for libblas.so.3.";
   EXPECT_NE(lib.find("openblas"), std::string::npos) << "sgemm_ comes from '" << lib << "'";
+  // vitopt's start-up (ensure_thread_environment in the test main too) must have replaced a
+  // fallback kernel choice such as SSE3 "Prescott" on an AVX-512 CPU.
+  EXPECT_EQ(vitopt::core::better_openblas_core(), "")
+      << "OpenBLAS runs '" << vitopt::core::openblas_core() << "' kernels on a CPU that supports "
+      << vitopt::core::better_openblas_core();
 }
 
 }  // namespace

@@ -1,0 +1,109 @@
+// The `vitopt` binary as a user runs it: init -> info -> eval -> infer on toy models, exit codes,
+// and clear one-line errors for unknown flags, bad values and corrupt files.
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+#include <sys/wait.h>
+
+#include <array>
+#include <cstdio>
+#include <fstream>
+
+#include "core/file_util.h"
+#include "data/image_decode.h"
+#include "test_util.h"
+
+namespace {
+
+struct Run {
+  int code;
+  std::string out;  // stdout + stderr
+};
+
+Run vitopt_run(const std::string& args) {
+  const auto bin = vitopt::testing::build_dir() / "bin" / "vitopt";
+  const std::string cmd = bin.string() + " " + args + " 2>&1";
+  std::string out;
+  FILE* pipe = ::popen(cmd.c_str(), "r");
+  if (pipe == nullptr) return {-1, "popen failed"};
+  std::array<char, 4096> buf{};
+  while (size_t n = std::fread(buf.data(), 1, buf.size(), pipe)) out.append(buf.data(), n);
+  const int status = ::pclose(pipe);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
+
+nlohmann::json json_of(const Run& r) { return nlohmann::json::parse(r.out); }
+
+TEST(Cli, InitInfoEvalInferRoundTrip) {
+  vitopt::testing::TempDir tmp;
+  const auto model = (tmp / "m.safetensors").string();
+  auto r = vitopt_run("init --preset vit-tiny-test --seed 1 --out " + model + " --quiet");
+  ASSERT_EQ(r.code, 0) << r.out;
+
+  r = vitopt_run("info --model " + model + " --json");
+  ASSERT_EQ(r.code, 0) << r.out;
+  const auto info = json_of(r);
+  EXPECT_EQ(info["config"]["embed_dim"], 32);
+  EXPECT_GT(info["params"].get<int64_t>(), 1000);
+  EXPECT_EQ(info["macs"].get<int64_t>(), 340928);  // hand-computed in model tests
+  EXPECT_EQ(info["blocks"].size(), 2u);
+
+  r = vitopt_run("eval --model " + model + " --data synthetic --limit 40 --threads 1 --json");
+  ASSERT_EQ(r.code, 0) << r.out;
+  const auto ev = json_of(r);
+  EXPECT_EQ(ev["images"], 40);
+  EXPECT_GE(ev["top1"].get<double>(), 0.0);
+  EXPECT_LE(ev["top1"].get<double>(), ev["top5"].get<double>());
+
+  vitopt::data::Image img;
+  img.height = img.width = 28;
+  img.channels = 1;
+  img.pixels.assign(28 * 28, 200);
+  vitopt::data::write_png(tmp / "a.png", img);
+  r = vitopt_run("infer --model " + model + " --json " + (tmp / "a.png").string());
+  ASSERT_EQ(r.code, 0) << r.out;
+  const auto inf = json_of(r);
+  ASSERT_EQ(inf.size(), 1u);
+  ASSERT_EQ(inf[0]["top"].size(), 5u);
+  double prev = 1.0;
+  for (const auto& p : inf[0]["top"]) {  // sorted, valid probabilities
+    EXPECT_LE(p["probability"].get<double>(), prev);
+    prev = p["probability"].get<double>();
+  }
+}
+
+TEST(Cli, UnknownFlagIsRejected) {
+  const auto r = vitopt_run("train --no-such-flag");
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.out.find("no-such-flag"), std::string::npos) << r.out;
+}
+
+TEST(Cli, BadValuesAreRejected) {
+  vitopt::testing::TempDir tmp;
+  auto r = vitopt_run("init --preset nope --out " + (tmp / "x").string());
+  EXPECT_EQ(r.code, 2) << r.out;
+  EXPECT_NE(r.out.find("nope"), std::string::npos) << r.out;
+  r = vitopt_run("train --threads -2 --out " + (tmp / "y").string());
+  EXPECT_NE(r.code, 0);
+  r = vitopt_run("train --label-smoothing 3 --out " + (tmp / "y").string());
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.out.find("label-smoothing"), std::string::npos) << r.out;
+}
+
+TEST(Cli, CorruptModelFileGivesOneLineErrorNamingTheFile) {
+  vitopt::testing::TempDir tmp;
+  const auto bad = tmp / "broken.safetensors";
+  vitopt::core::write_file_atomic(bad, std::string("\x10\x00\x00\x00\x00\x00\x00\x00{\"a\":", 14));
+  const auto r = vitopt_run("info --model " + bad.string());
+  EXPECT_EQ(r.code, 2) << r.out;
+  EXPECT_NE(r.out.find("broken.safetensors"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("vitopt: error:"), std::string::npos) << r.out;
+}
+
+TEST(Cli, ResumeWithoutCheckpointIsAClearError) {
+  vitopt::testing::TempDir tmp;
+  const auto r = vitopt_run("train --resume --data synthetic --out " + (tmp / "none").string());
+  EXPECT_EQ(r.code, 2) << r.out;
+  EXPECT_NE(r.out.find("no checkpoint"), std::string::npos) << r.out;
+}
+
+}  // namespace
