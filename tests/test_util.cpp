@@ -21,12 +21,12 @@ TempDir::~TempDir() {
 
 std::filesystem::path source_dir() {
   const char* s = std::getenv("VITOPT_SOURCE_DIR");
-  return s ? std::filesystem::path(s) : std::filesystem::current_path();
+  return s ? std::filesystem::path(s) : std::filesystem::path(VITOPT_DEFAULT_SOURCE_DIR);
 }
 
 std::filesystem::path build_dir() {
   const char* s = std::getenv("VITOPT_BUILD_DIR");
-  return s ? std::filesystem::path(s) : std::filesystem::current_path();
+  return s ? std::filesystem::path(s) : std::filesystem::path(VITOPT_DEFAULT_BUILD_DIR);
 }
 
 }  // namespace vitopt::testing

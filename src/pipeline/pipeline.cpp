@@ -71,8 +71,7 @@ nlohmann::json run_pipeline(const Recipe& recipe, const PipelineOptions& options
   core::Stopwatch clock;
   const int threads = train::configure_threads(recipe.threads);
   std::filesystem::create_directories(recipe.out);
-  if (!recipe.source.empty())
-    core::write_file_atomic(recipe.out / "recipe.yaml", core::read_file_text(recipe.source));
+  core::write_file_atomic(recipe.out / "recipe.yaml", recipe.text);
 
   train::TrainJob job = recipe.train;
   job.options.out_dir = recipe.out / "train";

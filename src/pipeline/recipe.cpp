@@ -116,6 +116,7 @@ Recipe parse_recipe(const std::string& yaml_text, const std::string& source) {
   }
   Recipe r;
   r.source = source;
+  r.text = yaml_text;
   Section s(root, "", source);
   s.get("name", r.name);
   std::string out;

@@ -12,7 +12,8 @@ namespace vitopt::pipeline {
 
 struct Recipe {
   std::string name = "default";
-  std::filesystem::path source;        // the recipe file ("" for built-in defaults)
+  std::filesystem::path source;        // where the recipe came from (a file name, for messages)
+  std::string text;                    // the YAML as given, copied into the run folder
   std::filesystem::path out = "runs/default";  // run folder
   uint64_t seed = 0;
   int threads = 0;

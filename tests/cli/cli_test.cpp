@@ -72,7 +72,8 @@ TEST(Cli, InitInfoEvalInferRoundTrip) {
 }
 
 TEST(Cli, UnknownFlagIsRejected) {
-  const auto r = vitopt_run("train --no-such-flag");
+  vitopt::testing::TempDir tmp;
+  const auto r = vitopt_run("train --out " + (tmp / "o").string() + " --no-such-flag");
   EXPECT_NE(r.code, 0);
   EXPECT_NE(r.out.find("no-such-flag"), std::string::npos) << r.out;
 }
