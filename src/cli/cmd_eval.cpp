@@ -40,8 +40,9 @@ void register_eval(CLI::App& app) {
     const auto device = train::parse_device(f->common.device);
     vit->to(device);
     const auto& config = vit->config();
-    auto ds = open_data(f->data, f->split == "train" ? data::Split::Train : data::Split::Test,
-                        f->limit, &config, f->common.seed);
+    auto ds = train::open_dataset_for(
+        f->data, config, f->split == "train" ? data::Split::Train : data::Split::Test, f->limit,
+        f->common.seed);
     train::check_dataset_fits(*ds, config);
     data::LoaderOptions lopts;
     lopts.batch_size = f->batch_size;

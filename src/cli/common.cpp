@@ -95,20 +95,6 @@ model::ImportHints import_hints(const ImportFlags& f) {
   return h;
 }
 
-std::shared_ptr<data::Dataset> open_data(const std::string& spec_text, data::Split split,
-                                         size_t limit, const model::ViTConfig* shape_from,
-                                         uint64_t seed) {
-  auto spec = data::parse_dataset_spec(spec_text);
-  if (spec.kind == "synthetic" && shape_from != nullptr && spec_text == "synthetic") {
-    spec.synthetic_size = shape_from->image_size;
-    spec.synthetic_channels = shape_from->in_channels;
-    spec.synthetic_classes = shape_from->num_classes;
-  }
-  if (spec.kind == "synthetic") spec.seed = seed + (split == data::Split::Test ? 1 : 0);
-  auto ds = data::open_dataset(spec, split);
-  return limit > 0 ? data::limit_dataset(ds, limit) : ds;
-}
-
 std::vector<std::string> class_names_from(const std::string& spec) {
   if (std::filesystem::is_regular_file(spec)) {
     std::vector<std::string> names;

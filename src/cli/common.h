@@ -45,11 +45,6 @@ struct ImportFlags {
 void add_import_flags(CLI::App* cmd, ImportFlags& f);
 model::ImportHints import_hints(const ImportFlags& f);
 
-// Opens `--data` for a split, limited to `limit` images (0: all). For "synthetic" data the
-// images take the model's shape.
-std::shared_ptr<data::Dataset> open_data(const std::string& spec, data::Split split, size_t limit,
-                                         const model::ViTConfig* shape_from, uint64_t seed);
-
 // Class names from a text file (one per line) or a dataset spec.
 std::vector<std::string> class_names_from(const std::string& spec);
 

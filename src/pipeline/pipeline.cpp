@@ -19,15 +19,7 @@ nlohmann::json evaluate_file(const std::filesystem::path& path, const Recipe& r,
   const auto device = train::parse_device(r.device);
   vit->to(device);
   const auto& config = vit->config();
-  auto spec = data::parse_dataset_spec(r.train.data);
-  if (spec.kind == "synthetic" && r.train.data == "synthetic") {
-    spec.synthetic_size = config.image_size;
-    spec.synthetic_channels = config.in_channels;
-    spec.synthetic_classes = config.num_classes;
-    spec.seed = r.seed + 1;
-  }
-  auto ds = data::open_dataset(spec, data::Split::Test);
-  if (r.eval_limit > 0) ds = data::limit_dataset(ds, r.eval_limit);
+  auto ds = train::open_dataset_for(r.train.data, config, data::Split::Test, r.eval_limit, r.seed);
   data::LoaderOptions lopts;
   lopts.batch_size = r.eval_batch_size;
   lopts.workers = r.train.options.workers;

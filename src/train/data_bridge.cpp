@@ -37,6 +37,22 @@ torch::Tensor batch_labels(data::Batch& batch, const torch::Device& device) {
   return device.is_cpu() ? t : t.to(device);
 }
 
+std::shared_ptr<data::Dataset> open_dataset_for(const std::string& spec_text,
+                                                const model::ViTConfig& config, data::Split split,
+                                                size_t limit, uint64_t seed) {
+  auto spec = data::parse_dataset_spec(spec_text);
+  if (spec.kind == "synthetic") {
+    if (spec_text == "synthetic") {
+      spec.synthetic_size = config.image_size;
+      spec.synthetic_channels = config.in_channels;
+      spec.synthetic_classes = config.num_classes;
+    }
+    spec.seed = seed + (split == data::Split::Test ? 1 : 0);
+  }
+  auto ds = data::open_dataset(spec, split);
+  return limit > 0 ? data::limit_dataset(ds, limit) : ds;
+}
+
 void check_dataset_fits(const data::Dataset& dataset, const model::ViTConfig& config) {
   if (dataset.num_classes() > config.num_classes)
     core::throw_input(

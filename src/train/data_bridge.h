@@ -20,6 +20,12 @@ data::TransformOptions train_transform(const model::ViTConfig& config, int crop_
 torch::Tensor batch_images(data::Batch& batch, const torch::Device& device);
 torch::Tensor batch_labels(data::Batch& batch, const torch::Device& device);
 
+// Opens a --data spec for a split, limited to `limit` images (0: all). A plain "synthetic" spec
+// takes the model's input shape and class count; its pixels derive from `seed` (test split: +1).
+std::shared_ptr<data::Dataset> open_dataset_for(const std::string& spec_text,
+                                                const model::ViTConfig& config, data::Split split,
+                                                size_t limit, uint64_t seed);
+
 // Checks that a dataset can feed a model (channels convertible, classes within the head);
 // throws InputError naming both otherwise.
 void check_dataset_fits(const data::Dataset& dataset, const model::ViTConfig& config);

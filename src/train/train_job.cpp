@@ -5,25 +5,9 @@
 #include "core/error.h"
 #include "data/dataset.h"
 #include "io/safetensors.h"
+#include "train/data_bridge.h"
 
 namespace vitopt::train {
-
-namespace {
-
-std::shared_ptr<data::Dataset> open_split(const TrainJob& job, const model::ViTConfig& config,
-                                          data::Split split, size_t limit) {
-  auto spec = data::parse_dataset_spec(job.data);
-  if (spec.kind == "synthetic" && job.data == "synthetic") {
-    spec.synthetic_size = config.image_size;
-    spec.synthetic_channels = config.in_channels;
-    spec.synthetic_classes = config.num_classes;
-  }
-  if (spec.kind == "synthetic") spec.seed = job.options.seed + (split == data::Split::Test ? 1 : 0);
-  auto ds = data::open_dataset(spec, split);
-  return limit > 0 ? data::limit_dataset(ds, limit) : ds;
-}
-
-}  // namespace
 
 TrainResult run_train_job(const TrainJob& job) {
   const auto ckpt = job.options.out_dir / "checkpoint.safetensors";
@@ -41,9 +25,10 @@ TrainResult run_train_job(const TrainJob& job) {
     (*vit)->init_weights(job.options.seed);
   }
   const auto& config = (*vit)->config();
-  auto train_set = open_split(job, config, data::Split::Train, job.limit);
+  auto train_set = open_dataset_for(job.data, config, data::Split::Train, job.limit, job.options.seed);
   std::shared_ptr<data::Dataset> val_set;
-  if (job.validate) val_set = open_split(job, config, data::Split::Test, job.val_limit);
+  if (job.validate)
+    val_set = open_dataset_for(job.data, config, data::Split::Test, job.val_limit, job.options.seed);
   if (!job.options.quiet)
     fmt::print(stderr, "training {} ({} params) on {}{}\n", config.name, model::count_params(config),
                train_set->description(), val_set ? ", validating on " + val_set->description() : "");
