@@ -21,6 +21,7 @@ function(vitopt_library name)
   target_link_libraries(${name} PUBLIC ${ARG_DEPS})
   if(ARG_TORCH)
     vitopt_use_torch(${name})
+    set_property(TARGET ${name} PROPERTY VITOPT_TORCH ON)  # tests of this layer get the PCH too
   endif()
 endfunction()
 

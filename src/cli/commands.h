@@ -11,5 +11,9 @@ void register_train(CLI::App& app);
 void register_eval(CLI::App& app);
 void register_infer(CLI::App& app);
 void register_pipeline(CLI::App& app);
+void register_bench(CLI::App& app);     // runtime (issue 4)
+void register_quantize(CLI::App& app);  // compress/quant
+void register_prune(CLI::App& app);     // compress/prune
+void register_distill(CLI::App& app);   // compress/distill
 
 }  // namespace vitopt::cli

@@ -20,6 +20,10 @@ int main(int argc, char** argv) {
   vitopt::cli::register_eval(app);
   vitopt::cli::register_infer(app);
   vitopt::cli::register_pipeline(app);
+  vitopt::cli::register_bench(app);
+  vitopt::cli::register_quantize(app);
+  vitopt::cli::register_prune(app);
+  vitopt::cli::register_distill(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

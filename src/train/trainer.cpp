@@ -89,8 +89,17 @@ TrainResult train_model(model::ViT& model, std::shared_ptr<const data::Dataset> 
   AdamWOptions aopts;
   aopts.lr = options.lr;
   aopts.weight_decay = options.weight_decay;
-  AdamW optimizer(model->named_parameters(/*recurse=*/true).pairs(), aopts);
+  auto named_params = model->named_parameters(/*recurse=*/true).pairs();
   std::vector<torch::Tensor> params = model->parameters();
+  for (const auto& [name, tensor] : options.extra_parameters) {
+    named_params.emplace_back("extra." + name, tensor);
+    params.push_back(tensor);
+  }
+  if (options.resume && !options.extra_parameters.empty())
+    core::throw_input("--resume: this run trains extra parameters ({}, ...) that checkpoints do "
+                      "not hold; start it again without --resume",
+                      options.extra_parameters.front().first);
+  AdamW optimizer(named_params, aopts);
 
   const auto fp = fingerprint(options, config, train_set->size());
   TrainerState state;
@@ -137,8 +146,14 @@ TrainResult train_model(model::ViT& model, std::shared_ptr<const data::Dataset> 
       optimizer.set_lr(lr);
       auto x = batch_images(batch, device);
       auto y = batch_labels(batch, device);
-      auto logits = model->forward(x);  // (B, classes)
-      auto loss = F::cross_entropy(logits, y, ce_opts);
+      torch::Tensor logits;  // (B, classes)
+      torch::Tensor loss;
+      if (options.loss) {
+        loss = options.loss(model, x, y, logits);
+      } else {
+        logits = model->forward(x);
+        loss = F::cross_entropy(logits, y, ce_opts);
+      }
       const double loss_value = loss.item<double>();
       if (!std::isfinite(loss_value))
         core::throw_input(
@@ -150,6 +165,7 @@ TrainResult train_model(model::ViT& model, std::shared_ptr<const data::Dataset> 
       if (options.grad_clip > 0) torch::nn::utils::clip_grad_norm_(params, options.grad_clip);
       optimizer.step();
       ++state.global_step;
+      if (options.after_step) options.after_step(model, state.global_step);
       ++b;
       ++steps_this_run;
       loss_sum += loss_value * static_cast<double>(batch.size);

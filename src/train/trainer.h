@@ -36,6 +36,19 @@ struct TrainOptions {
   std::string device = "cpu";
   // Optional hook after every epoch (epoch index, record) e.g. for tests or the pipeline.
   std::function<void(int, const nlohmann::json&)> on_epoch;
+
+  // Extension points for compression (distillation, QAT, pruning fine-tuning); empty = plain
+  // supervised training. `loss` replaces label-smoothed cross-entropy: given the model, images
+  // x (B,C,H,W) and labels y (B), it returns the scalar loss and sets `logits` (B, classes) for
+  // the running accuracy. `after_step` runs after every optimizer step (global step count), e.g.
+  // to re-apply masks or advance a pruning schedule. `extra_parameters` (name, tensor) are
+  // optimized alongside the model's (e.g. distillation projections, LSQ step sizes); they are not
+  // part of the checkpoint, so a run using them cannot be resumed mid-way.
+  std::function<torch::Tensor(model::ViT& model, const torch::Tensor& x, const torch::Tensor& y,
+                              torch::Tensor& logits)>
+      loss;
+  std::function<void(model::ViT& model, int64_t global_step)> after_step;
+  std::vector<std::pair<std::string, torch::Tensor>> extra_parameters;
 };
 
 struct TrainResult {
