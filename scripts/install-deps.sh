@@ -9,6 +9,7 @@ packages=(
   libcli11-dev nlohmann-json3-dev libfmt-dev libspdlog-dev libstb-dev libyaml-cpp-dev
   libgtest-dev libgmock-dev libbenchmark-dev zlib1g-dev
   gnuplot-nox dataset-fashion-mnist python3-torch python3-numpy
+  clang libclang-rt-14-dev
 )
 
 missing=()

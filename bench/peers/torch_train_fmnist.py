@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """PyTorch eager peer for the vit-fmnist accuracy bar: the same recipe as `vitopt train` (AdamW
 without decay on norms/biases/tokens/pos-embed, per-step linear warm-up + cosine, label smoothing,
-grad-norm clip, zero-pad random crop + horizontal flip, batch 128) on Fashion-MNIST, reporting test
+grad-norm clip, optional zero-pad random crop and horizontal flip, batch 128) on Fashion-MNIST, reporting test
 top-1 per epoch as JSON lines. Compare with the metrics.jsonl of a vitopt run with the same flags.
 Usage: /usr/bin/python3 bench/peers/torch_train_fmnist.py --epochs 10 --threads 2 [--limit N]"""
 import argparse, gzip, json, math, os, sys, time
@@ -25,13 +25,15 @@ def load(prefix):
     return x, torch.from_numpy(y.astype(np.int64))
 
 
-def augment(x, pad, gen):
+def augment(x, pad, hflip, gen):
+    if pad == 0 and not hflip:
+        return x
     b = x.shape[0]
     padded = F.pad(x, (pad, pad, pad, pad), value=(0 - MEAN) / STD)  # zero pixels, normalized
     out = torch.empty_like(x)
     dx = torch.randint(0, 2 * pad + 1, (b,), generator=gen)
     dy = torch.randint(0, 2 * pad + 1, (b,), generator=gen)
-    flip = torch.rand(b, generator=gen) < 0.5
+    flip = (torch.rand(b, generator=gen) < 0.5) & hflip
     for i in range(b):
         img = padded[i, :, dy[i]:dy[i] + 28, dx[i]:dx[i] + 28]
         out[i] = img.flip(-1) if flip[i] else img
@@ -44,10 +46,13 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--wd", type=float, default=0.05)
-    ap.add_argument("--warmup-epochs", type=float, default=1.0)
+    ap.add_argument("--warmup-epochs", type=float, default=0.5)
     ap.add_argument("--min-lr", type=float, default=1e-5)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--limit", type=int, default=0)
+    ap.add_argument("--label-smoothing", type=float, default=0.1)
+    ap.add_argument("--crop-padding", type=int, default=0)
+    ap.add_argument("--hflip", action="store_true")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
@@ -80,7 +85,8 @@ def main():
             for g in opt.param_groups:
                 g["lr"] = lr
             idx = perm[s * bs:(s + 1) * bs]
-            loss = F.cross_entropy(m(augment(xtr[idx], 2, gen)), ytr[idx], label_smoothing=0.1)
+            loss = F.cross_entropy(m(augment(xtr[idx], a.crop_padding, a.hflip, gen)), ytr[idx],
+                               label_smoothing=a.label_smoothing)
             opt.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(m.parameters(), 1.0)

@@ -1,14 +1,17 @@
-// `vitopt infer`: classifies image files with a model file and prints the top-5 classes each.
+// `vitopt infer`: classifies image files with a model file and prints the top-5 classes each,
+// with the vitopt runtime (default; fp32 and quantized files) or LibTorch eager (fp32 files).
 #include <fmt/format.h>
 
 #include <random>
 
 #include "cli/commands.h"
 #include "cli/common.h"
+#include "core/error.h"
 #include "data/image_decode.h"
 #include "data/transforms.h"
 #include "train/data_bridge.h"
 #include "train/torch_env.h"
+#include "vitopt/runtime.h"
 
 namespace vitopt::cli {
 
@@ -17,14 +20,14 @@ void register_infer(CLI::App& app) {
   struct Flags {
     CommonFlags common;
     ImportFlags import;
-    std::string model, engine = "torch", labels;
+    std::string model, engine = "runtime", labels;
     std::vector<std::string> images;
     int top = 5;
   };
   auto f = std::make_shared<Flags>();
   cmd->add_option("--model,-m", f->model, "Model file")->required()->check(CLI::ExistingFile);
   cmd->add_option("images", f->images, "Image files (PNG, JPEG, BMP)")->required()->check(CLI::ExistingFile);
-  cmd->add_option("--engine", f->engine, "Inference engine")->check(CLI::IsMember({"torch"}));
+  cmd->add_option("--engine", f->engine, "Inference engine")->check(CLI::IsMember({"runtime", "torch"}));
   cmd->add_option("--top", f->top, "Classes to show per image")->check(CLI::Range(1, 100));
   cmd->add_option("--class-names", f->labels,
                   "Class names: a dataset name (fashion-mnist, cifar10:DIR, ...) or a text file with one per line (default: those stored in the model file)");
@@ -33,28 +36,42 @@ void register_infer(CLI::App& app) {
   add_device_flag(cmd, f->common);
   add_output_flags(cmd, f->common);
   cmd->callback([f] {
-    train::configure_threads(f->common.threads);
-    auto vit = model::load_model(f->model, import_hints(f->import));
-    const auto device = train::parse_device(f->common.device);
-    vit->to(device);
-    vit->eval();
-    torch::NoGradGuard no_grad;
-    const auto& config = vit->config();
+    const auto hints = import_hints(f->import);
+    const model::ViTConfig config =
+        model::config_from_file(io::SafeTensorsFile::load(f->model), hints);
     const auto names = f->labels.empty() ? model::class_names_from_file(f->model)
                                           : class_names_from(f->labels);
     const auto transform = train::eval_transform(config);
     const int64_t per_image = int64_t{config.in_channels} * config.image_size * config.image_size;
+    const auto count = static_cast<int64_t>(f->images.size());
     std::vector<float> buffer(static_cast<size_t>(per_image) * f->images.size());
     std::mt19937_64 rng(0);  // eval transforms draw nothing; required by the signature
     for (size_t i = 0; i < f->images.size(); ++i) {
       const auto image = data::load_image_file(f->images[i], config.in_channels);
       data::apply_transform(image, transform, rng, buffer.data() + i * static_cast<size_t>(per_image));
     }
-    auto x = torch::from_blob(buffer.data(),
-                              {static_cast<int64_t>(f->images.size()), config.in_channels,
-                               config.image_size, config.image_size},
-                              torch::kFloat32).to(device);
-    auto probs = torch::softmax(vit->forward(x), 1).to(torch::kCPU);  // (B, classes)
+    torch::Tensor probs;  // (B, classes)
+    if (f->engine == "runtime") {
+      if (f->common.device != "cpu")
+        core::throw_input("--engine runtime runs on the CPU only (got --device {})", f->common.device);
+      runtime::RuntimeOptions ro;
+      ro.threads = f->common.threads;
+      auto engine = runtime::Engine::load(f->model, ro);
+      std::vector<float> logits(static_cast<size_t>(count) * static_cast<size_t>(config.num_classes));
+      engine->run(buffer.data(), static_cast<int>(count), logits.data());
+      probs = torch::softmax(torch::from_blob(logits.data(), {count, config.num_classes}, torch::kFloat32), 1);
+    } else {
+      train::configure_threads(f->common.threads);
+      auto vit = model::load_model(f->model, hints);
+      const auto device = train::parse_device(f->common.device);
+      vit->to(device);
+      vit->eval();
+      torch::NoGradGuard no_grad;
+      auto x = torch::from_blob(buffer.data(),
+                                {count, config.in_channels, config.image_size, config.image_size},
+                                torch::kFloat32).to(device);
+      probs = torch::softmax(vit->forward(x), 1).to(torch::kCPU);
+    }
     const int64_t k = std::min<int64_t>(f->top, probs.size(1));
     auto [values, indices] = probs.topk(k, 1);
     nlohmann::json out = nlohmann::json::array();

@@ -11,6 +11,7 @@
 
 #include "core/error.h"
 #include "core/json_util.h"
+#include "model/quantized_model.h"
 
 namespace vitopt::model {
 namespace {
@@ -154,6 +155,7 @@ ViT load_model(const std::filesystem::path& path, const ImportHints& hints) {
 }
 
 ViT load_model(const io::SafeTensorsFile& file, const ImportHints& hints) {
+  if (is_quantized_file(file)) return load_quantized_model(file, hints);  // simulates the integers
   ViT model(config_from_file(file, hints));
   load_model_tensors(model, file);
   std::set<std::string> expected;

@@ -237,7 +237,8 @@ torch::Tensor ViTImpl::forward_features(const torch::Tensor& x, Trace* trace) {
     reset(trace->record_heads, trace->head_out, c.depth);
     reset(trace->record_mlp, trace->mlp_act, c.depth);
   }
-  auto h = patch_embed_proj->forward(x).flatten(2).transpose(1, 2);  // (B, N - prefix, C)
+  const auto& pe_in = patch_input_transform ? patch_input_transform(x) : x;  // (B, in_ch, H, W)
+  auto h = patch_embed_proj->forward(pe_in).flatten(2).transpose(1, 2);     // (B, N - prefix, C)
   std::vector<torch::Tensor> parts{cls_token.expand({B, -1, -1})};   // (B, 1, C)
   if (c.distill_token) parts.push_back(dist_token.expand({B, -1, -1}));
   parts.push_back(h);

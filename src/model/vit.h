@@ -99,6 +99,9 @@ class ViTImpl : public torch::nn::Module {
   void init_weights(uint64_t seed);  // trunc_normal(0.02) linears/pos/cls, zeros biases, LN 1/0
 
   torch::nn::Conv2d patch_embed_proj{nullptr};  // registered as patch_embed.proj
+  // Optional transform of the image (B, in_ch, H, W) before the patch embedding conv, e.g. input
+  // fake-quantization of a quantized model (the conv is a Linear on patches). Unset: no cost.
+  std::function<torch::Tensor(const torch::Tensor&)> patch_input_transform;
   torch::Tensor cls_token, dist_token, pos_embed;
   torch::nn::ModuleList blocks{nullptr};
   torch::nn::LayerNorm norm{nullptr};

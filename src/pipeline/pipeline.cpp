@@ -4,36 +4,56 @@
 
 #include "core/file_util.h"
 #include "core/timer.h"
-#include "data/loader.h"
-#include "model/model_file.h"
-#include "train/data_bridge.h"
-#include "train/evaluate.h"
+#include "eval/evaluator.h"
+#include "pipeline/compress_stages.h"
 #include "train/torch_env.h"
 
 namespace vitopt::pipeline {
 
 namespace {
 
-nlohmann::json evaluate_file(const std::filesystem::path& path, const Recipe& r, bool quiet) {
-  auto vit = model::load_model(path);
-  const auto device = train::parse_device(r.device);
-  vit->to(device);
-  const auto& config = vit->config();
-  auto ds = train::open_dataset_for(r.train.data, config, data::Split::Test, r.eval_limit, r.seed);
-  data::LoaderOptions lopts;
-  lopts.batch_size = r.eval_batch_size;
-  lopts.workers = r.train.options.workers;
-  lopts.transform = train::eval_transform(config);
-  data::DataLoader loader(ds, lopts);
-  train::EvalOptions eopts;
-  eopts.device = device;
-  eopts.quiet = quiet;
-  eopts.label = "evaluate " + path.filename().string();
-  const auto e = train::evaluate(vit, loader, eopts);
-  return {{"model", path.string()}, {"data", ds->description()}, {"images", e.count},
-          {"top1", e.top1},         {"top5", e.top5},            {"loss", e.loss},
-          {"params", model::count_params(config)}, {"macs", model::count_macs(config)},
-          {"file_bytes", std::filesystem::file_size(path)}};
+// The evaluator over the models the run produced (the best model is the baseline): the full
+// report goes to <run>/report/, and the summary keeps one short entry per model.
+nlohmann::json evaluate_run_models(const std::vector<std::filesystem::path>& models,
+                                   const std::map<std::string, std::string>& labels,
+                                   const Recipe& r, int threads, bool quiet) {
+  eval::EvalRequest req;
+  req.baseline = models.front();
+  req.models.assign(models.begin() + 1, models.end());
+  req.data = r.train.data;
+  req.split = "test";
+  req.limit = r.eval_limit;
+  req.batch_size = r.eval_batch_size;
+  req.device = r.device;
+  req.threads = threads;
+  req.seed = r.seed;
+  req.workers = r.train.options.workers;
+  req.out_dir = r.out / "report";
+  req.title = "vitopt run: " + r.name;
+  req.labels = labels;
+  req.latency_budget_ms = r.latency_budget_ms;
+  req.size_budget_mb = r.size_budget_mb;
+  req.quiet = quiet;
+  const auto metrics = eval::evaluate_models(req);
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& m : metrics["models"]) {
+    const auto& c = m["classification"];
+    const auto& e = m["efficiency"];
+    out.push_back({{"model", m["path"]},
+                   {"label", m["label"]},
+                   {"data", metrics["data"]["description"]},
+                   {"images", c["images"]},
+                   {"top1", c["top1"]},
+                   {"top5", c["top5"]},
+                   {"loss", c["loss"]},
+                   {"macro_f1", c["macro_f1"]},
+                   {"ece", m["confidence"]["ece"]},
+                   {"params", e["params"]},
+                   {"macs", e["macs"]},
+                   {"file_bytes", e["file_bytes"]},
+                   {"latency_p50_ms", e["latency"]["p50_ms"]}});
+  }
+  return out;
 }
 
 std::string summary_markdown(const Recipe& r, const nlohmann::json& s) {
@@ -54,6 +74,8 @@ std::string summary_markdown(const Recipe& r, const nlohmann::json& s) {
                       100 * m["top1"].get<double>(), 100 * m["top5"].get<double>(),
                       m["params"].get<int64_t>(), m["macs"].get<int64_t>() / 1e6,
                       m["file_bytes"].get<double>() / 1e6);
+  md += "\nFull evaluation (calibration, latency, memory, Pareto, plots): `report/report.md`, "
+        "`report/report.html`, `report/metrics.json`.\n";
   return md;
 }
 
@@ -76,18 +98,31 @@ nlohmann::json run_pipeline(const Recipe& recipe, const PipelineOptions& options
                job.options.resume ? " (resuming)" : "");
   const auto trained = train::run_train_job(job);
 
-  nlohmann::json models = nlohmann::json::array();
-  for (const auto& path : {trained.final_model, trained.best_model}) {
-    if (!options.quiet) fmt::print(stderr, "[pipeline {}] stage eval {}\n", recipe.name, path.string());
-    models.push_back(evaluate_file(path, recipe, options.quiet));
+  if (!options.quiet)
+    fmt::print(stderr, "[pipeline {}] stage eval -> {}\n", recipe.name,
+               (recipe.out / "report").string());
+  // Compression stages start from the best model; every model they make joins the evaluation.
+  const auto stages = run_compress_stages(recipe, trained.best_model, options.quiet);
+  std::vector<std::filesystem::path> run_models = {trained.best_model, trained.final_model};
+  std::map<std::string, std::string> labels = {{trained.best_model.string(), "baseline (best epoch)"},
+                                               {trained.final_model.string(), "last epoch"}};
+  nlohmann::json stage_results = nlohmann::json::array();
+  for (const auto& st : stages) {
+    run_models.push_back(st.model);
+    labels[st.model.string()] = st.stage + "/" + st.name;
+    stage_results.push_back({{"stage", st.stage}, {"name", st.name}, {"model", st.model.string()},
+                             {"reused", st.reused}, {"result", st.result}});
   }
+  const nlohmann::json models = evaluate_run_models(run_models, labels, recipe, threads, options.quiet);
   nlohmann::json summary = {{"name", recipe.name},
                             {"recipe", recipe.source.string()},
                             {"out", recipe.out.string()},
                             {"threads", threads},
                             {"seed", recipe.seed},
                             {"train", train::train_result_json(trained)},
+                            {"stages", stage_results},
                             {"models", models},
+                            {"report", (recipe.out / "report").string()},
                             {"seconds", clock.seconds()}};
   core::write_file_atomic(recipe.out / "summary.json", summary.dump(2) + "\n");
   core::write_file_atomic(recipe.out / "summary.md", summary_markdown(recipe, summary));

@@ -21,6 +21,21 @@ class Section {
     if (node_ && !node_.IsNull() && !node_.IsMap())
       core::throw_input("{}: '{}' must be a mapping of key: value", source_, path_);
   }
+  // A key read as a string and converted by `parse` (which throws its own InputError).
+  template <typename T, typename Parse>
+  void get_as(const std::string& key, T& out, Parse parse) {
+    std::string text;
+    get(key, text);
+    if (!text.empty()) out = parse(text);
+  }
+  template <typename T>
+  void get(const std::string& key, std::optional<T>& out) {
+    known_.insert(key);
+    if (!node_ || !node_.IsMap() || !node_[key]) return;
+    T value{};
+    get(key, value);
+    out = value;
+  }
   template <typename T>
   void get(const std::string& key, T& out) {
     known_.insert(key);
@@ -105,6 +120,111 @@ void parse_train(const YAML::Node& node, const std::string& source, Recipe& r) {
   s.reject_unknown();
 }
 
+// "heads,neurons" or a YAML list -> {"heads", "neurons"}.
+std::vector<std::string> split_list(const std::string& text) {
+  std::vector<std::string> out;
+  std::string item;
+  for (char ch : text + ",") {
+    if (ch == ',') {
+      if (!item.empty()) out.push_back(item);
+      item.clear();
+    } else if (ch != ' ') {
+      item += ch;
+    }
+  }
+  return out;
+}
+
+// A stage section is a list of mappings, each with a unique `name`.
+template <typename Entry, typename Fill>
+std::vector<Entry> parse_stage_list(const YAML::Node& node, const std::string& key,
+                                    const std::string& source, Fill fill) {
+  std::vector<Entry> out;
+  if (!node || node.IsNull()) return out;
+  if (!node.IsSequence())
+    core::throw_input("{}: '{}' must be a list of entries (- name: ...)", source, key);
+  std::set<std::string> names;
+  for (size_t i = 0; i < node.size(); ++i) {
+    const std::string path = fmt::format("{}[{}]", key, i);
+    Section s(node[i], path, source);
+    Entry e;
+    s.get("name", e.name);
+    if (e.name.empty() || e.name.find_first_of("/\\ ") != std::string::npos)
+      core::throw_bad_field(source, path + ".name", "a file-name-safe name", "'" + e.name + "'");
+    if (!names.insert(e.name).second)
+      core::throw_bad_field(source, path + ".name", "a name unique in " + key, "'" + e.name + "'");
+    fill(s, e);
+    s.reject_unknown();
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
+void parse_quantize(Section& s, QuantizeStage& e) {
+  auto& r = e.request;
+  s.get("wbits", r.ptq.wbits);
+  std::string abits;
+  s.get("abits", abits);
+  if (abits == "none") {
+    r.ptq.abits.reset();
+  } else if (!abits.empty()) {
+    try {
+      r.ptq.abits = std::stoi(abits);
+    } catch (const std::exception&) {
+      core::throw_input("quantize.abits: expected a bit width 2..16 or none, got '{}'", abits);
+    }
+  }
+  s.get_as("scheme", r.ptq.w_symmetric, [](const std::string& v) {
+    if (v != "sym" && v != "asym") core::throw_input("quantize.scheme: expected sym or asym, got '{}'", v);
+    return v == "sym";
+  });
+  s.get_as("granularity", r.ptq.w_per_channel, [](const std::string& v) {
+    if (v != "channel" && v != "tensor")
+      core::throw_input("quantize.granularity: expected channel or tensor, got '{}'", v);
+    return v == "channel";
+  });
+  s.get_as("observer", r.ptq.a_observer.kind,
+           [](const std::string& v) { return quant::parse_observer(v, "quantize.observer"); });
+  s.get("calib_images", r.calib_images);
+  s.get("qat_epochs", r.qat_epochs);
+  s.get("qat_images", r.qat_images);
+  s.get("qat_lr", r.qat_lr);
+  s.get("lsq", r.lsq);
+  s.get("size_budget_mb", r.size_budget_mb);
+}
+
+void parse_prune(Section& s, PruneStage& e) {
+  auto& r = e.request;
+  s.get_as("methods", r.methods, split_list);
+  s.get("criterion", r.criterion);
+  s.get("amount", r.amount);
+  s.get("nm", r.nm);
+  s.get("steps", r.steps);
+  s.get("finetune_epochs", r.finetune_epochs);
+  s.get("finetune_limit", r.finetune.limit);
+  s.get("finetune_lr", r.finetune.lr);
+  s.get("per_layer", r.per_layer);
+  s.get("calib_images", r.calib_images);
+}
+
+void parse_distill(Section& s, DistillStage& e) {
+  auto& r = e.request;
+  std::string modes;
+  s.get("student", r.student);
+  s.get("modes", modes);
+  if (!modes.empty()) r.runs = {modes};
+  s.get("temperature", r.settings.temperature);
+  s.get("alpha", r.settings.alpha);
+  s.get("feature_weight", r.settings.feature_weight);
+  s.get("attn_weight", r.settings.attn_weight);
+  s.get("cache_teacher", r.settings.cache_teacher);
+  s.get("epochs", r.options.epochs);
+  s.get("lr", r.options.lr);
+  s.get("batch_size", r.options.batch_size);
+  s.get("warmup_epochs", r.options.warmup_epochs);
+  s.get("limit", r.limit);
+}
+
 }  // namespace
 
 Recipe parse_recipe(const std::string& yaml_text, const std::string& source) {
@@ -133,8 +253,13 @@ Recipe parse_recipe(const std::string& yaml_text, const std::string& source) {
     Section e(s.child("eval"), "eval", source);
     e.get("batch_size", r.eval_batch_size);
     e.get("limit", r.eval_limit);
+    e.get("latency_budget_ms", r.latency_budget_ms);
+    e.get("size_budget_mb", r.size_budget_mb);
     e.reject_unknown();
   }
+  r.quantize = parse_stage_list<QuantizeStage>(s.child("quantize"), "quantize", source, parse_quantize);
+  r.prune = parse_stage_list<PruneStage>(s.child("prune"), "prune", source, parse_prune);
+  r.distill = parse_stage_list<DistillStage>(s.child("distill"), "distill", source, parse_distill);
   s.reject_unknown();
   return r;
 }

@@ -4,11 +4,32 @@
 #pragma once
 
 #include <filesystem>
+#include <optional>
+#include <vector>
 #include <string>
 
+#include "compress/distill/distill_job.h"
+#include "compress/prune/prune_job.h"
+#include "compress/quant/quantize_job.h"
 #include "train/train_job.h"
 
 namespace vitopt::pipeline {
+
+// Compression stages: each entry makes one model from the trained baseline, named by `name`
+// (its files go to <run>/<stage>/<name>...). Model paths, data, seed and device are filled in by
+// the pipeline; the request holds every other option, parsed from the recipe.
+struct QuantizeStage {
+  std::string name;
+  quant::QuantizeRequest request;
+};
+struct PruneStage {
+  std::string name;
+  prune::PruneRequest request;
+};
+struct DistillStage {
+  std::string name;
+  distill::DistillRequest request;
+};
 
 struct Recipe {
   std::string name = "default";
@@ -22,6 +43,10 @@ struct Recipe {
   int64_t eval_batch_size = 256;
   size_t eval_limit = 0;
   bool resume = true;                  // continue an interrupted run found in the run folder
+  std::vector<QuantizeStage> quantize;
+  std::vector<PruneStage> prune;
+  std::vector<DistillStage> distill;
+  std::optional<double> latency_budget_ms, size_budget_mb;  // for the report's recommendation
 };
 
 Recipe load_recipe(const std::filesystem::path& path);

@@ -148,6 +148,7 @@ TrainResult train_model(model::ViT& model, std::shared_ptr<const data::Dataset> 
       auto y = batch_labels(batch, device);
       torch::Tensor logits;  // (B, classes)
       torch::Tensor loss;
+      if (options.on_batch) options.on_batch(batch);
       if (options.loss) {
         loss = options.loss(model, x, y, logits);
       } else {

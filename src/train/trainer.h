@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "data/dataset.h"
+#include "data/loader.h"
 #include "model/vit.h"
 
 namespace vitopt::train {
@@ -49,6 +50,9 @@ struct TrainOptions {
       loss;
   std::function<void(model::ViT& model, int64_t global_step)> after_step;
   std::vector<std::pair<std::string, torch::Tensor>> extra_parameters;
+  // Runs before `loss` with the batch about to be trained on, e.g. so a distillation loss can
+  // look up cached teacher outputs by the batch's dataset indices.
+  std::function<void(const data::Batch& batch)> on_batch;
 };
 
 struct TrainResult {

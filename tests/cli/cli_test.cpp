@@ -49,7 +49,7 @@ TEST(Cli, InitInfoEvalInferRoundTrip) {
 
   r = vitopt_run("eval --model " + model + " --data synthetic --limit 40 --threads 1 --json");
   ASSERT_EQ(r.code, 0) << r.out;
-  const auto ev = json_of(r);
+  const auto ev = json_of(r)["models"][0]["classification"];  // metrics.json (docs/metrics.md)
   EXPECT_EQ(ev["images"], 40);
   EXPECT_GE(ev["top1"].get<double>(), 0.0);
   EXPECT_LE(ev["top1"].get<double>(), ev["top5"].get<double>());

@@ -1,0 +1,143 @@
+// Coupling groups of a ViT: head = q/k/v rows + proj columns, neuron = fc1 row + fc2 column,
+// sub-block = a whole branch. L2 group scores and the gates that emulate a plan.
+#include "compress/prune/groups.h"
+
+#include <fmt/format.h>
+
+#include <numeric>
+
+#include "core/error.h"
+
+namespace vitopt::prune {
+
+StructurePlan full_plan(const model::ViTConfig& c) {
+  StructurePlan plan(c.depth);
+  for (int b = 0; b < c.depth; ++b) {
+    const auto& bc = c.blocks.at(b);
+    plan[b].attn = !bc.skip_attn;
+    plan[b].mlp = !bc.skip_mlp;
+    if (plan[b].attn) {
+      plan[b].heads.resize(c.block_heads(b));
+      std::iota(plan[b].heads.begin(), plan[b].heads.end(), 0);
+    }
+    if (plan[b].mlp) {
+      plan[b].neurons.resize(c.block_mlp(b));
+      std::iota(plan[b].neurons.begin(), plan[b].neurons.end(), 0);
+    }
+  }
+  return plan;
+}
+
+int plan_heads(const StructurePlan& plan) {
+  int n = 0;
+  for (const auto& bp : plan) n += bp.attn ? static_cast<int>(bp.heads.size()) : 0;
+  return n;
+}
+
+int plan_neurons(const StructurePlan& plan) {
+  int n = 0;
+  for (const auto& bp : plan) n += bp.mlp ? static_cast<int>(bp.neurons.size()) : 0;
+  return n;
+}
+
+void check_structured_supported(const model::ViTConfig& c, const std::string& source) {
+  for (int b = 0; b < c.depth; ++b) {
+    const auto& bc = c.blocks.at(b);
+    if (bc.shared_with >= 0)
+      core::throw_input("{}: block {} shares the weights of block {}; structured pruning needs "
+                        "blocks with their own weights",
+                        source, b, bc.shared_with);
+    if (bc.qkv_rank || bc.proj_rank || bc.fc1_rank || bc.fc2_rank)
+      core::throw_input("{}: block {} has low-rank layers; structured pruning needs dense layers "
+                        "(prune before factorizing)",
+                        source, b);
+  }
+}
+
+std::vector<std::pair<std::string, model::LinearImpl*>> prunable_linears(model::ViT& model) {
+  std::vector<std::pair<std::string, model::LinearImpl*>> out;
+  const auto& c = model->config();
+  for (int b = 0; b < c.depth; ++b) {
+    auto& blk = model->block(b);
+    if (blk.shared_with >= 0) continue;  // its weights are pruned through the owning block
+    const std::string p = fmt::format("blocks.{}.", b);
+    auto add = [&](const std::string& name, model::Linear& lin) {
+      if (lin && lin->rank == 0) out.emplace_back(p + name, lin.get());
+    };
+    if (blk.attn) {
+      add("attn.qkv", blk.attn->qkv);
+      add("attn.proj", blk.attn->proj);
+    }
+    if (blk.mlp) {
+      add("mlp.fc1", blk.mlp->fc1);
+      add("mlp.fc2", blk.mlp->fc2);
+    }
+  }
+  return out;
+}
+
+std::vector<int64_t> head_qkv_rows(int head, int heads, int head_dim) {
+  std::vector<int64_t> rows;
+  rows.reserve(3 * head_dim);
+  for (int part = 0; part < 3; ++part)  // q, k, v
+    for (int d = 0; d < head_dim; ++d)
+      rows.push_back(static_cast<int64_t>(part) * heads * head_dim + head * head_dim + d);
+  return rows;
+}
+
+torch::Tensor head_l2(model::ViT& model, int block) {
+  torch::NoGradGuard no_grad;
+  auto& blk = model->block(block);
+  if (!blk.attn) return {};
+  const int64_t H = blk.attn->heads, D = blk.attn->head_dim;
+  // qkv weight (3*H*D, C) -> (3, H, D, C): squared sums per head over parts, rows and inputs.
+  auto wq = blk.attn->qkv->effective_weight().reshape({3, H, D, -1});
+  auto sq = wq.pow(2).sum(std::vector<int64_t>{0, 2, 3});  // (H)
+  if (blk.attn->qkv->bias.defined()) sq += blk.attn->qkv->bias.reshape({3, H, D}).pow(2).sum(std::vector<int64_t>{0, 2});
+  // proj weight (C, H*D) -> (C, H, D): columns of head h.
+  sq += blk.attn->proj->effective_weight().reshape({-1, H, D}).pow(2).sum(std::vector<int64_t>{0, 2});
+  return sq.sqrt();
+}
+
+torch::Tensor neuron_l2(model::ViT& model, int block) {
+  torch::NoGradGuard no_grad;
+  auto& blk = model->block(block);
+  if (!blk.mlp) return {};
+  auto sq = blk.mlp->fc1->effective_weight().pow(2).sum(1);  // (M): fc1 rows
+  if (blk.mlp->fc1->bias.defined()) sq += blk.mlp->fc1->bias.pow(2);
+  sq += blk.mlp->fc2->effective_weight().pow(2).sum(0);  // (M): fc2 columns
+  return sq.sqrt();
+}
+
+std::pair<double, double> subblock_l2(model::ViT& model, int block) {
+  torch::NoGradGuard no_grad;
+  auto& blk = model->block(block);
+  double a = -1, m = -1;
+  if (blk.attn) a = head_l2(model, block).pow(2).sum().sqrt().item<double>();
+  if (blk.mlp) m = neuron_l2(model, block).pow(2).sum().sqrt().item<double>();
+  return {a, m};
+}
+
+void plan_gates(const StructurePlan& plan, const model::ViTConfig& c, model::Trace& trace) {
+  trace.head_gates.assign(c.depth, torch::Tensor());
+  trace.neuron_gates.assign(c.depth, torch::Tensor());
+  trace.attn_gates.assign(c.depth, torch::Tensor());
+  trace.mlp_gates.assign(c.depth, torch::Tensor());
+  for (int b = 0; b < c.depth; ++b) {
+    const auto& bp = plan.at(b);
+    if (!c.blocks[b].skip_attn) {
+      auto g = torch::zeros({c.block_heads(b)});  // (H)
+      for (int h : bp.heads) g[h] = 1.0;
+      trace.head_gates[b] = g;
+      if (!bp.attn || bp.heads.empty()) trace.attn_gates[b] = torch::zeros({});
+    }
+    if (!c.blocks[b].skip_mlp) {
+      auto g = torch::zeros({c.block_mlp(b)});  // (M)
+      for (int j : bp.neurons) g[j] = 1.0;
+      trace.neuron_gates[b] = g;
+      if (!bp.mlp || bp.neurons.empty()) trace.mlp_gates[b] = torch::zeros({});
+    }
+  }
+}
+
+}  // namespace vitopt::prune

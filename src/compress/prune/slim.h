@@ -1,0 +1,20 @@
+// Slimming: turns a structure plan into a genuinely smaller model. The new ViTConfig records the
+// per-block heads (with the original head indices in kept_heads), MLP widths and skipped
+// sub-blocks, and the kept rows/columns of every coupled weight are copied in. The result is an
+// ordinary model (save_model writes an ordinary model file); nothing is masked-but-computed.
+#pragma once
+
+#include "compress/prune/groups.h"
+#include "model/vit.h"
+
+namespace vitopt::prune {
+
+// The config `plan` leads to (blocks edited; a block with no kept heads/neurons gets its
+// sub-block skipped, never a zero width).
+model::ViTConfig slim_config(const model::ViTConfig& config, const StructurePlan& plan);
+
+// A new model with the plan's structure and the kept weights (masked weights stay zero).
+// The source model is unchanged. Throws InputError for shared/low-rank models.
+model::ViT slim(model::ViT& model, const StructurePlan& plan);
+
+}  // namespace vitopt::prune

@@ -1,0 +1,19 @@
+// Fused attention (online softmax over key tiles), avx2 level: attention_impl.inc instantiated
+// with the avx2 vector traits.
+#include <cmath>
+#include <cstddef>
+
+#include "runtime/kernels/kernels.h"
+#include "runtime/kernels/simd_avx2.h"
+
+namespace vitopt::runtime::kernels::avx2 {
+namespace {
+#include "runtime/kernels/attention_impl.inc"
+}  // namespace
+}  // namespace vitopt::runtime::kernels::avx2
+
+namespace vitopt::runtime::kernels {
+
+void fill_attention_f32_avx2(KernelTable& t) { t.attention = avx2::attention; }
+
+}  // namespace vitopt::runtime::kernels

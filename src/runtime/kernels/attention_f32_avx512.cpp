@@ -1,0 +1,19 @@
+// Fused attention (online softmax over key tiles), avx512 level: attention_impl.inc instantiated
+// with the avx512 vector traits.
+#include <cmath>
+#include <cstddef>
+
+#include "runtime/kernels/kernels.h"
+#include "runtime/kernels/simd_avx512.h"
+
+namespace vitopt::runtime::kernels::avx512 {
+namespace {
+#include "runtime/kernels/attention_impl.inc"
+}  // namespace
+}  // namespace vitopt::runtime::kernels::avx512
+
+namespace vitopt::runtime::kernels {
+
+void fill_attention_f32_avx512(KernelTable& t) { t.attention = avx512::attention; }
+
+}  // namespace vitopt::runtime::kernels

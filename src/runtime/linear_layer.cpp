@@ -1,0 +1,183 @@
+// LinearOp packing and execution, and the GEMM work split over the thread pool.
+#include "runtime/linear_layer.h"
+
+#include <algorithm>
+
+#include "core/error.h"
+
+namespace vitopt::runtime {
+namespace {
+
+constexpr int64_t kSerialMacs = 1 << 16;  // below this one thread beats waking the pool
+
+struct Split {
+  int tn = 1, tm = 1;
+};
+
+Split split_work(int panels, int tiles, int threads, int64_t macs) {
+  Split s;
+  if (threads <= 1 || macs < kSerialMacs) return s;
+  const int target = threads * 4;  // a few tasks per thread: dynamic balance on a shared machine
+  s.tn = std::min(panels, target);
+  s.tm = std::min(tiles, (target + s.tn - 1) / s.tn);
+  return s;
+}
+
+template <typename Args, typename Fn>
+void run_split(ThreadPool& pool, const Args& g, int mr, int nr, Fn kernel, int64_t k) {
+  const int panels = (g.n + nr - 1) / nr, tiles = (g.m + mr - 1) / mr;
+  const Split s = split_work(panels, tiles, pool.size(), int64_t{g.m} * g.n * k);
+  pool.run(s.tn * s.tm, [&](int t) {
+    const int pn = t / s.tm, pm = t % s.tm;
+    const int p0 = static_cast<int>(int64_t{pn} * panels / s.tn);
+    const int p1 = static_cast<int>(int64_t{pn + 1} * panels / s.tn);
+    const int t0 = static_cast<int>(int64_t{pm} * tiles / s.tm);
+    const int t1 = static_cast<int>(int64_t{pm + 1} * tiles / s.tm);
+    const int r0 = t0 * mr, r1 = std::min(g.m, t1 * mr);
+    if (p0 < p1 && r0 < r1) kernel(g, p0, p1, r0, r1);
+  });
+}
+
+}  // namespace
+
+void gemm_f32(const kernels::KernelTable& kt, ThreadPool& pool, const kernels::GemmF32Args& g) {
+  run_split(pool, g, kt.f32_mr, kt.f32_nr, kt.gemm_f32, g.k);
+}
+
+void gemm_q8(const kernels::KernelTable& kt, ThreadPool& pool, const kernels::GemmQ8Args& g) {
+  run_split(pool, g, kt.q8_mr, kt.q8_nr, kt.gemm_q8, g.kp);
+}
+
+LinearOp::LinearOp(const LinearData& d, const kernels::KernelTable& kt, bool simulate)
+    : name_(d.name), kt_(&kt), in_(d.in), out_(d.out) {
+  const int nr = std::max(kt.f32_nr, kt.q8_nr);
+  const size_t padded_out = static_cast<size_t>((out_ + nr - 1) / nr * nr);
+  bias_.resize(padded_out);
+  has_bias_ = !d.bias.empty();
+  std::copy(d.bias.begin(), d.bias.end(), bias_.data());
+  if (d.iq) {
+    has_input_quant_ = true;
+    aq_.qmin = d.iq->qmin();
+    aq_.qmax = d.iq->qmax();
+    aq_.symmetric = d.iq->symmetric;
+    aq_.dynamic = d.iq->dynamic;
+    aq_.scale = d.iq->scale;
+    aq_.zero_point = d.iq->zero_point;
+  }
+  const bool int_ok = d.wq && d.wq->bits <= 8 && d.iq && d.iq->bits <= 8;
+  if (int_ok && !simulate) {
+    path_ = Path::kInt;
+    kp_ = (in_ + kt.q8_kgroup - 1) / kt.q8_kgroup * kt.q8_kgroup;
+    std::vector<int8_t> q8(d.q.size());
+    for (size_t i = 0; i < q8.size(); ++i) q8[i] = static_cast<int8_t>(d.q[i]);
+    wq_.resize(kt.packed_q8_bytes(out_, kp_));
+    kt.pack_q8(q8.data(), out_, in_, kp_, wq_.data());
+    colsum_.resize(padded_out);
+    wzp_.resize(padded_out);
+    wscale_.resize(padded_out);
+    for (int o = 0; o < out_; ++o) {
+      int32_t sum = 0;
+      for (int i = 0; i < in_; ++i) sum += q8[static_cast<size_t>(o) * static_cast<size_t>(in_) + static_cast<size_t>(i)];
+      colsum_[static_cast<size_t>(o)] = sum;
+      wzp_[static_cast<size_t>(o)] = d.zero[static_cast<size_t>(o)];
+      wscale_[static_cast<size_t>(o)] = d.scale[static_cast<size_t>(o)];
+    }
+    return;
+  }
+  path_ = (d.wq || d.iq) ? Path::kSimulated : Path::kF32;
+  const std::vector<float> w = d.dequantized();
+  wf_.resize(kt.packed_f32_floats(out_, in_));
+  kt.pack_f32(w.data(), out_, in_, wf_.data());
+}
+
+size_t LinearOp::act_bytes(int m) const {
+  return path_ == Path::kInt ? static_cast<size_t>(m) * static_cast<size_t>(kp_) *
+                                   static_cast<size_t>(kt_->q8_act_bytes)
+                             : 0;
+}
+
+size_t LinearOp::fake_floats(int m) const {
+  return path_ == Path::kSimulated && has_input_quant_
+             ? static_cast<size_t>(m) * static_cast<size_t>(in_)
+             : 0;
+}
+
+void LinearOp::run(ThreadPool& pool, LinearScratch& s, const float* x, int ldx, int m, float* y,
+                   int ldy, bool gelu, bool accumulate) const {
+  kernels::Epilogue ep;
+  ep.bias = has_bias_ ? bias_.data() : nullptr;
+  ep.gelu = gelu;
+  ep.accumulate = accumulate;
+  if (path_ == Path::kInt) {
+    kernels::QuantRowsArgs qa;
+    qa.x = x;
+    qa.ldx = ldx;
+    qa.m = m;
+    qa.k = in_;
+    qa.kp = kp_;
+    qa.q = aq_;
+    qa.out = s.act.data();
+    qa.ldo = kp_;
+    qa.row_a = s.row_a.data();
+    qa.row_b = s.row_b.data();
+    qa.row_scale = s.row_scale.data();
+    const int chunks = m * in_ < 8192 ? 1 : std::min(m, pool.size() * 2);
+    pool.run(chunks, [&](int c) {
+      kt_->quantize_rows(qa, static_cast<int>(int64_t{c} * m / chunks),
+                         static_cast<int>(int64_t{c + 1} * m / chunks));
+    });
+    kernels::GemmQ8Args g;
+    g.a = s.act.data();
+    g.lda = kp_;
+    g.w = wq_.data();
+    g.m = m;
+    g.n = out_;
+    g.kp = kp_;
+    g.row_a = s.row_a.data();
+    g.row_b = s.row_b.data();
+    g.row_scale = s.row_scale.data();
+    g.colsum = colsum_.data();
+    g.wzp = wzp_.data();
+    g.wscale = wscale_.data();
+    g.c = y;
+    g.ldc = ldy;
+    g.ep = ep;
+    gemm_q8(*kt_, pool, g);
+    return;
+  }
+  const float* a = x;
+  int lda = ldx;
+  if (path_ == Path::kSimulated && has_input_quant_) {
+    // x_hat = s * (q - zp) with q = clamp(rne(x / s) + zp): the LibTorch side's fake quantization.
+    float* f = s.fake.data();
+    for (int i = 0; i < m; ++i) {
+      const float* xi = x + static_cast<size_t>(i) * static_cast<size_t>(ldx);
+      float scale = aq_.scale;
+      int zp = aq_.zero_point;
+      if (aq_.dynamic) {
+        const auto [mn, mx] = std::minmax_element(xi, xi + in_);
+        kernels::dynamic_params(*mn, *mx, aq_, &scale, &zp);
+      }
+      for (int k = 0; k < in_; ++k) {
+        const int q = kernels::quantize_value(xi[k], scale, zp, aq_.qmin, aq_.qmax);
+        f[static_cast<size_t>(i) * static_cast<size_t>(in_) + static_cast<size_t>(k)] =
+            scale * static_cast<float>(q - zp);
+      }
+    }
+    a = f;
+    lda = in_;
+  }
+  kernels::GemmF32Args g;
+  g.a = a;
+  g.lda = lda;
+  g.w = wf_.data();
+  g.m = m;
+  g.n = out_;
+  g.k = in_;
+  g.c = y;
+  g.ldc = ldy;
+  g.ep = ep;
+  gemm_f32(*kt_, pool, g);
+}
+
+}  // namespace vitopt::runtime

@@ -1,0 +1,62 @@
+// One Linear factor ready to run: weights packed at load for the chosen kernel level, bias padded,
+// and the path fixed once: fp32 GEMM, integer GEMM (int weights <= 8 bits and a quantized input
+// <= 8 bits), or the exact simulation (dequantized fp32 weights, fake-quantized input) for
+// everything else or when RuntimeOptions::simulate_quant asks for it.
+// Legend: M rows (tokens), in/out features, Kp = in rounded up to the kernel's k group.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "runtime/aligned_buffer.h"
+#include "runtime/kernels/kernels.h"
+#include "runtime/model_loader.h"
+#include "runtime/thread_pool.h"
+
+namespace vitopt::runtime {
+
+// Per-plan scratch the Linears share (sized by the plan for its largest user).
+struct LinearScratch {
+  AlignedBuffer<uint8_t> act;   // quantized activations (M, Kp) of act_bytes each
+  AlignedBuffer<int32_t> row_a, row_b;
+  AlignedBuffer<float> row_scale;
+  AlignedBuffer<float> fake;    // fake-quantized input (M, in) for the simulation path
+};
+
+class LinearOp {
+ public:
+  enum class Path { kF32, kInt, kSimulated };
+  LinearOp() = default;
+  LinearOp(const LinearData& d, const kernels::KernelTable& kt, bool simulate);
+
+  int in() const { return in_; }
+  int out() const { return out_; }
+  Path path() const { return path_; }
+  const std::string& name() const { return name_; }
+  // Scratch this op needs for m rows (bytes of quantized activations, floats of fake input).
+  size_t act_bytes(int m) const;
+  size_t fake_floats(int m) const;
+
+  // y (m, out), row stride ldy  =  epilogue(x (m, in), row stride ldx  @ W^T + bias).
+  void run(ThreadPool& pool, LinearScratch& s, const float* x, int ldx, int m, float* y, int ldy,
+           bool gelu, bool accumulate) const;
+
+ private:
+  std::string name_;
+  const kernels::KernelTable* kt_ = nullptr;
+  Path path_ = Path::kF32;
+  int in_ = 0, out_ = 0, kp_ = 0;
+  AlignedBuffer<float> wf_;        // packed fp32 (F32 and simulated paths)
+  AlignedBuffer<uint8_t> wq_;      // packed int weights (int path)
+  AlignedBuffer<int32_t> colsum_, wzp_;
+  AlignedBuffer<float> wscale_, bias_;
+  bool has_bias_ = false;
+  bool has_input_quant_ = false;
+  kernels::ActQuant aq_;
+};
+
+// fp32 GEMM over the pool: splits panels x row tiles into a few tasks per thread.
+void gemm_f32(const kernels::KernelTable& kt, ThreadPool& pool, const kernels::GemmF32Args& g);
+void gemm_q8(const kernels::KernelTable& kt, ThreadPool& pool, const kernels::GemmQ8Args& g);
+
+}  // namespace vitopt::runtime

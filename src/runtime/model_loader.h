@@ -1,0 +1,62 @@
+// Reads and completely validates a model file into plain arrays (no packing, no kernels): config,
+// every expected tensor with its exact shape and dtype, quantized weights unpacked to one int per
+// element with per-row scales/zero points, input quantization per Linear, and nothing unexpected.
+// The engine packs what this returns; the fuzz target runs exactly this step.
+// Legend: C embed dim, N tokens, P patch, in/out Linear features.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "io/safetensors.h"
+#include "runtime/model_config.h"
+#include "runtime/quant_spec.h"
+
+namespace vitopt::runtime {
+
+// One Linear factor y = x @ W^T (+ bias). Dense Linears have one factor; low-rank ones two
+// (weight_v (r, in) first, then weight_u (out, r) which carries the bias).
+struct LinearData {
+  std::string name;         // Linear name, e.g. "blocks.0.attn.qkv"
+  std::string weight_name;  // tensor name, e.g. "blocks.0.attn.qkv.weight" or ".weight_v"
+  int in = 0, out = 0;
+  std::vector<float> w;     // (out, in) fp32, when not quantized
+  std::optional<WeightQuant> wq;
+  std::vector<int16_t> q;      // (out, in) integer codes in [qmin, qmax], when quantized
+  std::vector<float> scale;    // (out) per row (a per-tensor scale is repeated)
+  std::vector<int32_t> zero;   // (out) zero points (0 when symmetric)
+  std::vector<float> bias;     // (out) or empty
+  std::optional<InputQuant> iq;  // input quantization (first factor only)
+  std::vector<float> dequantized() const;  // (out, in) fp32: w, or scale * (q - zero)
+};
+
+struct Norm {
+  std::vector<float> gamma, beta;  // (C)
+};
+
+struct BlockData {
+  int index = 0;
+  int owner = -1;  // shared_with: weights live in blocks[owner]
+  Norm norm1, norm2;
+  std::vector<LinearData> qkv, proj, fc1, fc2;  // 1 or 2 factors each; empty when skipped
+};
+
+struct LoadedModel {
+  ModelConfig config;
+  std::vector<std::string> class_names;
+  std::optional<QuantSpec> quant;
+  std::vector<float> cls_token, dist_token;  // (C)
+  std::vector<float> pos_embed;              // (N, C)
+  LinearData patch;                          // (C, in_ch*P*P)
+  std::vector<BlockData> blocks;
+  Norm norm;
+  LinearData head, head_dist;                // head_dist only with a distillation token
+  std::string precision;                     // "fp32", "int8", "int4", "mixed"
+  int64_t params = 0;
+};
+
+LoadedModel load_model_data(const io::SafeTensorsFile& file);
+
+}  // namespace vitopt::runtime
