@@ -32,8 +32,7 @@ std::vector<StageOutput> run_compress_stages(const Recipe& r, const std::filesys
   std::vector<StageOutput> outputs;
   for (const auto& stage : r.quantize) {
     StageOutput o{"quantize", stage.name, r.out / "quantize" / (stage.name + ".safetensors"), {}};
-    std::filesystem::path record = o.model;
-    record += ".json";  // run_quantize writes <out>.json next to the model
+    const auto record = r.out / "quantize" / (stage.name + ".quant.json");  // run_quantize's record
     if (!reuse(r, o.model, record, o)) {
       announce(r, quiet, o);
       auto req = stage.request;
@@ -92,7 +91,7 @@ std::vector<StageOutput> run_compress_stages(const Recipe& r, const std::filesys
       req.options.device = r.device;
       req.options.quiet = quiet;
       req.options.workers = r.train.options.workers;
-      req.options.resume = r.resume;
+      req.options.resume = r.resume && std::filesystem::exists(dir / "checkpoint.safetensors");
       req.report = false;  // the run's report compares the student with the teacher
       o.result = distill::run_distill(req);
     } else {

@@ -98,9 +98,6 @@ nlohmann::json run_pipeline(const Recipe& recipe, const PipelineOptions& options
                job.options.resume ? " (resuming)" : "");
   const auto trained = train::run_train_job(job);
 
-  if (!options.quiet)
-    fmt::print(stderr, "[pipeline {}] stage eval -> {}\n", recipe.name,
-               (recipe.out / "report").string());
   // Compression stages start from the best model; every model they make joins the evaluation.
   const auto stages = run_compress_stages(recipe, trained.best_model, options.quiet);
   std::vector<std::filesystem::path> run_models = {trained.best_model, trained.final_model};
@@ -113,6 +110,9 @@ nlohmann::json run_pipeline(const Recipe& recipe, const PipelineOptions& options
     stage_results.push_back({{"stage", st.stage}, {"name", st.name}, {"model", st.model.string()},
                              {"reused", st.reused}, {"result", st.result}});
   }
+  if (!options.quiet)
+    fmt::print(stderr, "[pipeline {}] stage eval -> {}\n", recipe.name,
+               (recipe.out / "report").string());
   const nlohmann::json models = evaluate_run_models(run_models, labels, recipe, threads, options.quiet);
   nlohmann::json summary = {{"name", recipe.name},
                             {"recipe", recipe.source.string()},
