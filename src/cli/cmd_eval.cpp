@@ -28,9 +28,10 @@ std::vector<fs::path> find_models(const fs::path& dir) {
   }
   std::sort(out.begin(), out.end());
   if (out.empty())
-    core::throw_input("--auto-find {}: no *.safetensors model files found (checkpoint.safetensors "
-                      "is skipped)",
-                      dir.string());
+    core::throw_input(
+        "--auto-find {}: no *.safetensors model files found (checkpoint.safetensors "
+        "is skipped)",
+        dir.string());
   return out;
 }
 
@@ -43,12 +44,12 @@ void print_table(const nlohmann::json& j) {
     std::string delta = m["is_baseline"].get<bool>() ? "base" : "";
     if (!m["vs_baseline"].is_null())
       delta = fmt::format("{:+.2f}", 100 * m["vs_baseline"]["deltas"].value("top1", 0.0));
-    fmt::print("{:<28} {:>7.2f}% {:>7.2f}% {:>8.4f} {:>7.4f} {:>10} {:>9.2f} {:>9.3f} {:>9.0f} {:>8}\n",
-               m["label"].get<std::string>(), 100 * c["top1"].get<double>(),
-               100 * c["top5"].get<double>(), c["macro_f1"].get<double>(),
-               m["confidence"]["ece"].get<double>(), e["params"].get<int64_t>(),
-               e["file_bytes"].get<double>() / 1e6, e["latency"]["p50_ms"].get<double>(),
-               e["throughput"]["images_per_s"].get<double>(), delta);
+    fmt::print(
+        "{:<28} {:>7.2f}% {:>7.2f}% {:>8.4f} {:>7.4f} {:>10} {:>9.2f} {:>9.3f} {:>9.0f} {:>8}\n",
+        m["label"].get<std::string>(), 100 * c["top1"].get<double>(), 100 * c["top5"].get<double>(),
+        c["macro_f1"].get<double>(), m["confidence"]["ece"].get<double>(),
+        e["params"].get<int64_t>(), e["file_bytes"].get<double>() / 1e6,
+        e["latency"]["p50_ms"].get<double>(), e["throughput"]["images_per_s"].get<double>(), delta);
   }
   const auto& r = j["recommendation"];
   fmt::print("most accurate: {}  fastest: {}  smallest: {}  best accuracy/ms: {}\n",
@@ -81,8 +82,9 @@ void register_eval(CLI::App& app) {
   auto& r = f->req;
   cmd->add_option("--model,-m", f->models, "Model file (repeat for several)")
       ->check(CLI::ExistingFile);
-  cmd->add_option("--auto-find", f->auto_find,
-                  "Evaluate every *.safetensors model under this folder (not checkpoint.safetensors)")
+  cmd->add_option(
+         "--auto-find", f->auto_find,
+         "Evaluate every *.safetensors model under this folder (not checkpoint.safetensors)")
       ->check(CLI::ExistingDirectory);
   cmd->add_option("--baseline", f->baseline,
                   "Model the others are compared with (default: the first model)")
@@ -101,7 +103,8 @@ void register_eval(CLI::App& app) {
   cmd->add_option("--size-budget-mb", f->size_budget,
                   "Recommend the most accurate model whose file is under this many MB")
       ->check(CLI::PositiveNumber);
-  cmd->add_option("--latency-runs", r.latency_runs, "Timed batch-1 runs after warm-up (>= 50 for the report)")
+  cmd->add_option("--latency-runs", r.latency_runs,
+                  "Timed batch-1 runs after warm-up (>= 50 for the report)")
       ->check(CLI::PositiveNumber);
   cmd->add_option("--throughput-batch", r.throughput_batch, "Batch size for the throughput measure")
       ->check(CLI::PositiveNumber);
@@ -115,9 +118,10 @@ void register_eval(CLI::App& app) {
   cmd->callback([f] {
     auto& req = f->req;
     if (req.engine != "torch")
-      core::throw_input("--engine {}: only 'torch' is available in this build (the runtime "
-                        "engine comes with the runtime)",
-                        req.engine);
+      core::throw_input(
+          "--engine {}: only 'torch' is available in this build (the runtime "
+          "engine comes with the runtime)",
+          req.engine);
     for (const auto& m : f->models) req.models.emplace_back(m);
     if (!f->auto_find.empty())
       for (const auto& p : find_models(f->auto_find)) req.models.push_back(p);

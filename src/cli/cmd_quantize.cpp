@@ -24,7 +24,8 @@ std::vector<int> parse_int_list(const std::string& text, const std::string& flag
       out.push_back(std::stoi(item, &used));
       if (used != item.size()) throw std::invalid_argument(item);
     } catch (const std::exception&) {
-      core::throw_input("{}: expected comma-separated integers such as 4,6,8, got '{}'", flag, text);
+      core::throw_input("{}: expected comma-separated integers such as 4,6,8, got '{}'", flag,
+                        text);
     }
   }
   if (out.empty()) core::throw_input("{}: expected at least one bit width", flag);
@@ -34,7 +35,8 @@ std::vector<int> parse_int_list(const std::string& text, const std::string& flag
 }  // namespace
 
 void register_quantize(CLI::App& app) {
-  auto* cmd = app.add_subcommand("quantize", "Quantize a model: PTQ, QAT, mixed precision, bit sweeps");
+  auto* cmd =
+      app.add_subcommand("quantize", "Quantize a model: PTQ, QAT, mixed precision, bit sweeps");
   struct Flags {
     CommonFlags common;
     quant::QuantizeRequest req;
@@ -47,10 +49,12 @@ void register_quantize(CLI::App& app) {
   auto f = std::make_shared<Flags>();
   cmd->add_option("--model,-m", f->model, "fp32 model file")->required()->check(CLI::ExistingFile);
   cmd->add_option("--out,-o", f->out, "Quantized model file (a folder with --sweep)")->required();
-  cmd->add_option("--data,-d", f->req.data, "Dataset: calibration from its train split, accuracy on test");
+  cmd->add_option("--data,-d", f->req.data,
+                  "Dataset: calibration from its train split, accuracy on test");
   cmd->add_option("--wbits", f->req.ptq.wbits, "Weight bits, 2..16");
   cmd->add_option("--abits", f->abits, "Activation bits 2..16, or 'none' for fp32 activations");
-  cmd->add_option("--scheme", f->scheme, "Weights: sym or asym")->check(CLI::IsMember({"sym", "asym"}));
+  cmd->add_option("--scheme", f->scheme, "Weights: sym or asym")
+      ->check(CLI::IsMember({"sym", "asym"}));
   cmd->add_option("--granularity", f->granularity, "Weights: channel or tensor scales")
       ->check(CLI::IsMember({"channel", "tensor"}));
   cmd->add_option("--act-scheme", f->act_scheme, "Activations: sym or asym")
@@ -60,18 +64,24 @@ void register_quantize(CLI::App& app) {
       ->check(CLI::IsMember({"tensor", "token"}));
   cmd->add_option("--observer", f->observer, "Activation range: minmax, percentile or mse");
   cmd->add_option("--weight-observer", f->weight_observer, "Weight range (default: as --observer)");
-  cmd->add_option("--percentile", f->req.ptq.a_observer.percentile, "Percentile observer: % kept inside");
-  cmd->add_flag("--no-reparam", f->no_reparam, "Do not fold per-channel LayerNorm ranges (RepQ-style)");
+  cmd->add_option("--percentile", f->req.ptq.a_observer.percentile,
+                  "Percentile observer: % kept inside");
+  cmd->add_flag("--no-reparam", f->no_reparam,
+                "Do not fold per-channel LayerNorm ranges (RepQ-style)");
   cmd->add_option("--reparam-alpha", f->req.ptq.reparam_options.alpha,
                   "LayerNorm folding strength in [0, 1] (1: equal channel ranges)");
-  cmd->add_option("--calib-images", f->req.calib_images, "Calibration images (first N of the train split)");
+  cmd->add_option("--calib-images", f->req.calib_images,
+                  "Calibration images (first N of the train split)");
   cmd->add_option("--qat-epochs", f->req.qat_epochs, "QAT fine-tuning epochs after PTQ (0: none)");
   cmd->add_flag("--lsq", f->req.lsq, "QAT learns step sizes (LSQ)");
   cmd->add_option("--qat-lr", f->req.qat_lr, "QAT peak learning rate");
   cmd->add_option("--qat-images", f->req.qat_images, "QAT on the first N train images (0: all)");
-  cmd->add_option("--size-budget-mb", f->size_budget_mb, "Mixed precision: file size budget (MB, 10^6 B)");
-  cmd->add_option("--mp-bits", f->mp_bits, "Mixed precision: candidate weight bits (default 2,3,4,5,6,8)");
-  cmd->add_option("--sweep", f->sweep, "Bit sweep, e.g. 4,6,8,10,12,16 (W = A bits; --out is a folder)");
+  cmd->add_option("--size-budget-mb", f->size_budget_mb,
+                  "Mixed precision: file size budget (MB, 10^6 B)");
+  cmd->add_option("--mp-bits", f->mp_bits,
+                  "Mixed precision: candidate weight bits (default 2,3,4,5,6,8)");
+  cmd->add_option("--sweep", f->sweep,
+                  "Bit sweep, e.g. 4,6,8,10,12,16 (W = A bits; --out is a folder)");
   cmd->add_option("--limit", f->req.eval_limit, "Evaluate on the first N test images (0: all)");
   cmd->add_flag("--no-eval", f->no_eval, "Skip the test-set accuracy of fp32 and quantized models");
   cmd->add_option("--workers", f->req.workers, "Data loader threads")->check(CLI::Range(1, 64));
@@ -123,8 +133,9 @@ void register_quantize(CLI::App& app) {
         fmt::print("{}: {} bytes ({:.3f}x fp32)", f->out, j["bytes"].get<int64_t>(),
                    j["size_ratio"].get<double>());
         if (j.contains("top1"))
-          fmt::print(", top-1 {:.2f}% vs fp32 {:.2f}% ({:+.2f} points)", 100 * j["top1"].get<double>(),
-                     100 * j["top1_fp32"].get<double>(), j["top1_delta_points"].get<double>());
+          fmt::print(", top-1 {:.2f}% vs fp32 {:.2f}% ({:+.2f} points)",
+                     100 * j["top1"].get<double>(), 100 * j["top1_fp32"].get<double>(),
+                     j["top1_delta_points"].get<double>());
         fmt::print("\n");
       }
     }

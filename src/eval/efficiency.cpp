@@ -78,7 +78,8 @@ std::vector<int64_t> block_params(const model::ViTConfig& c) {
         n += 2 * C + linear_params(C, 3 * hd, c.qkv_bias, bc.qkv_rank) +
              linear_params(hd, C, true, bc.proj_rank);
       if (!bc.skip_mlp)
-        n += 2 * C + linear_params(C, m, true, bc.fc1_rank) + linear_params(m, C, true, bc.fc2_rank);
+        n +=
+            2 * C + linear_params(C, m, true, bc.fc1_rank) + linear_params(m, C, true, bc.fc2_rank);
     }
     out.push_back(n);
   }
@@ -115,16 +116,16 @@ EnergyMeter::EnergyMeter() {
   const std::filesystem::path root = "/sys/class/powercap";
   std::error_code ec;
   if (!std::filesystem::exists(root, ec)) {
-    source_ = "unavailable: /sys/class/powercap does not exist (no RAPL powercap driver, e.g. a "
-              "virtual machine or a non-Intel/AMD CPU)";
+    source_ =
+        "unavailable: /sys/class/powercap does not exist (no RAPL powercap driver, e.g. a "
+        "virtual machine or a non-Intel/AMD CPU)";
     return;
   }
   std::vector<std::string> names, unreadable;
   for (const auto& entry : std::filesystem::directory_iterator(root, ec)) {
     const std::string name = entry.path().filename().string();
     // Package zones only ("intel-rapl:0"), not sub-zones ("intel-rapl:0:0") they already include.
-    if (name.rfind("intel-rapl:", 0) != 0 ||
-        std::count(name.begin(), name.end(), ':') != 1)
+    if (name.rfind("intel-rapl:", 0) != 0 || std::count(name.begin(), name.end(), ':') != 1)
       continue;
     Zone z;
     z.energy_file = entry.path() / "energy_uj";
@@ -141,9 +142,10 @@ EnergyMeter::EnergyMeter() {
   if (zones_.empty()) {
     source_ = unreadable.empty()
                   ? "unavailable: no intel-rapl package zone under /sys/class/powercap"
-                  : fmt::format("unavailable: {} not readable (energy_uj is root-only since "
-                                "Linux 5.10; run as root or relax its permissions)",
-                                fmt::join(unreadable, ", "));
+                  : fmt::format(
+                        "unavailable: {} not readable (energy_uj is root-only since "
+                        "Linux 5.10; run as root or relax its permissions)",
+                        fmt::join(unreadable, ", "));
     return;
   }
   available_ = true;

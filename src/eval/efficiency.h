@@ -40,7 +40,7 @@ class EnergyMeter {
   EnergyMeter();
   bool available() const { return available_; }
   const std::string& source() const { return source_; }  // zones read, or why unavailable
-  double joules();  // monotonic total since construction
+  double joules();                                       // monotonic total since construction
 
  private:
   struct Zone {

@@ -104,7 +104,8 @@ std::vector<std::string> engine_names() {
   return names;
 }
 
-std::unique_ptr<Engine> make_engine(const std::string& name, const std::filesystem::path& model_file,
+std::unique_ptr<Engine> make_engine(const std::string& name,
+                                    const std::filesystem::path& model_file,
                                     const EngineOptions& options) {
   EngineFactory factory;
   {

@@ -15,8 +15,8 @@
 namespace vitopt::eval {
 
 struct EngineOptions {
-  std::string device = "cpu";  // torch only: "cpu", "cuda", "cuda:N"
-  int threads = 0;             // already applied process-wide; engines with own pools use it
+  std::string device = "cpu";       // torch only: "cpu", "cuda", "cuda:N"
+  int threads = 0;                  // already applied process-wide; engines with own pools use it
   std::optional<int> import_heads;  // hints for timm files without vitopt metadata
   std::vector<float> import_mean, import_std;
 };
@@ -45,7 +45,8 @@ using EngineFactory = std::function<std::unique_ptr<Engine>(const std::filesyste
 void register_engine(const std::string& name, EngineFactory factory);
 std::vector<std::string> engine_names();
 // Throws InputError listing the registered engines if `name` is unknown.
-std::unique_ptr<Engine> make_engine(const std::string& name, const std::filesystem::path& model_file,
+std::unique_ptr<Engine> make_engine(const std::string& name,
+                                    const std::filesystem::path& model_file,
                                     const EngineOptions& options);
 
 // Precision of a model file from its metadata: "fp32", or from vitopt.quant: "int8", "int4", ...

@@ -37,7 +37,8 @@ void validate(const EvalRequest& r) {
   if (r.split != "test" && r.split != "train")
     core::throw_input("--split: expected test or train, got '{}'", r.split);
   if (r.batch_size < 1) core::throw_input("--batch-size: expected >= 1, got {}", r.batch_size);
-  if (r.latency_runs < 1) core::throw_input("--latency-runs: expected >= 1, got {}", r.latency_runs);
+  if (r.latency_runs < 1)
+    core::throw_input("--latency-runs: expected >= 1, got {}", r.latency_runs);
   if (r.throughput_batch < 1)
     core::throw_input("--throughput-batch: expected >= 1, got {}", r.throughput_batch);
   if (r.latency_budget_ms && !(*r.latency_budget_ms > 0))
@@ -129,7 +130,8 @@ void compare_across(report::MetricsReport& r, const EvalRequest& req) {
   auto& rec = r.recommendation;
   rec.latency_budget_ms = req.latency_budget_ms;
   rec.size_budget_mb = req.size_budget_mb;
-  if (req.latency_budget_ms) rec.under_latency_budget = best_under_budget(lat, *req.latency_budget_ms);
+  if (req.latency_budget_ms)
+    rec.under_latency_budget = best_under_budget(lat, *req.latency_budget_ms);
   if (req.size_budget_mb) rec.under_size_budget = best_under_budget(size, *req.size_budget_mb);
   constexpr double kInf = std::numeric_limits<double>::infinity();
   rec.most_accurate = best_under_budget(lat, kInf).value_or("");
@@ -138,8 +140,8 @@ void compare_across(report::MetricsReport& r, const EvalRequest& req) {
     const ParetoPoint* best = nullptr;
     for (const auto& p : pts)
       if (best == nullptr || p.cost < best->cost ||
-          (p.cost == best->cost && (p.accuracy > best->accuracy ||
-                                    (p.accuracy == best->accuracy && p.id < best->id))))
+          (p.cost == best->cost &&
+           (p.accuracy > best->accuracy || (p.accuracy == best->accuracy && p.id < best->id))))
         best = &p;
     return best == nullptr ? std::string() : best->id;
   };
@@ -160,7 +162,8 @@ nlohmann::json evaluate_models(const EvalRequest& req) {
   std::vector<fs::path> files;
   if (req.baseline) files.push_back(*req.baseline);
   for (const auto& p : req.models) {
-    const bool dup = std::any_of(files.begin(), files.end(), [&](const fs::path& q) { return same_file(p, q); });
+    const bool dup =
+        std::any_of(files.begin(), files.end(), [&](const fs::path& q) { return same_file(p, q); });
     if (!dup) files.push_back(p);
   }
   const auto labels = make_labels(files, req.labels);
@@ -168,7 +171,8 @@ nlohmann::json evaluate_models(const EvalRequest& req) {
   report::MetricsReport r;
   r.title = req.title;
   r.created = utc_now();
-  r.settings = {req.engine, req.device, threads, req.batch_size, req.latency_runs, req.throughput_batch};
+  r.settings = {req.engine,     req.device,       threads,
+                req.batch_size, req.latency_runs, req.throughput_batch};
   EnergyMeter energy;
   r.environment = {{"cpu", cpu_model()},
                    {"cores", std::to_string(core::available_cores())},
@@ -185,10 +189,11 @@ nlohmann::json evaluate_models(const EvalRequest& req) {
     measured.push_back(measure_model(files[i], labels[i], req, threads, energy));
     const auto& first = measured.front();
     if (measured.back().labels != first.labels)
-      core::throw_input("{} and {}: the data differs between the two models ({} vs {}); every "
-                        "model must take the same images and classes",
-                        files[0].string(), files[i].string(), first.data.description,
-                        measured.back().data.description);
+      core::throw_input(
+          "{} and {}: the data differs between the two models ({} vs {}); every "
+          "model must take the same images and classes",
+          files[0].string(), files[i].string(), first.data.description,
+          measured.back().data.description);
   }
   r.data = measured.front().data;
 

@@ -14,26 +14,26 @@
 namespace vitopt::eval {
 
 struct EvalRequest {
-  std::vector<std::filesystem::path> models;        // model files (fp32, quantized, pruned...)
-  std::optional<std::filesystem::path> baseline;    // deltas vs this one (also evaluated)
-  std::string data = "fashion-mnist";               // dataset spec as for `vitopt train --data`
+  std::vector<std::filesystem::path> models;      // model files (fp32, quantized, pruned...)
+  std::optional<std::filesystem::path> baseline;  // deltas vs this one (also evaluated)
+  std::string data = "fashion-mnist";             // dataset spec as for `vitopt train --data`
   std::string split = "test";
-  size_t limit = 0;                                 // first N images (0: all)
+  size_t limit = 0;  // first N images (0: all)
   int64_t batch_size = 256;
   std::string device = "cpu";
-  std::string engine = "torch";                     // "torch" or "runtime"
+  std::string engine = "torch";  // "torch" or "runtime"
   int threads = 0;
-  std::filesystem::path out_dir;                    // metrics.json, metrics.csv, report.md/.html, plots/
+  std::filesystem::path out_dir;  // metrics.json, metrics.csv, report.md/.html, plots/
   std::optional<double> latency_budget_ms, size_budget_mb;
-  int latency_runs = 50;                            // timed batch-1 runs after warm-up
+  int latency_runs = 50;  // timed batch-1 runs after warm-up
   int64_t throughput_batch = 64;
   std::string title = "vitopt evaluation";
-  std::map<std::string, std::string> labels;        // optional display label per model path
+  std::map<std::string, std::string> labels;  // optional display label per model path
   bool quiet = false;
   // Additions beyond the fixed API (defaults keep every caller valid):
-  uint64_t seed = 0;                                // synthetic data pixels
-  int workers = 2;                                  // data loader threads
-  std::optional<int> import_heads;                  // hints for timm files without metadata
+  uint64_t seed = 0;                // synthetic data pixels
+  int workers = 2;                  // data loader threads
+  std::optional<int> import_heads;  // hints for timm files without metadata
   std::vector<float> import_mean, import_std;
 };
 

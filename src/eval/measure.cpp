@@ -92,7 +92,8 @@ MeasuredModel measure_model(const std::filesystem::path& file, const std::string
   const auto split = req.split == "train" ? data::Split::Train : data::Split::Test;
   auto ds = train::open_dataset_for(req.data, config, split, req.limit, req.seed);
   train::check_dataset_fits(*ds, config);
-  if (ds->size() == 0) core::throw_input("--data {}: the {} split has no images", req.data, req.split);
+  if (ds->size() == 0)
+    core::throw_input("--data {}: the {} split has no images", req.data, req.split);
   out.data.spec = req.data;
   out.data.split = req.split;
   out.data.description = ds->description();
@@ -126,7 +127,8 @@ MeasuredModel measure_model(const std::filesystem::path& file, const std::string
     out.labels.insert(out.labels.end(), batch.labels.begin(), batch.labels.end());
     const int64_t have = static_cast<int64_t>(sample.size()) / image_floats;
     const int64_t take = std::min(batch.size, T - have);
-    if (take > 0) sample.insert(sample.end(), batch.images.begin(), batch.images.begin() + take * image_floats);
+    if (take > 0)
+      sample.insert(sample.end(), batch.images.begin(), batch.images.begin() + take * image_floats);
     progress.update(++step, static_cast<int64_t>(out.labels.size()));
   }
   for (size_t i = 0; i < logits.size(); ++i) {
@@ -141,8 +143,8 @@ MeasuredModel measure_model(const std::filesystem::path& file, const std::string
   m.classification = classification_metrics(logits, out.labels, K, names);
   m.confidence = confidence_metrics(logits, out.labels, K);
   out.predictions = predictions(logits, K);
-  progress.finish(fmt::format("{}: {} images, top-1 {:.2f}%", label, out.labels.size(),
-                              100 * m.classification.top1));
+  progress.finish(
+      fmt::format("{} images, top-1 {:.2f}%", out.labels.size(), 100 * m.classification.top1));
 
   eff.params = model::count_params(config);
   eff.params_per_block = block_params(config);
@@ -155,8 +157,10 @@ MeasuredModel measure_model(const std::filesystem::path& file, const std::string
   eff.throughput = time_throughput(*engine, sample, T, K, energy, &eff.energy);
   eff.memory.peak_rss_bytes = RssProbe::peak_bytes();
   eff.memory.allocator_peak_bytes = engine->allocator_peak_bytes(&eff.memory.allocator_note);
-  if (eff.memory.allocator_peak_bytes) eff.memory.allocator_note = "peak bytes of the engine's allocator";
-  eff.efficiency_score = eff.latency.p50_ms > 0 ? 100 * m.classification.top1 / eff.latency.p50_ms : 0;
+  if (eff.memory.allocator_peak_bytes)
+    eff.memory.allocator_note = "peak bytes of the engine's allocator";
+  eff.efficiency_score =
+      eff.latency.p50_ms > 0 ? 100 * m.classification.top1 / eff.latency.p50_ms : 0;
   return out;
 }
 

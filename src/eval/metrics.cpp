@@ -23,8 +23,7 @@ bool ahead(const float* row, int64_t j, int64_t i) {
   return a > b || (a == b && j < i);
 }
 
-void check_shapes(const std::vector<float>& logits, const std::vector<int64_t>& labels,
-                  int64_t k) {
+void check_shapes(const std::vector<float>& logits, const std::vector<int64_t>& labels, int64_t k) {
   if (k <= 0 || logits.size() != labels.size() * static_cast<size_t>(k))
     core::throw_internal("eval metrics: {} logits do not match {} labels x {} classes",
                          logits.size(), labels.size(), k);
@@ -44,7 +43,9 @@ double softmax_row(const float* row, int64_t k, std::vector<double>& p) {
   return mx + std::log(sum);
 }
 
-double ratio(int64_t a, int64_t b) { return b == 0 ? 0.0 : static_cast<double>(a) / static_cast<double>(b); }
+double ratio(int64_t a, int64_t b) {
+  return b == 0 ? 0.0 : static_cast<double>(a) / static_cast<double>(b);
+}
 
 }  // namespace
 

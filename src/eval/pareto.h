@@ -20,7 +20,6 @@ struct ParetoPoint {
 std::vector<std::string> pareto_front(const std::vector<ParetoPoint>& points);
 
 // The most accurate point with cost <= budget (ties: lower cost, then id); nullopt if none fits.
-std::optional<std::string> best_under_budget(const std::vector<ParetoPoint>& points,
-                                             double budget);
+std::optional<std::string> best_under_budget(const std::vector<ParetoPoint>& points, double budget);
 
 }  // namespace vitopt::eval

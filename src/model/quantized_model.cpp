@@ -78,7 +78,9 @@ std::pair<torch::Tensor, torch::Tensor> choose_qparams(const torch::Tensor& lo_i
   scale = torch::where(bad, torch::ones_like(scale), scale);
   torch::Tensor zp = torch::zeros(scale.sizes(), torch::TensorOptions().dtype(torch::kLong));
   if (!symmetric) {
-    zp = (static_cast<float>(r.qmin) - torch::round(lo / scale)).clamp(r.qmin, r.qmax).to(torch::kLong);
+    zp = (static_cast<float>(r.qmin) - torch::round(lo / scale))
+             .clamp(r.qmin, r.qmax)
+             .to(torch::kLong);
   }
   return {scale, zp};
 }
@@ -308,7 +310,8 @@ QuantSpec QuantSpec::from_json(const nlohmann::json& j, const std::string& sourc
     core::throw_bad_field(source, "extras", "a JSON object", s.extras.dump());
   for (const auto& [key, value] : s.extras.items()) {
     if (!kKnownExtras.count(key)) {
-      core::throw_input("{}: extras key '{}' is not implemented by this reader; use a newer vitopt",
+      core::throw_input("{}: unknown extras key '{}' (this format version defines none; a file "
+                        "written by a newer vitopt needs that version to load)",
                         source, key);
     }
   }

@@ -66,8 +66,8 @@ void run_gnuplot(const std::string& script, const std::filesystem::path& workdir
     id = counter++;
   }
   const auto abs_dir = std::filesystem::absolute(workdir);
-  const auto script_path = abs_dir / (".vitopt-plot-" + std::to_string(::getpid()) + "-" +
-                                      std::to_string(id) + ".gp");
+  const auto script_path =
+      abs_dir / (".vitopt-plot-" + std::to_string(::getpid()) + "-" + std::to_string(id) + ".gp");
   const auto err_path = script_path.string() + ".err";
   {
     std::ofstream f(script_path);

@@ -48,8 +48,8 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(BaselineComparison, baseline, deltas, per_cla
                                    agreement, both_correct, only_baseline_correct,
                                    only_model_correct, both_wrong)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(ModelMetrics, label, path, precision, engine, config,
-                                   is_baseline, classification, confidence, efficiency,
-                                   vs_baseline, pareto_latency, pareto_size)
+                                   is_baseline, classification, confidence, efficiency, vs_baseline,
+                                   pareto_latency, pareto_size)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(DataInfo, spec, split, description, images, num_classes,
                                    class_names)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Settings, engine, device, threads, batch_size, latency_runs,
@@ -110,7 +110,8 @@ MetricsReport metrics_from_json(const nlohmann::json& j, const std::string& sour
   part("baseline", r.baseline);
   part("baseline_source", r.baseline_source);
   if (!j.contains("models") || !j["models"].is_array())
-    core::throw_bad_field(source, "models", "an array", j.contains("models") ? "another type" : "nothing");
+    core::throw_bad_field(source, "models", "an array",
+                          j.contains("models") ? "another type" : "nothing");
   for (size_t i = 0; i < j["models"].size(); ++i) {
     try {
       r.models.push_back(j["models"][i].get<ModelMetrics>());

@@ -22,7 +22,7 @@ struct ClassStats {
   int64_t support = 0;    // images of this class
   int64_t predicted = 0;  // images predicted as this class
   int64_t correct = 0;
-  std::optional<double> accuracy;  // correct / support (null without support)
+  std::optional<double> accuracy;            // correct / support (null without support)
   double precision = 0, recall = 0, f1 = 0;  // 0 when undefined (see docs/metrics.md)
   bool operator==(const ClassStats&) const = default;
 };
@@ -74,8 +74,8 @@ struct Throughput {
 };
 
 struct Memory {
-  std::optional<int64_t> peak_rss_bytes;   // VmHWM after this model's inference
-  bool rss_reset = false;                  // high-water mark was reset before this model
+  std::optional<int64_t> peak_rss_bytes;  // VmHWM after this model's inference
+  bool rss_reset = false;                 // high-water mark was reset before this model
   std::string rss_note;
   std::optional<int64_t> allocator_peak_bytes;  // LibTorch allocator's figure, if it has one
   std::string allocator_note;
@@ -108,13 +108,13 @@ struct BaselineComparison {
   std::string baseline;                  // label of the baseline model
   std::map<std::string, double> deltas;  // "<metric>": model - baseline (docs/metrics.md)
   std::vector<std::optional<double>> per_class_accuracy_delta;  // null: class absent
-  double agreement = 0;                  // fraction of images with the same top-1 prediction
+  double agreement = 0;  // fraction of images with the same top-1 prediction
   int64_t both_correct = 0, only_baseline_correct = 0, only_model_correct = 0, both_wrong = 0;
   bool operator==(const BaselineComparison&) const = default;
 };
 
 struct ModelMetrics {
-  std::string label;      // unique display name, used as the id everywhere in the report
+  std::string label;  // unique display name, used as the id everywhere in the report
   std::string path;
   std::string precision;  // "fp32", "int8", "int4", "mixed" (from the file's metadata)
   std::string engine;
@@ -172,6 +172,7 @@ struct MetricsReport {
 nlohmann::json to_json(const MetricsReport& report);
 // Strict: every field must be present with the right type; throws core::InputError naming
 // `source` and the field otherwise.
-MetricsReport metrics_from_json(const nlohmann::json& j, const std::string& source = "metrics.json");
+MetricsReport metrics_from_json(const nlohmann::json& j,
+                                const std::string& source = "metrics.json");
 
 }  // namespace vitopt::report

@@ -43,8 +43,9 @@ std::string label_tics(const MetricsReport& r) {
   return longest > 10 || r.models.size() > 4 ? "set xtics rotate by -30 left\n" : "";
 }
 
-const char* kBars = "set style data histograms\nset style histogram clustered gap 1\n"
-                    "set style fill solid 0.85 border -1\nset boxwidth 0.9\n";
+const char* kBars =
+    "set style data histograms\nset style histogram clustered gap 1\n"
+    "set style fill solid 0.85 border -1\nset boxwidth 0.9\n";
 
 struct Plot {
   std::string name, script;
@@ -84,8 +85,8 @@ Plot throughput_plot(const MetricsReport& r) {
 }
 
 Plot params_macs_plot(const MetricsReport& r) {
-  std::string s = header("params_macs.png", 900, 700, "Parameters and MACs per image") + kBars +
-                  label_tics(r);
+  std::string s =
+      header("params_macs.png", 900, 700, "Parameters and MACs per image") + kBars + label_tics(r);
   s += "$d << EOD\n";
   for (const auto& m : r.models)
     s += fmt::format("{} {} {}\n", data_string(m.label), m.efficiency.params / 1e6,
@@ -102,14 +103,16 @@ Plot pareto_plot(const MetricsReport& r, bool latency) {
   const std::string name = latency ? "pareto_latency" : "pareto_size";
   const auto& front = latency ? r.pareto_latency : r.pareto_size;
   auto cost = [&](const ModelMetrics& m) {
-    return latency ? m.efficiency.latency.p50_ms : static_cast<double>(m.efficiency.file_bytes) / 1e6;
+    return latency ? m.efficiency.latency.p50_ms
+                   : static_cast<double>(m.efficiency.file_bytes) / 1e6;
   };
   std::string s = header(name + ".png", 900, 550,
                          latency ? "Accuracy vs latency (Pareto front highlighted)"
                                  : "Accuracy vs model size (Pareto front highlighted)");
-  s += fmt::format("set xlabel '{}'\nset ylabel 'top-1 (%)'\nset offsets graph 0.08, graph 0.15, "
-                   "graph 0.1, graph 0.1\n",
-                   latency ? "latency p50 at batch 1 (ms)" : "file size (MB)");
+  s += fmt::format(
+      "set xlabel '{}'\nset ylabel 'top-1 (%)'\nset offsets graph 0.08, graph 0.15, "
+      "graph 0.1, graph 0.1\n",
+      latency ? "latency p50 at batch 1 (ms)" : "file size (MB)");
   double lo = 1e300, hi = 0;
   s += "$all << EOD\n";
   for (const auto& m : r.models) {
@@ -119,9 +122,14 @@ Plot pareto_plot(const MetricsReport& r, bool latency) {
   }
   s += "EOD\n$front << EOD\n";
   for (const auto& label : front)
-    if (const auto* m = r.find(label)) s += fmt::format("{} {}\n", cost(*m), 100 * m->classification.top1);
+    if (const auto* m = r.find(label))
+      s += fmt::format("{} {}\n", cost(*m), 100 * m->classification.top1);
   s += "EOD\n";
   if (lo > 0 && hi / lo > 20) s += "set logscale x\n";
+  // Nearly equal costs (e.g. same-size files): a readable +-2% window instead of 8-digit ticks.
+  if (hi > 0 && hi - lo < 0.01 * hi)
+    s += fmt::format("set offsets 0, 0, graph 0.1, graph 0.1\nset xrange [{}:{}]\n", lo * 0.98,
+                     hi * 1.02);
   s += "plot $all using 1:2 with points pt 7 ps 1.4 lc rgb '#7f7f7f' title 'models', "
        "$front using 1:2 with linespoints lw 2 pt 7 ps 1.9 lc rgb '#d62728' title 'Pareto front', "
        "$all using 1:2:3 with labels offset 0,1.2 notitle\n";
@@ -149,27 +157,28 @@ Plot confidence_plot(const MetricsReport& r, size_t index) {
   const auto& m = r.models[index];
   const auto& c = m.confidence;
   const std::string name = fmt::format("confidence_{}", index);
-  std::string s = header(name + ".png", 900, 450,
-                         fmt::format("{}: max-probability of correct vs incorrect predictions",
-                                     m.label));
+  std::string s =
+      header(name + ".png", 900, 450,
+             fmt::format("{}: max-probability of correct vs incorrect predictions", m.label));
   int64_t n_ok = 0, n_bad = 0;
   for (auto v : c.histogram_correct) n_ok += v;
   for (auto v : c.histogram_incorrect) n_bad += v;
   const double w = 1.0 / c.histogram_bins;
-  s += fmt::format("set xlabel 'max probability'\nset ylabel 'fraction of the group'\n"
-                   "set xrange [0:1]\nset yrange [0:*]\nset style fill solid 0.8 border -1\n"
-                   "set boxwidth {}\n$h << EOD\n",
-                   w / 2);
+  s += fmt::format(
+      "set xlabel 'max probability'\nset ylabel 'fraction of the group'\n"
+      "set xrange [0:1]\nset yrange [0:*]\nset style fill solid 0.8 border -1\n"
+      "set boxwidth {}\n$h << EOD\n",
+      w / 2);
   for (int b = 0; b < c.histogram_bins; ++b) {
     const double center = (b + 0.5) * w;
     const double ok = n_ok ? static_cast<double>(c.histogram_correct[b]) / n_ok : 0;
     const double bad = n_bad ? static_cast<double>(c.histogram_incorrect[b]) / n_bad : 0;
     s += fmt::format("{} {} {}\n", center, ok, bad);
   }
-  s += fmt::format("EOD\nplot $h using ($1-{}):2 with boxes lc rgb '#2ca02c' title {}, "
-                   "$h using ($1+{}):3 with boxes lc rgb '#d62728' title {}\n",
-                   w / 4, q(fmt::format("correct ({})", n_ok)), w / 4,
-                   q(fmt::format("incorrect ({})", n_bad)));
+  s += fmt::format(
+      "EOD\nplot $h using ($1-{}):2 with boxes lc rgb '#2ca02c' title {}, "
+      "$h using ($1+{}):3 with boxes lc rgb '#d62728' title {}\n",
+      w / 4, q(fmt::format("correct ({})", n_ok)), w / 4, q(fmt::format("incorrect ({})", n_bad)));
   return {name, s};
 }
 
@@ -178,7 +187,9 @@ Plot class_delta_plot(const MetricsReport& r) {
                          fmt::format("Per-class accuracy change vs baseline {}", *r.baseline)) +
                   kBars;
   const int k = r.data.num_classes;
-  s += "set ylabel 'accuracy change (percentage points)'\nset xzeroaxis lt -1\n";
+  // Bars grow from 0: keep 0 inside the autoscaled range.
+  s += "set ylabel 'accuracy change (percentage points)'\nset xzeroaxis lt -1\n"
+       "set yrange [*<0:0<*]\n";
   if (k > 10) s += "set xtics rotate by -45 left\n";
   s += "$d << EOD\n";
   for (int j = 0; j < k; ++j) {
@@ -206,9 +217,9 @@ Plot class_delta_plot(const MetricsReport& r) {
 Plot confusion_plot(const MetricsReport& r, const ModelMetrics& m) {
   const int k = static_cast<int>(m.classification.confusion.size());
   const int side = std::clamp(200 + 45 * k, 500, 1400);
-  std::string s = header("confusion.png", side + 150, side,
-                         fmt::format("Confusion matrix of the most accurate model: {} (row-normalized)",
-                                     m.label));
+  std::string s = header(
+      "confusion.png", side + 150, side,
+      fmt::format("Confusion matrix of the most accurate model: {} (row-normalized)", m.label));
   auto tics = [&](const char* axis) {
     std::string t = fmt::format("set {}tics (", axis);
     for (int j = 0; j < k; ++j) {
@@ -247,14 +258,15 @@ std::map<std::string, std::string> render_plots(const MetricsReport& r,
                                                 const std::filesystem::path& plots_dir) {
   std::map<std::string, std::string> out;
   if (r.models.empty()) return out;
-  std::vector<Plot> plots = {accuracy_plot(r), latency_plot(r), throughput_plot(r),
+  std::vector<Plot> plots = {accuracy_plot(r),    latency_plot(r),      throughput_plot(r),
                              params_macs_plot(r), pareto_plot(r, true), pareto_plot(r, false),
                              reliability_plot(r)};
   for (size_t i = 0; i < r.models.size(); ++i) plots.push_back(confidence_plot(r, i));
   const ModelMetrics* best = r.find(r.recommendation.most_accurate);
   plots.push_back(confusion_plot(r, best != nullptr ? *best : r.models.front()));
-  const bool compared = std::any_of(r.models.begin(), r.models.end(),
-                                    [](const ModelMetrics& m) { return m.vs_baseline.has_value(); });
+  const bool compared = std::any_of(r.models.begin(), r.models.end(), [](const ModelMetrics& m) {
+    return m.vs_baseline.has_value();
+  });
   if (r.baseline && compared) plots.push_back(class_delta_plot(r));
   fs::create_directories(plots_dir);
   for (const auto& p : plots) {

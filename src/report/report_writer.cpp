@@ -60,9 +60,10 @@ std::vector<Block> document(const MetricsReport& r) {
   std::vector<std::string> env;
   for (const auto& [k, v] : r.environment) env.push_back(k + ": " + (v.empty() ? "-" : v));
   d.push_back(Para{fmt::format("Environment — {}.", fmt::join(env, " · "))});
-  d.push_back(Para{"Definitions (tie rule, undefined precision, ECE bins, percentiles, efficiency "
-                   "score) are in docs/metrics.md; every number below is also in metrics.json and "
-                   "metrics.csv."});
+  d.push_back(
+      Para{"Definitions (tie rule, undefined precision, ECE bins, percentiles, efficiency "
+           "score) are in docs/metrics.md; every number below is also in metrics.json and "
+           "metrics.csv."});
 
   d.push_back(Heading{2, "Models"});
   Table t{{"model", "precision", "top-1", "top-5", "macro F1", "ECE", "params", "MMACs",
@@ -70,23 +71,23 @@ std::vector<Block> document(const MetricsReport& r) {
           {}};
   for (const auto& m : r.models) {
     const auto& e = m.efficiency;
-    t.rows.push_back(
-        {m.label, m.precision, pct(m.classification.top1), pct(m.classification.top5),
-         fixed(m.classification.macro_f1, 4), fixed(m.confidence.ece, 4),
-         std::to_string(e.params), fixed(static_cast<double>(e.macs) / 1e6, 2), mb(e.file_bytes),
-         fixed(e.latency.p50_ms, 3), fixed(e.latency.p99_ms, 3),
-         fixed(e.throughput.images_per_s, 0),
-         e.memory.peak_rss_bytes ? mb(*e.memory.peak_rss_bytes) : "n/a",
-         e.energy.joules_per_image ? fixed(*e.energy.joules_per_image, 5) : "n/a",
-         fixed(e.efficiency_score, 2), model_flags(r, m)});
+    t.rows.push_back({m.label, m.precision, pct(m.classification.top1), pct(m.classification.top5),
+                      fixed(m.classification.macro_f1, 4), fixed(m.confidence.ece, 4),
+                      std::to_string(e.params), fixed(static_cast<double>(e.macs) / 1e6, 2),
+                      mb(e.file_bytes), fixed(e.latency.p50_ms, 3), fixed(e.latency.p99_ms, 3),
+                      fixed(e.throughput.images_per_s, 0),
+                      e.memory.peak_rss_bytes ? mb(*e.memory.peak_rss_bytes) : "n/a",
+                      e.energy.joules_per_image ? fixed(*e.energy.joules_per_image, 5) : "n/a",
+                      fixed(e.efficiency_score, 2), model_flags(r, m)});
   }
   d.push_back(t);
 
   d.push_back(Heading{2, "Recommendation"});
   const auto& rec = r.recommendation;
-  std::string text = fmt::format("Most accurate: **{}**. Fastest (p50): **{}**. Smallest file: "
-                                 "**{}**. Best accuracy per ms: **{}**.",
-                                 rec.most_accurate, rec.fastest, rec.smallest, rec.best_efficiency);
+  std::string text = fmt::format(
+      "Most accurate: **{}**. Fastest (p50): **{}**. Smallest file: "
+      "**{}**. Best accuracy per ms: **{}**.",
+      rec.most_accurate, rec.fastest, rec.smallest, rec.best_efficiency);
   if (rec.latency_budget_ms)
     text += fmt::format(" Under the latency budget of {} ms: **{}**.", *rec.latency_budget_ms,
                         rec.under_latency_budget.value_or("no model fits"));
@@ -98,17 +99,17 @@ std::vector<Block> document(const MetricsReport& r) {
   else
     text += " No size budget given (--size-budget-mb).";
   d.push_back(Para{text});
-  d.push_back(Para{fmt::format("Pareto front, accuracy vs latency: {}. Accuracy vs size: {}.",
-                               fmt::join(r.pareto_latency, " → "),
-                               fmt::join(r.pareto_size, " → "))});
+  d.push_back(
+      Para{fmt::format("Pareto front, accuracy vs latency: {}. Accuracy vs size: {}.",
+                       fmt::join(r.pareto_latency, " → "), fmt::join(r.pareto_size, " → "))});
 
   if (r.baseline) {
     d.push_back(Heading{2, "Against the baseline"});
-    d.push_back(Para{fmt::format("Baseline: **{}** ({}).", *r.baseline,
-                                 r.baseline_source == "flag" ? "--baseline"
-                                                             : "the first model; none was given")});
-    Table b{{"model", "Δ top-1 (pp)", "Δ macro F1", "Δ ECE", "Δ p50 ms", "Δ size (MB)",
-             "Δ params", "agreement", "both ok", "only baseline ok", "only model ok", "both wrong"},
+    d.push_back(Para{fmt::format(
+        "Baseline: **{}** ({}).", *r.baseline,
+        r.baseline_source == "flag" ? "--baseline" : "the first model; none was given")});
+    Table b{{"model", "Δ top-1 (pp)", "Δ macro F1", "Δ ECE", "Δ p50 ms", "Δ size (MB)", "Δ params",
+             "agreement", "both ok", "only baseline ok", "only model ok", "both wrong"},
             {}};
     for (const auto& m : r.models) {
       if (!m.vs_baseline) continue;
@@ -137,7 +138,8 @@ std::vector<Block> document(const MetricsReport& r) {
       {"pareto_size", "Accuracy vs file size; the Pareto front in red."},
       {"reliability", "Reliability diagram: accuracy per confidence bin (diagonal = calibrated)."},
       {"class_delta", "Per-class accuracy change vs the baseline (percentage points)."},
-      {"confusion", "Confusion matrix of the most accurate model (colour: row fraction, text: count)."}};
+      {"confusion",
+       "Confusion matrix of the most accurate model (colour: row fraction, text: count)."}};
   for (const auto& [name, caption] : kCaptions) {
     auto it = r.plots.find(name);
     if (it != r.plots.end()) d.push_back(Figure{it->second, caption});
@@ -145,8 +147,9 @@ std::vector<Block> document(const MetricsReport& r) {
   for (size_t i = 0; i < r.models.size(); ++i) {
     auto it = r.plots.find(fmt::format("confidence_{}", i));
     if (it != r.plots.end())
-      d.push_back(Figure{it->second, fmt::format("{}: confidence of correct vs incorrect predictions.",
-                                                 r.models[i].label)});
+      d.push_back(Figure{
+          it->second,
+          fmt::format("{}: confidence of correct vs incorrect predictions.", r.models[i].label)});
   }
 
   for (const auto& m : r.models) {
@@ -180,17 +183,22 @@ std::vector<Block> document(const MetricsReport& r) {
         e.latency.warmup, e.latency.p50_ms, e.latency.p90_ms, e.latency.p99_ms, e.latency.mean_ms,
         e.latency.min_ms, e.latency.max_ms, e.throughput.batch, e.throughput.images_per_s,
         e.throughput.runs, e.throughput.ms_per_batch,
-        e.memory.peak_rss_bytes ? mb(*e.memory.peak_rss_bytes) + " MB" : "n/a",
-        e.memory.rss_note, e.memory.allocator_peak_bytes ? mb(*e.memory.allocator_peak_bytes) + " MB" : "n/a",
+        e.memory.peak_rss_bytes ? mb(*e.memory.peak_rss_bytes) + " MB" : "n/a", e.memory.rss_note,
+        e.memory.allocator_peak_bytes ? mb(*e.memory.allocator_peak_bytes) + " MB" : "n/a",
         e.memory.allocator_note,
-        e.energy.joules_per_image ? fixed(*e.energy.joules_per_image, 5) + " J/image" : "unavailable",
+        e.energy.joules_per_image ? fixed(*e.energy.joules_per_image, 5) + " J/image"
+                                  : "unavailable",
         e.energy.source, e.efficiency_score)});
     Table pc{{"class", "images", "predicted", "accuracy", "precision", "recall", "F1"}, {}};
     if (m.vs_baseline) pc.header.push_back("Δ accuracy vs baseline (pp)");
     for (const auto& s : c.per_class) {
-      std::vector<std::string> row = {s.name,          std::to_string(s.support),
-                                      std::to_string(s.predicted), opt_pct(s.accuracy),
-                                      fixed(s.precision, 4), fixed(s.recall, 4), fixed(s.f1, 4)};
+      std::vector<std::string> row = {s.name,
+                                      std::to_string(s.support),
+                                      std::to_string(s.predicted),
+                                      opt_pct(s.accuracy),
+                                      fixed(s.precision, 4),
+                                      fixed(s.recall, 4),
+                                      fixed(s.f1, 4)};
       if (m.vs_baseline) {
         const auto& dv = m.vs_baseline->per_class_accuracy_delta;
         row.push_back(s.index < static_cast<int>(dv.size()) && dv[s.index]
@@ -214,11 +222,20 @@ std::string html_escape(const std::string& s) {
   std::string out;
   for (char ch : s) {
     switch (ch) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      default: out += ch;
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      default:
+        out += ch;
     }
   }
   return out;
@@ -251,8 +268,8 @@ std::string base64_encode(const std::string& bytes) {
   out.reserve((bytes.size() + 2) / 3 * 4);
   size_t i = 0;
   for (; i + 2 < bytes.size(); i += 3) {
-    const uint32_t v = (uint32_t(uint8_t(bytes[i])) << 16) | (uint32_t(uint8_t(bytes[i + 1])) << 8) |
-                       uint8_t(bytes[i + 2]);
+    const uint32_t v = (uint32_t(uint8_t(bytes[i])) << 16) |
+                       (uint32_t(uint8_t(bytes[i + 1])) << 8) | uint8_t(bytes[i + 2]);
     for (int s = 18; s >= 0; s -= 6) out += kChars[(v >> s) & 63];
   }
   if (i < bytes.size()) {

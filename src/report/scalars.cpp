@@ -74,7 +74,10 @@ std::string metrics_csv(const MetricsReport& r) {
     header.push_back(h);
   std::string out;
   auto row = [&out](const std::vector<std::string>& cells) {
-    for (size_t i = 0; i < cells.size(); ++i) out += (i ? "," : "") + csv_cell(cells[i]);
+    for (size_t i = 0; i < cells.size(); ++i) {
+      if (i > 0) out += ',';
+      out += csv_cell(cells[i]);
+    }
     out += "\n";
   };
   row(header);
@@ -92,7 +95,8 @@ std::string metrics_csv(const MetricsReport& r) {
       };
       cells.push_back(b.baseline);
       cells.push_back(number(b.agreement));
-      for (const char* k : {"top1", "macro_f1", "latency_p50_ms", "file_bytes"}) cells.push_back(delta(k));
+      for (const char* k : {"top1", "macro_f1", "latency_p50_ms", "file_bytes"})
+        cells.push_back(delta(k));
     } else {
       cells.insert(cells.end(), 6, "");
     }

@@ -52,8 +52,8 @@ QuantSpec QuantSpec::from_json(const json& j, const std::string& source) {
     if (!it->is_object()) core::throw_input("{}: field 'extras': expected a JSON object", top);
     if (!it->empty()) {
       core::throw_input(
-          "{}: extras key '{}' is not implemented by the vitopt runtime (the file needs a "
-          "quantized site this engine cannot run exactly); re-quantize without it",
+          "{}: unknown extras key '{}': format version 1 defines no extras, so the file "
+          "describes a quantized site this runtime cannot compute exactly; re-quantize without it",
           top, it->begin().key());
     }
   }

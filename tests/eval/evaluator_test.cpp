@@ -2,13 +2,14 @@
 // report. Checks the files (JSON round trip, one CSV row per model, non-empty PNGs, HTML embeds
 // every plot), identities (a model against its own copy agrees 100% with zero deltas), and top-1
 // against train::evaluate, an independent implementation.
+#include "eval/evaluator.h"
+
 #include <gtest/gtest.h>
 
 #include <fstream>
 
 #include "core/error.h"
 #include "core/file_util.h"
-#include "eval/evaluator.h"
 #include "model/model_file.h"
 #include "report/metrics_schema.h"
 #include "test_util.h"
@@ -140,7 +141,8 @@ TEST(Evaluator, ReportOnTinyModels) {
     const auto png = core::read_file_text(tmp / "report" / r.plots.at(name));
     ASSERT_GT(png.size(), 1000u) << name;
     EXPECT_EQ(png.substr(1, 3), "PNG") << name;
-    EXPECT_NE(html.find(std::string("<figure id=\"") + name + "\"><img"), std::string::npos) << name;
+    EXPECT_NE(html.find(std::string("<figure id=\"") + name + "\"><img"), std::string::npos)
+        << name;
     EXPECT_NE(md.find("(" + r.plots.at(name) + ")"), std::string::npos) << name;
   }
   EXPECT_EQ(html.find("src=\"plots/"), std::string::npos);  // self-contained: no file references

@@ -198,9 +198,9 @@ TEST(Macs, SlimmedLowRankDistilledMatchesCountedOps) {
   c.blocks.assign(3, model::BlockConfig{});
   c.blocks[0].num_heads = 1;  // one head kept
   c.blocks[0].kept_heads = {1};
-  c.blocks[0].mlp_dim = 24;   // slimmed MLP
+  c.blocks[0].mlp_dim = 24;  // slimmed MLP
   c.blocks[1].skip_mlp = true;
-  c.blocks[1].qkv_rank = 4;   // low-rank qkv
+  c.blocks[1].qkv_rank = 4;  // low-rank qkv
   c.blocks[1].fc1_rank = 0;
   c.blocks[2].fc2_rank = 5;
   check_model(c);

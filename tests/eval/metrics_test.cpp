@@ -1,11 +1,11 @@
 // Metric math on hand-computed cases: the tie rule, classes never predicted or absent, macro
 // averages, loss, ECE/reliability/histograms on known confidences, baseline agreement.
+#include "eval/metrics.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <limits>
-
-#include "eval/metrics.h"
 
 namespace vitopt::eval {
 namespace {
@@ -63,7 +63,8 @@ TEST(Metrics, ClassificationHandComputed) {
     return std::log(s);
   };
   const double loss = (lse({2, 1, 0, -5}) - 2 + lse({1, 1, 0, -5}) - 1 + lse({0, 0, 0, -5}) - 0 +
-                       lse({0, 3, 1, -5}) - 0) / 4;
+                       lse({0, 3, 1, -5}) - 0) /
+                      4;
   EXPECT_NEAR(c.loss, loss, 1e-12);
 }
 

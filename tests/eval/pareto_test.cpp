@@ -1,16 +1,17 @@
 // Pareto selection and budget recommendations on known points, plus latency percentiles.
+#include "eval/pareto.h"
+
 #include <gtest/gtest.h>
 
 #include "eval/efficiency.h"
-#include "eval/pareto.h"
 
 namespace vitopt::eval {
 namespace {
 
 const std::vector<ParetoPoint> kPoints = {
     {"A", 0.90, 10}, {"B", 0.80, 5}, {"C", 0.85, 12},  // C: dominated by A
-    {"D", 0.80, 5},                                   // equal to B: both kept
-    {"E", 0.95, 20}, {"F", 0.70, 5},                  // F: dominated by B (same cost, worse)
+    {"D", 0.80, 5},                                    // equal to B: both kept
+    {"E", 0.95, 20}, {"F", 0.70, 5},                   // F: dominated by B (same cost, worse)
 };
 
 TEST(Pareto, FrontOfKnownPoints) {

@@ -21,13 +21,26 @@ file(GLOB _runtime ${_src}/runtime/*.cpp ${_src}/runtime/kernels/*_ref.cpp)
 set(_fuzz_sources ${CMAKE_CURRENT_LIST_DIR}/fuzz_runtime_loader.cpp ${_core} ${_src}/io/safetensors.cpp
     ${_runtime} ${_src}/runtime/kernels/dispatch.cpp)
 set(_fuzz_bin ${CMAKE_BINARY_DIR}/bin/fuzz_runtime_loader)
+set(_fuzz_flags -std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -DVITOPT_RUNTIME_REF_ONLY
+    -I${_src} -I${_src}/runtime/include)
+# One clang++ per source (ninja runs them in parallel), then one link.
+set(_fuzz_objects)
+foreach(source ${_fuzz_sources})
+  file(RELATIVE_PATH _rel ${PROJECT_SOURCE_DIR} ${source})
+  string(REPLACE "/" "_" _obj ${_rel})
+  set(_obj ${CMAKE_BINARY_DIR}/fuzz_obj/${_obj}.o)
+  add_custom_command(OUTPUT ${_obj}
+                     COMMAND ${CMAKE_COMMAND} -E make_directory ${CMAKE_BINARY_DIR}/fuzz_obj
+                     COMMAND ${VITOPT_CLANGXX} ${_fuzz_flags} -c ${source} -o ${_obj}
+                     DEPENDS ${source} COMMENT "clang++ (fuzz) ${_rel}" VERBATIM)
+  list(APPEND _fuzz_objects ${_obj})
+endforeach()
 add_custom_command(
   OUTPUT ${_fuzz_bin}
-  COMMAND ${VITOPT_CLANGXX} -std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined
-          -DVITOPT_RUNTIME_REF_ONLY -I${_src} -I${_src}/runtime/include ${_fuzz_sources}
-          -lfmt -ldl -pthread -o ${_fuzz_bin}
-  DEPENDS ${_fuzz_sources}
-  COMMENT "clang++ libFuzzer target fuzz_runtime_loader"
+  COMMAND ${VITOPT_CLANGXX} -fsanitize=fuzzer,address,undefined ${_fuzz_objects} -lfmt -ldl -pthread
+          -o ${_fuzz_bin}
+  DEPENDS ${_fuzz_objects}
+  COMMENT "link libFuzzer target fuzz_runtime_loader"
   VERBATIM)
 add_custom_target(fuzz_runtime_loader ALL DEPENDS ${_fuzz_bin})
 add_test(NAME fuzz_runtime_loader_bounded

@@ -25,7 +25,8 @@ ViT random_tiny(uint64_t seed) {
 }
 
 torch::Tensor weight_of(ViT& m, const std::string& linear) {
-  if (linear == "patch_embed.proj") return m->patch_embed_proj->weight.reshape({m->config().embed_dim, -1});
+  if (linear == "patch_embed.proj")
+    return m->patch_embed_proj->weight.reshape({m->config().embed_dim, -1});
   return m->named_parameters()[linear + ".weight"];
 }
 
@@ -49,8 +50,11 @@ torch::Tensor naive_fq(const torch::Tensor& x, const InputQuant& q) {
     if (q.dynamic) {
       float lo = 0, hi = 0;
       for (int64_t i = 0; i < y.size(1); ++i) lo = std::min(lo, row[i]), hi = std::max(hi, row[i]);
-      s = q.symmetric ? std::max(-lo, hi) / static_cast<float>(qmax) : (hi - lo) / static_cast<float>(qmax - qmin);
-      zp = q.symmetric ? 0 : std::clamp<int64_t>(qmin - static_cast<int64_t>(std::nearbyint(lo / s)), qmin, qmax);
+      s = q.symmetric ? std::max(-lo, hi) / static_cast<float>(qmax)
+                      : (hi - lo) / static_cast<float>(qmax - qmin);
+      zp = q.symmetric ? 0
+                       : std::clamp<int64_t>(qmin - static_cast<int64_t>(std::nearbyint(lo / s)),
+                                             qmin, qmax);
     }
     naive_fq_row(row, y.size(1), s, zp, qmin, qmax);
   }
@@ -65,11 +69,12 @@ struct Fixture {
 // Mixed widths/schemes over the tiny model's layers, static and dynamic inputs.
 Fixture quantize_tiny(ViT& m) {
   Fixture f;
-  const std::vector<WeightQuant> specs = {{8, true, true}, {4, false, true}, {12, true, false},
+  const std::vector<WeightQuant> specs = {{8, true, true}, {4, false, true},  {12, true, false},
                                           {3, true, true}, {2, false, false}, {6, false, true}};
   const auto names = quantizable_linears(m);
   for (size_t i = 0; i < names.size(); ++i) {
-    f.weights[names[i] + ".weight"] = quantize_weight(weight_of(m, names[i]), specs[i % specs.size()]);
+    f.weights[names[i] + ".weight"] =
+        quantize_weight(weight_of(m, names[i]), specs[i % specs.size()]);
     InputQuant in;
     in.bits = i % 2 ? 8 : 6;
     in.symmetric = i % 3 == 0;
@@ -124,8 +129,9 @@ TEST(QuantizedModel, SaveLoadIsBitExactAndMatchesNaiveSimulation) {
       for (int64_t o = 0; o < w.size(0); ++o) {
         const int64_t k = qw.spec.per_channel ? o : 0;
         for (int64_t i = 0; i < w.size(1); ++i) {
-          w[o][i] = qw.scale[k].item<float>() *
-                    static_cast<float>(qw.codes[o][i].item<int64_t>() - qw.zero_point[k].item<int64_t>());
+          w[o][i] =
+              qw.scale[k].item<float>() *
+              static_cast<float>(qw.codes[o][i].item<int64_t>() - qw.zero_point[k].item<int64_t>());
         }
       }
       auto& p = ref->named_parameters()[name];
@@ -138,8 +144,13 @@ TEST(QuantizedModel, SaveLoadIsBitExactAndMatchesNaiveSimulation) {
     if (name == "patch_embed.proj") {
       ref->patch_input_transform = [q, patch](const torch::Tensor& x) {
         const int64_t B = x.size(0), g = x.size(2) / patch;
-        auto rows = x.reshape({B, 1, g, patch, g, patch}).permute({0, 2, 4, 1, 3, 5}).reshape({B, g * g, -1});
-        return naive_fq(rows, q).reshape({B, g, g, 1, patch, patch}).permute({0, 3, 1, 4, 2, 5}).reshape(x.sizes());
+        auto rows = x.reshape({B, 1, g, patch, g, patch})
+                        .permute({0, 2, 4, 1, 3, 5})
+                        .reshape({B, g * g, -1});
+        return naive_fq(rows, q)
+            .reshape({B, g, g, 1, patch, patch})
+            .permute({0, 3, 1, 4, 2, 5})
+            .reshape(x.sizes());
       };
     } else {
       ref->named_modules()[name]->as<LinearImpl>()->input_transform = [q](const torch::Tensor& x) {
@@ -168,18 +179,28 @@ void expect_input_error(const std::function<void()>& fn, const std::string& part
 }
 
 TEST(QuantizedModel, BadMetadataAndCodesAreRefused) {
-  auto j = nlohmann::json::parse(R"({"version":1,"weights":{"w":{"bits":17,"symmetric":true,"per_channel":true}}})");
+  auto j = nlohmann::json::parse(
+      R"({"version":1,"weights":{"w":{"bits":17,"symmetric":true,"per_channel":true}}})");
   expect_input_error([&] { QuantSpec::from_json(j, "f"); }, "bits");
   j = nlohmann::json::parse(R"({"version":1,"extras":{"attn_probs_log2":{}}})");
   expect_input_error([&] { QuantSpec::from_json(j, "f"); }, "attn_probs_log2");
-  j = nlohmann::json::parse(R"({"version":1,"inputs":{"head":{"bits":8,"symmetric":false,"scale":-1}}})");
+  j = nlohmann::json::parse(
+      R"({"version":1,"inputs":{"head":{"bits":8,"symmetric":false,"scale":-1}}})");
   expect_input_error([&] { QuantSpec::from_json(j, "f"); }, "scale");
   j = nlohmann::json::parse(R"({"version":2})");
   expect_input_error([&] { QuantSpec::from_json(j, "f"); }, "version");
   // An I8 code of -128 is outside the symmetric 8-bit range [-127, 127].
   const std::vector<uint8_t> bytes = {0x80, 0x01};
-  expect_input_error([&] { unpack_codes(bytes.data(), io::DType::I8, {1, 2}, 2, 8, true, "t"); }, "outside");
-  expect_input_error([&] { unpack_codes(bytes.data(), io::DType::U8, {1, 2}, 2, 8, true, "t"); }, "dtype");
+  expect_input_error(
+      [&] {
+        unpack_codes(bytes.data(), io::DType::I8, {1, 2}, 2, 8, true, "t");
+      },
+      "outside");
+  expect_input_error(
+      [&] {
+        unpack_codes(bytes.data(), io::DType::U8, {1, 2}, 2, 8, true, "t");
+      },
+      "dtype");
   expect_input_error([&] { quant_range(1, true, "--wbits"); }, "--wbits");
 }
 

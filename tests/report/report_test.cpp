@@ -29,7 +29,8 @@ ModelMetrics model(const std::string& label, double top1, double ms, int64_t byt
   c.macro_classes = 2;
   c.confusion = {{2, 0}, {1, 1}};
   c.never_predicted = {};
-  c.per_class = {{0, "cat", 2, 3, 2, 1.0, 2.0 / 3, 1.0, 0.8}, {1, "dog", 2, 1, 1, 0.5, 1.0, 0.5, 2.0 / 3}};
+  c.per_class = {{0, "cat", 2, 3, 2, 1.0, 2.0 / 3, 1.0, 0.8},
+                 {1, "dog", 2, 1, 1, 0.5, 1.0, 0.5, 2.0 / 3}};
   auto& k = m.confidence;
   k.mean_max_prob = 0.7;
   k.mean_max_prob_correct = 0.75;  // incorrect/gap stay null

@@ -26,7 +26,9 @@ void randomize(model::ViT& vit, uint64_t seed) {
   }
 }
 
-void check_parity(const model::ViTConfig& config, uint64_t seed) {
+// Compares the runtime's logits with LibTorch's at every ISA level the CPU has; returns how many
+// levels were compared (each with its own EXPECT), so callers can assert that none was skipped.
+int check_parity(const model::ViTConfig& config, uint64_t seed) {
   testing::TempDir dir;
   model::ViT vit(config);
   randomize(vit, seed);
@@ -43,8 +45,11 @@ void check_parity(const model::ViTConfig& config, uint64_t seed) {
     want = vit->forward(x).contiguous();  // (B, K)
   }
   const double scale = want.abs().max().item<double>();
-  ASSERT_GT(scale, 0.1) << "test model too degenerate to compare";
+  EXPECT_GT(scale, 0.1) << "test model too degenerate to compare";
+  if (!(scale > 0.1)) return 0;
+  int compared = 0;
   for (const auto& isa : runtime::supported_isas()) {
+    ++compared;
     runtime::RuntimeOptions ro;
     ro.isa = isa;
     auto engine = runtime::Engine::load(path, ro);
@@ -54,10 +59,11 @@ void check_parity(const model::ViTConfig& config, uint64_t seed) {
     const double diff = (got_t - want).abs().max().item<double>();
     EXPECT_LE(diff, 1e-4 * std::max(1.0, scale)) << c.name << " level " << isa << " (scale " << scale << ")";
   }
+  return compared;
 }
 
 TEST(RuntimeParity, FmnistPresetMatchesLibTorch) {
-  check_parity(model::preset("vit-fmnist"), 1);
+  EXPECT_GE(check_parity(model::preset("vit-fmnist"), 1), 1);
 }
 
 TEST(RuntimeParity, SlimmedModelWithDistillTokenMatchesLibTorch) {
@@ -87,14 +93,14 @@ TEST(RuntimeParity, SlimmedModelWithDistillTokenMatchesLibTorch) {
   c.blocks[4] = c.blocks[0];
   c.blocks[4].shared_with = 0;
   c.normalize("slimmed");
-  check_parity(c, 2);
+  EXPECT_GE(check_parity(c, 2), 1);
 }
 
 TEST(RuntimeParity, AveragePoolingMatchesLibTorch) {
   model::ViTConfig c = model::preset("vit-tiny-test");
   c.pool = "avg";
   c.normalize("avg");
-  check_parity(c, 3);
+  EXPECT_GE(check_parity(c, 3), 1);
 }
 
 }  // namespace

@@ -85,7 +85,7 @@ QuantizedState run_qat(const QuantizedState& ptq, const QatOptions& o, nlohmann:
     if (o.lsq) {
       s.set_requires_grad(true);
       extra.emplace_back(lname + ".input_scale", s);
-      const double g = lsq_grad_scale(1 << 14, range);  // ~tokens x channels per batch, order of
+      const double g = lsq_grad_scale(1 << 14, range);  // ~elements per batch (LSQ paper)
       lin->input_transform = [s, z, range, g](const torch::Tensor& x) {
         return fake_quant_lsq(x, s, z, range, g);
       };

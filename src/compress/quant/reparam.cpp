@@ -69,7 +69,7 @@ nlohmann::json fold_layernorm_scales(model::ViT& model,
   torch::Tensor lo, hi;
   bool foldable = true;
   std::vector<std::pair<std::string, model::Linear>> heads{{"head", model->head},
-                                                          {"head_dist", model->head_dist}};
+                                                           {"head_dist", model->head_dist}};
   for (auto& [name, lin] : heads) {
     if (!lin) continue;
     const auto* ob = find(name);

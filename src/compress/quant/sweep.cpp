@@ -64,7 +64,7 @@ nlohmann::json run_sweep(const QuantizeRequest& req, model::ViT& fp, const torch
                       {"top1_fp32", fp_top1},
                       {"fp32_bytes", fp32_bytes},
                       {"eval_images", req.eval_limit},
-                      {"abits", req.ptq.abits ? "W" : "none"},
+                      {"abits", req.ptq.abits ? "same as wbits" : "none"},
                       {"widths", nlohmann::json::array()}};
   std::string dat = "# bits top1 size_ratio bytes\n";
   std::string md = fmt::format(

@@ -2,6 +2,8 @@
 // half-to-even), bit-exact packing for 2..16 bits, observers on known distributions, STE/LSQ
 // forward equal to the format's fake quant, LayerNorm folding keeps the function, the knapsack
 // allocation on a hand table, and bad input.
+#include "compress/quant/quantizer.h"
+
 #include <gtest/gtest.h>
 
 #include <functional>
@@ -9,7 +11,6 @@
 #include "compress/quant/calibration.h"
 #include "compress/quant/mixed_precision.h"
 #include "compress/quant/observer.h"
-#include "compress/quant/quantizer.h"
 #include "compress/quant/reparam.h"
 #include "core/error.h"
 
@@ -68,14 +69,17 @@ TEST(Quantizer, QParamsByHand) {
   EXPECT_TRUE(torch::equal(codes_of({-1.0f, -0.4f, 0.0f, 0.6f, 1.0f}, 1.0f, 0, 2, true),
                            torch::tensor({-1L, 0L, 0L, 1L, 1L})));
   p = choose_qparams(-1.0f, 1.0f, 16, true);
-  EXPECT_TRUE(torch::equal(codes_of({1.0f, -1.0f}, p.scale, 0, 16, true), torch::tensor({32767L, -32767L})));
+  EXPECT_TRUE(torch::equal(codes_of({1.0f, -1.0f}, p.scale, 0, 16, true),
+                           torch::tensor({32767L, -32767L})));
 }
 
 TEST(Quantizer, HalfToEvenAndClamping) {
   EXPECT_TRUE(torch::equal(codes_of({0.5f, 1.5f, 2.5f, -0.5f, -1.5f, -2.5f}, 1.0f, 0, 8, true),
                            torch::tensor({0L, 2L, 2L, 0L, -2L, -2L})));
-  EXPECT_TRUE(torch::equal(codes_of({200.0f, -200.0f}, 1.0f, 0, 8, true), torch::tensor({127L, -127L})));
-  EXPECT_TRUE(torch::equal(codes_of({200.0f, -200.0f}, 1.0f, 0, 8, false), torch::tensor({127L, -128L})));
+  EXPECT_TRUE(
+      torch::equal(codes_of({200.0f, -200.0f}, 1.0f, 0, 8, true), torch::tensor({127L, -127L})));
+  EXPECT_TRUE(
+      torch::equal(codes_of({200.0f, -200.0f}, 1.0f, 0, 8, false), torch::tensor({127L, -128L})));
   EXPECT_TRUE(torch::equal(codes_of({9.0f, -9.0f}, 1.0f, 3, 4, false), torch::tensor({7L, -6L})));
 }
 
@@ -90,8 +94,10 @@ TEST(Quantizer, PackUnpackRoundTripIsBitExact) {
         codes[rows - 1][cols - 1] = r.qmax;
         const auto p = model::pack_codes(codes, bits, sym);
         EXPECT_EQ(p.shape[1], bits <= 4 ? (cols + 1) / 2 : cols);
-        const auto back = model::unpack_codes(p.bytes.data(), p.dtype, p.shape, cols, bits, sym, "t");
-        EXPECT_TRUE(torch::equal(back, codes)) << bits << " bits, sym " << sym << ", " << rows << "x" << cols;
+        const auto back =
+            model::unpack_codes(p.bytes.data(), p.dtype, p.shape, cols, bits, sym, "t");
+        EXPECT_TRUE(torch::equal(back, codes))
+            << bits << " bits, sym " << sym << ", " << rows << "x" << cols;
       }
     }
   }
@@ -122,8 +128,13 @@ TEST(Observer, KnownDistributions) {
   EXPECT_TRUE((hi < 30.0f).all().item<bool>());
   auto err = [&](const torch::Tensor& l, const torch::Tensor& h) {
     auto [s, z] = choose_qparams(l, h, 4, true);
-    return (model::dequantize_codes(model::quantize_codes(g, s.view({-1, 1}), z.view({-1, 1}), quant_range(4, true)),
-                                    s.view({-1, 1}), z.view({-1, 1})) - g).pow(2).sum().item<double>();
+    return (model::dequantize_codes(
+                model::quantize_codes(g, s.view({-1, 1}), z.view({-1, 1}), quant_range(4, true)),
+                s.view({-1, 1}), z.view({-1, 1})) -
+            g)
+        .pow(2)
+        .sum()
+        .item<double>();
   };
   EXPECT_LT(err(lo, hi), 0.5 * err(g.amin(1), g.amax(1)));
   // The activation observer: exact extremes and per-channel ranges, a bounded sample of rows.
@@ -180,8 +191,8 @@ TEST(Reparam, FoldingKeepsTheFunctionAndEqualizesRanges) {
 TEST(MixedPrecision, KnapsackPicksTheCheapestFeasibleLoss) {
   // Layer a: 8 bits 1000 B / loss 0, 4 bits 500 B / loss 1. Layer b: 8 bits 1000 B / 0,
   // 4 bits 500 B / loss 5. Budget 1500 B: quantize a (cheaper loss) to 4 bits.
-  std::vector<Sensitivity> t = {{"a", 8, 0.0, 0, 1000}, {"a", 4, 1.0, 0, 500},
-                                {"b", 8, 0.0, 0, 1000}, {"b", 4, 5.0, 0, 500}};
+  std::vector<Sensitivity> t = {
+      {"a", 8, 0.0, 0, 1000}, {"a", 4, 1.0, 0, 500}, {"b", 8, 0.0, 0, 1000}, {"b", 4, 5.0, 0, 500}};
   auto alloc = allocate_bits(t, 1500, 0);
   EXPECT_EQ(alloc.bits.at("a"), 4);
   EXPECT_EQ(alloc.bits.at("b"), 8);
