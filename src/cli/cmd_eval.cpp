@@ -108,7 +108,10 @@ void register_eval(CLI::App& app) {
       ->check(CLI::PositiveNumber);
   cmd->add_option("--throughput-batch", r.throughput_batch, "Batch size for the throughput measure")
       ->check(CLI::PositiveNumber);
-  cmd->add_option("--engine", r.engine, "Inference engine: torch (runtime: later)");
+  cmd->add_option("--engine", r.engine,
+                  "Inference engine: torch (LibTorch; quantized files run as exact simulation) "
+                  "or runtime (the dependency-free engine: integer kernels, CPU only)")
+      ->check(CLI::IsMember({"torch", "runtime"}));
   cmd->add_option("--title", f->title, "Report title");
   add_import_flags(cmd, f->import);
   add_seed_flag(cmd, f->common);
@@ -117,11 +120,6 @@ void register_eval(CLI::App& app) {
   add_output_flags(cmd, f->common);
   cmd->callback([f] {
     auto& req = f->req;
-    if (req.engine != "torch")
-      core::throw_input(
-          "--engine {}: only 'torch' is available in this build (the runtime "
-          "engine comes with the runtime)",
-          req.engine);
     for (const auto& m : f->models) req.models.emplace_back(m);
     if (!f->auto_find.empty())
       for (const auto& p : find_models(f->auto_find)) req.models.push_back(p);

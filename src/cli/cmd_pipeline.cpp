@@ -50,7 +50,7 @@ void register_pipeline(CLI::App& app) {
     } else if (!f->common.quiet) {
       fmt::print("pipeline '{}' done in {:.1f} min: ", recipe.name, summary["seconds"].get<double>() / 60);
       for (const auto& m : summary["models"])
-        fmt::print("{} top-1 {:.2f}%  ", std::filesystem::path(m["model"].get<std::string>()).filename().string(),
+        fmt::print("\n  {:<32} top-1 {:.2f}%", m["label"].get<std::string>(),
                    100 * m["top1"].get<double>());
       fmt::print("\nrun folder: {} (summary.md, summary.json, train/)\n", recipe.out.string());
     }

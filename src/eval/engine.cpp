@@ -1,6 +1,7 @@
 // The engine registry and the LibTorch engine: model::load_model (fp32, slimmed, distilled or
 // quantized-as-exact-simulation files alike), eval mode, inference mode, CPU or CUDA.
 #include "eval/engine.h"
+#include "eval/runtime_engine.h"
 
 #include <fmt/format.h>
 #include <torch/torch.h>
@@ -75,6 +76,7 @@ struct Registry {
     factories["torch"] = [](const std::filesystem::path& f, const EngineOptions& o) {
       return std::unique_ptr<Engine>(new TorchEngine(f, o));
     };
+    factories["runtime"] = make_runtime_engine;
   }
 };
 
@@ -115,10 +117,6 @@ std::unique_ptr<Engine> make_engine(const std::string& name,
     if (it != r.factories.end()) factory = it->second;
   }
   if (!factory) {
-    if (name == "runtime")
-      core::throw_input(
-          "--engine runtime: the dependency-free runtime engine is not part of this build yet; "
-          "use --engine torch");
     core::throw_input("--engine: expected one of [{}], got '{}'", fmt::join(engine_names(), ", "),
                       name);
   }

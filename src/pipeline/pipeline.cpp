@@ -24,7 +24,8 @@ nlohmann::json evaluate_run_models(const std::vector<std::filesystem::path>& mod
   req.split = "test";
   req.limit = r.eval_limit;
   req.batch_size = r.eval_batch_size;
-  req.device = r.device;
+  req.engine = r.eval_engine;
+  req.device = r.eval_engine == "runtime" ? "cpu" : r.device;  // the runtime is CPU-only
   req.threads = threads;
   req.seed = r.seed;
   req.workers = r.train.options.workers;
@@ -67,10 +68,10 @@ std::string summary_markdown(const Recipe& r, const nlohmann::json& s) {
                       h["train_loss"].get<double>(), 100 * h["train_top1"].get<double>(),
                       100 * h.value("val_top1", 0.0), 100 * h.value("val_top5", 0.0),
                       h["train_images_per_s"].get<double>());
-  md += "\n## Models\n\n| model | top-1 | top-5 | params | MMACs | size (MB) |\n|---|---|---|---|---|---|\n";
+  md += "\n## Models\n\n| model | file | top-1 | top-5 | params | MMACs | size (MB) |\n|---|---|---|---|---|---|---|\n";
   for (const auto& m : s["models"])
-    md += fmt::format("| {} | {:.2f}% | {:.2f}% | {} | {:.1f} | {:.2f} |\n",
-                      std::filesystem::path(m["model"].get<std::string>()).filename().string(),
+    md += fmt::format("| {} | `{}` | {:.2f}% | {:.2f}% | {} | {:.1f} | {:.2f} |\n",
+                      m["label"].get<std::string>(), m["model"].get<std::string>(),
                       100 * m["top1"].get<double>(), 100 * m["top5"].get<double>(),
                       m["params"].get<int64_t>(), m["macs"].get<int64_t>() / 1e6,
                       m["file_bytes"].get<double>() / 1e6);
@@ -100,9 +101,15 @@ nlohmann::json run_pipeline(const Recipe& recipe, const PipelineOptions& options
 
   // Compression stages start from the best model; every model they make joins the evaluation.
   const auto stages = run_compress_stages(recipe, trained.best_model, options.quiet);
-  std::vector<std::filesystem::path> run_models = {trained.best_model, trained.final_model};
-  std::map<std::string, std::string> labels = {{trained.best_model.string(), "baseline (best epoch)"},
-                                               {trained.final_model.string(), "last epoch"}};
+  std::vector<std::filesystem::path> run_models = {trained.best_model};
+  std::map<std::string, std::string> labels = {{trained.best_model.string(), "baseline (best epoch)"}};
+  // The last epoch is its own model only when an earlier epoch validated better.
+  const bool last_is_best = !trained.history.empty() &&
+                            trained.history.back().value("epoch", -1) == trained.best_epoch;
+  if (!last_is_best) {
+    run_models.push_back(trained.final_model);
+    labels[trained.final_model.string()] = "last epoch";
+  }
   nlohmann::json stage_results = nlohmann::json::array();
   for (const auto& st : stages) {
     run_models.push_back(st.model);

@@ -253,6 +253,10 @@ Recipe parse_recipe(const std::string& yaml_text, const std::string& source) {
     Section e(s.child("eval"), "eval", source);
     e.get("batch_size", r.eval_batch_size);
     e.get("limit", r.eval_limit);
+    e.get("engine", r.eval_engine);
+    if (r.eval_engine != "torch" && r.eval_engine != "runtime")
+      core::throw_input("{}: eval.engine: expected 'torch' or 'runtime', got '{}'", source,
+                        r.eval_engine);
     e.get("latency_budget_ms", r.latency_budget_ms);
     e.get("size_budget_mb", r.size_budget_mb);
     e.reject_unknown();

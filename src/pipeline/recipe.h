@@ -42,6 +42,8 @@ struct Recipe {
   train::TrainJob train;               // data, model config, limits, options (out_dir set later)
   int64_t eval_batch_size = 256;
   size_t eval_limit = 0;
+  std::string eval_engine = "torch";   // "torch" (LibTorch; quantized = exact simulation) or
+                                       // "runtime" (the deployable engine's own kernels and speed)
   bool resume = true;                  // continue an interrupted run found in the run folder
   std::vector<QuantizeStage> quantize;
   std::vector<PruneStage> prune;

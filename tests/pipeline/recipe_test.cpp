@@ -5,6 +5,7 @@
 
 #include "core/error.h"
 #include "core/file_util.h"
+#include "core/json_util.h"
 #include "pipeline/pipeline.h"
 #include "test_util.h"
 
@@ -78,7 +79,9 @@ data: synthetic
 threads: 1
 model: {preset: vit-tiny-test}
 train: {epochs: 1, batch_size: 16, limit: 64, val_limit: 32, workers: 1}
-eval: {limit: 32}
+eval: {limit: 32, engine: runtime}
+quantize:
+  - {name: w8a8, wbits: 8, abits: 8, calib_images: 16}
 )", "toy.yaml");
   r.out = tmp / "run";
   PipelineOptions opts;
@@ -87,11 +90,18 @@ eval: {limit: 32}
   for (const char* f : {"summary.json", "summary.md", "train/model.safetensors",
                         "train/best.safetensors", "train/metrics.jsonl"})
     EXPECT_TRUE(std::filesystem::exists(tmp / "run" / f)) << f;
+  // One epoch: the last epoch is the best model, evaluated once; plus the quantized model, run by
+  // the runtime engine (its metrics say so).
   ASSERT_EQ(s["models"].size(), 2u);
+  EXPECT_EQ(s["models"][0]["label"], "baseline (best epoch)");
+  EXPECT_EQ(s["models"][1]["label"], "quantize/w8a8");
   EXPECT_EQ(s["models"][0]["images"].get<int64_t>(), 32);
   EXPECT_GT(s["models"][0]["params"].get<int64_t>(), 0);
+  const auto metrics = core::json_parse(core::read_file_text(tmp / "run" / "report" / "metrics.json"), "metrics.json");
+  for (const auto& m : metrics["models"]) EXPECT_EQ(m["engine"], "runtime");
   const auto md = core::read_file_text(tmp / "run" / "summary.md");
-  EXPECT_NE(md.find("| model | top-1"), std::string::npos);
+  EXPECT_NE(md.find("| quantize/w8a8 |"), std::string::npos);
+  EXPECT_THROW(parse_recipe("eval: {engine: onnx}\n", "bad.yaml"), core::InputError);
 }
 
 }  // namespace
