@@ -5,6 +5,9 @@ grad-norm clip, optional zero-pad random crop and horizontal flip, batch 128) on
 top-1 per epoch as JSON lines. Compare with the metrics.jsonl of a vitopt run with the same flags.
 Usage: /usr/bin/python3 bench/peers/torch_train_fmnist.py --epochs 10 --threads 2 [--limit N]"""
 import argparse, gzip, json, math, os, sys, time
+# The same thread fix vitopt applies to itself (DESIGN.md §7): without it the idle OpenMP workers
+# spin and steal the cores from OpenBLAS, which makes PyTorch several times slower here.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import numpy as np
 import torch
 import torch.nn.functional as F

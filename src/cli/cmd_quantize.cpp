@@ -42,7 +42,7 @@ void register_quantize(CLI::App& app) {
     quant::QuantizeRequest req;
     std::string model, out, abits = "8", scheme = "sym", granularity = "channel";
     std::string act_scheme = "asym", act_granularity = "tensor", observer = "mse", weight_observer;
-    std::string sweep, mp_bits;
+    std::string sweep, mp_bits, attn_bits = "none";
     double size_budget_mb = 0;
     bool no_reparam = false, no_eval = false;
   };
@@ -53,6 +53,13 @@ void register_quantize(CLI::App& app) {
                   "Dataset: calibration from its train split, accuracy on test");
   cmd->add_option("--wbits", f->req.ptq.wbits, "Weight bits, 2..16");
   cmd->add_option("--abits", f->abits, "Activation bits 2..16, or 'none' for fp32 activations");
+  cmd->add_option("--attn-bits", f->attn_bits,
+                  "Attention matmuls: q/k/v bits 2..16 (static, per block), or 'none' (fp32)");
+  cmd->add_option("--prob-bits", f->req.ptq.prob_bits,
+                  "Attention probabilities: bits 2..16 (with --attn-bits)");
+  cmd->add_option("--prob-quantizer", f->req.ptq.prob_quantizer,
+                  "Attention probabilities: log2 (2^-c codes), uniform, or auto (log2 at <= 4 bits)")
+      ->check(CLI::IsMember({"log2", "uniform", "auto"}));
   cmd->add_option("--scheme", f->scheme, "Weights: sym or asym")
       ->check(CLI::IsMember({"sym", "asym"}));
   cmd->add_option("--granularity", f->granularity, "Weights: channel or tensor scales")
@@ -101,6 +108,16 @@ void register_quantize(CLI::App& app) {
         r.ptq.abits = std::stoi(f->abits);
       } catch (const std::exception&) {
         core::throw_input("--abits: expected a bit width 2..16 or 'none', got '{}'", f->abits);
+      }
+    }
+    if (f->attn_bits != "none") {
+      try {
+        size_t used = 0;
+        r.ptq.attn_bits = std::stoi(f->attn_bits, &used);
+        if (used != f->attn_bits.size()) throw std::invalid_argument(f->attn_bits);
+      } catch (const std::exception&) {
+        core::throw_input("--attn-bits: expected a bit width 2..16 or 'none', got '{}'",
+                          f->attn_bits);
       }
     }
     r.ptq.w_symmetric = quant::parse_scheme(f->scheme);

@@ -13,6 +13,7 @@
 
 #include "core/error.h"
 #include "core/json_util.h"
+#include "model/attention_quant.h"
 
 namespace vitopt::model {
 namespace {
@@ -34,7 +35,7 @@ torch::Tensor fake_quant_float(const torch::Tensor& x, const torch::Tensor& s,
   return (q - z) * s;
 }
 
-const std::set<std::string> kKnownExtras = {};  // extras keys this reader implements (none yet)
+const std::set<std::string> kKnownExtras = {"attention"};  // extras keys this reader implements
 
 }  // namespace
 
@@ -310,7 +311,7 @@ QuantSpec QuantSpec::from_json(const nlohmann::json& j, const std::string& sourc
     core::throw_bad_field(source, "extras", "a JSON object", s.extras.dump());
   for (const auto& [key, value] : s.extras.items()) {
     if (!kKnownExtras.count(key)) {
-      core::throw_input("{}: unknown extras key '{}' (this format version defines none; a file "
+      core::throw_input("{}: unknown extras key '{}' (this reader knows: attention; a file "
                         "written by a newer vitopt needs that version to load)",
                         source, key);
     }
@@ -531,6 +532,11 @@ ViT load_quantized_model(const io::SafeTensorsFile& file, const ImportHints& hin
                       extra.size(), fmt::join(extra, ", "));
   }
   apply_input_quant(model, spec.inputs);
+  if (spec.extras.contains(kAttentionExtrasKey)) {
+    const auto aq = AttentionQuant::from_json(spec.extras[kAttentionExtrasKey],
+                                              model->config().depth, file.source());
+    apply_attention_quant(model, &aq);
+  }
   return model;
 }
 

@@ -92,7 +92,11 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, Trace* trace, int b
   auto qkv_out = qkv->forward(x).reshape({B, N, 3, heads, head_dim}).permute({2, 0, 3, 1, 4});
   auto q = qkv_out[0], k = qkv_out[1], v = qkv_out[2];  // (B, H, N, D)
   q = q * std::pow(static_cast<double>(head_dim), -0.5);
+  if (q_transform) q = q_transform(q);
+  if (k_transform) k = k_transform(k);
+  if (v_transform) v = v_transform(v);
   auto attn = torch::matmul(q, k.transpose(-2, -1)).softmax(-1);  // (B, H, N, N)
+  if (probs_transform) attn = probs_transform(attn);
   auto ctx = torch::matmul(attn, v).transpose(1, 2);              // (B, N, H, D)
   if (trace != nullptr) {
     if (trace->record_attn) trace->attn_probs[block] = attn;

@@ -57,6 +57,10 @@ class AttentionImpl : public torch::nn::Module {
   torch::Tensor forward(const torch::Tensor& x, Trace* trace = nullptr, int block = 0);
   int64_t heads, head_dim;
   Linear qkv{nullptr}, proj{nullptr};
+  // Attention-matmul quantization hooks (unset: no work): q (already scaled by D^-0.5), k, v
+  // (B, H, N, D) and the softmax probabilities (B, H, N, N) pass through them before the matmuls.
+  std::function<torch::Tensor(const torch::Tensor&)> q_transform, k_transform, v_transform,
+      probs_transform;
 };
 TORCH_MODULE(Attention);
 

@@ -185,6 +185,11 @@ void parse_quantize(Section& s, QuantizeStage& e) {
   });
   s.get_as("observer", r.ptq.a_observer.kind,
            [](const std::string& v) { return quant::parse_observer(v, "quantize.observer"); });
+  std::optional<int> attn_bits;
+  s.get("attn_bits", attn_bits);
+  if (attn_bits) r.ptq.attn_bits = attn_bits;
+  s.get("prob_bits", r.ptq.prob_bits);
+  s.get("prob_quantizer", r.ptq.prob_quantizer);
   s.get("calib_images", r.calib_images);
   s.get("qat_epochs", r.qat_epochs);
   s.get("qat_images", r.qat_images);

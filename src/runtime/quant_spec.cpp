@@ -50,6 +50,15 @@ QuantSpec QuantSpec::from_json(const json& j, const std::string& source) {
   QuantSpec spec;
   if (auto it = j.find("extras"); it != j.end()) {
     if (!it->is_object()) core::throw_input("{}: field 'extras': expected a JSON object", top);
+    if (it->contains("attention")) {
+      // Defined by the format (docs/model-format.md), but this runtime's fused attention runs in
+      // fp32: refusing is better than silently computing a different function.
+      core::throw_input(
+          "{}: extras key 'attention' (quantized attention matmuls) is not implemented by the "
+          "runtime, which computes attention in fp32; evaluate it with `--engine torch` (exact "
+          "simulation) or re-quantize without --attn-bits for deployment",
+          top);
+    }
     if (!it->empty()) {
       core::throw_input(
           "{}: unknown extras key '{}': format version 1 defines no extras, so the file "

@@ -126,6 +126,9 @@ TEST(Loader, RefusesBadQuantization) {
   };
   expect_refused(with_quant(q8, [](nlohmann::json& j) { j["extras"]["attn_probs"] = {{"bits", 8}}; }),
                  "extras key 'attn_probs'");
+  // A defined key this runtime does not compute (quantized attention matmuls) is refused by name.
+  expect_refused(with_quant(q8, [](nlohmann::json& j) { j["extras"]["attention"] = {{"bits", 8}}; }),
+                 "extras key 'attention'");
   expect_refused(with_quant(q8, [](nlohmann::json& j) { j["weights"]["blocks.0.attn.qkv.weight"]["bits"] = 17; }),
                  "bits");
   expect_refused(with_quant(q8, [](nlohmann::json& j) { j["weights"]["blocks.0.attn.qkv.weight"]["bits"] = 4; }),

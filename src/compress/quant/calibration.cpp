@@ -71,6 +71,37 @@ std::map<std::string, ActivationObserver> observe_linear_inputs(model::ViT& mode
   return obs;
 }
 
+std::map<int, std::array<ActivationObserver, 3>> observe_attention_inputs(
+    model::ViT& model, const torch::Tensor& images, int64_t batch_size, int64_t max_rows,
+    uint64_t seed) {
+  using Hook = std::function<torch::Tensor(const torch::Tensor&)>;
+  std::map<int, std::array<ActivationObserver, 3>> obs;
+  std::vector<std::pair<Hook*, Hook>> saved;  // every hook replaced, to restore afterwards
+  for (int i = 0; i < model->config().depth; ++i) {
+    auto& blk = model->block(i);
+    if (!blk.attn || blk.shared_with >= 0) continue;
+    const uint64_t s = seed + 1000 + 3 * static_cast<uint64_t>(i);
+    auto [it, inserted] = obs.emplace(
+        i, std::array<ActivationObserver, 3>{ActivationObserver(max_rows, s),
+                                             ActivationObserver(max_rows, s + 1),
+                                             ActivationObserver(max_rows, s + 2)});
+    auto& at = *blk.attn;
+    Hook* hooks[3] = {&at.q_transform, &at.k_transform, &at.v_transform};
+    for (int j = 0; j < 3; ++j) {
+      auto* o = &it->second[j];
+      Hook old = *hooks[j];
+      saved.emplace_back(hooks[j], old);
+      *hooks[j] = [o, old](const torch::Tensor& x) {
+        o->observe(x);  // (B, H, N, D): rows of D
+        return old ? old(x) : x;
+      };
+    }
+  }
+  predict(model, images, batch_size);
+  for (auto& [hook, old] : saved) *hook = old;
+  return obs;
+}
+
 model::ViT copy_model(model::ViT& src) {
   model::ViT dst(src->config());
   torch::NoGradGuard no_grad;

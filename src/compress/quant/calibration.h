@@ -3,6 +3,8 @@
 // Also small model utilities the quantization stages share (copying a ViT).
 #pragma once
 
+#include <array>
+
 #include <torch/torch.h>
 
 #include <map>
@@ -28,6 +30,13 @@ std::map<std::string, ActivationObserver> observe_linear_inputs(model::ViT& mode
                                                                 int64_t batch_size = 64,
                                                                 int64_t max_rows = 4096,
                                                                 uint64_t seed = 0);
+
+// Observes q (scaled by D^-0.5), k and v (rows of D values) at every attention that owns its
+// modules, over the calibration images; returns {q, k, v} observers by block index. Existing
+// attention hooks run after observation.
+std::map<int, std::array<ActivationObserver, 3>> observe_attention_inputs(
+    model::ViT& model, const torch::Tensor& images, int64_t batch_size = 64,
+    int64_t max_rows = 4096, uint64_t seed = 0);
 
 // A deep copy of a ViT (same config, copied parameters and buffers, no hooks).
 model::ViT copy_model(model::ViT& model);

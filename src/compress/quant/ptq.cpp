@@ -23,6 +23,13 @@ void validate(const PtqOptions& o) {
   if (!(o.reparam_options.alpha >= 0 && o.reparam_options.alpha <= 1))
     core::throw_input("--reparam-alpha: expected a value in [0, 1], got {}",
                       o.reparam_options.alpha);
+  if (o.attn_bits) {
+    model::quant_range(*o.attn_bits, true, "--attn-bits");
+    model::quant_range(o.prob_bits, true, "--prob-bits");
+    if (o.prob_quantizer != "log2" && o.prob_quantizer != "uniform" && o.prob_quantizer != "auto")
+      core::throw_input("--prob-quantizer: expected log2, uniform or auto, got '{}'",
+                        o.prob_quantizer);
+  }
   if (o.batch_size < 1) core::throw_input("calibration batch: expected >= 1, got {}", o.batch_size);
 }
 
@@ -103,7 +110,67 @@ QuantizedState run_ptq(model::ViT& source, const torch::Tensor& calib, const Ptq
     auto wq = simulate(weights_only);
     s.inputs = calibrate_inputs(wq, calib, o, &s.report);
   }
+  if (o.attn_bits) {
+    QuantizedState linears_only = s;
+    auto lq = simulate(linears_only);
+    s.attention = calibrate_attention(lq, calib, o, &s.report);
+  }
   return s;
+}
+
+model::AttentionQuant calibrate_attention(model::ViT& inputs_model, const torch::Tensor& calib,
+                                          const PtqOptions& o, nlohmann::json* report) {
+  model::AttentionQuant aq;
+  aq.bits = *o.attn_bits;
+  aq.symmetric = true;  // q, k, v are centred; zero-points would only cost integer corrections
+  aq.prob_bits = o.prob_bits;
+  // Measured on vit-fmnist (BENCHMARKS.md): at 8 bits uniform codes lose nothing while log2's
+  // factor-2 steps blur the dominant probabilities; at 4 bits log2 wins by keeping small ones.
+  aq.prob_quantizer = o.prob_quantizer != "auto" ? o.prob_quantizer
+                      : o.prob_bits <= 4         ? "log2"
+                                                 : "uniform";
+  auto obs = observe_attention_inputs(inputs_model, calib, o.batch_size, 4096, o.seed);
+  const char* names[3] = {"q", "k", "v"};
+  for (auto& [block, qkv] : obs) {
+    model::AttentionQuant::Block b;
+    model::InputQuant* dst[3] = {&b.q, &b.k, &b.v};
+    for (int j = 0; j < 3; ++j) {
+      const auto& ob = qkv[static_cast<size_t>(j)];
+      if (ob.empty()) core::throw_internal("calibrate_attention: block {} was never run", block);
+      const auto [lo, hi] = ob.range(aq.bits, aq.symmetric, o.a_observer);
+      const auto p = model::choose_qparams(lo, hi, aq.bits, aq.symmetric);
+      dst[j]->bits = aq.bits;
+      dst[j]->symmetric = aq.symmetric;
+      dst[j]->scale = p.scale;
+      dst[j]->zero_point = p.zero_point;
+      if (report != nullptr) {
+        const auto sample = ob.sample();  // (S, D)
+        auto& site = (*report)["attention"][std::to_string(block)][names[j]];
+        site["min"] = ob.min();
+        site["max"] = ob.max();
+        site["scale"] = p.scale;
+        site["sqnr_db"] = sqnr_db(sample, model::fake_quant_input(sample, *dst[j]));
+      }
+    }
+    aq.blocks[block] = b;
+  }
+  if (report != nullptr) {
+    // Probability error of the chosen quantizer vs the other, on the calibration attention maps.
+    model::Trace trace;
+    trace.record_attn = true;
+    torch::NoGradGuard no_grad;
+    inputs_model->eval();
+    inputs_model->forward(calib.slice(0, 0, std::min<int64_t>(calib.size(0), 64)), &trace);
+    for (size_t block = 0; block < trace.attn_probs.size(); ++block) {
+      const auto& probs = trace.attn_probs[block];  // (B, H, N, N)
+      if (!probs.defined()) continue;
+      auto& site = (*report)["attention"][std::to_string(block)]["probs"];
+      for (const char* kind : {"log2", "uniform"})
+        site[std::string(kind) + "_sqnr_db"] =
+            sqnr_db(probs, model::quantize_probs(probs, aq.prob_bits, kind));
+    }
+  }
+  return aq;
 }
 
 model::ViT simulate(const QuantizedState& s) {
@@ -117,6 +184,7 @@ model::ViT simulate(const QuantizedState& s) {
     p->copy_(qw.dequantize().view(p->sizes()));
   }
   model::apply_input_quant(m, s.inputs);
+  if (s.attention) model::apply_attention_quant(m, &*s.attention);
   m->eval();
   return m;
 }
@@ -125,6 +193,7 @@ void save_quantized(const QuantizedState& s, const std::filesystem::path& path,
                     const std::map<std::string, std::string>& extra_metadata) {
   model::QuantSpec spec;
   spec.inputs = s.inputs;
+  if (s.attention) spec.extras[model::kAttentionExtrasKey] = s.attention->to_json();
   auto fp32 = s.fp32;
   model::save_quantized_model(fp32, s.weights, spec, path, extra_metadata);
 }

@@ -13,6 +13,7 @@
 
 #include "compress/quant/observer.h"
 #include "compress/quant/reparam.h"
+#include "model/attention_quant.h"
 #include "model/quantized_model.h"
 
 namespace vitopt::quant {
@@ -28,6 +29,12 @@ struct PtqOptions {
   bool reparam = true;  // fold per-channel LayerNorm ranges (reparam.h)
   ReparamOptions reparam_options;
   std::map<std::string, int> layer_wbits;  // per Linear name overrides (mixed precision)
+  // Attention matmuls (--attn-bits): q/k/v static per-tensor codes per block, calibrated after
+  // the Linear inputs; softmax probabilities with a fixed-range quantizer (log2 keeps the many
+  // tiny probabilities apart from the few large ones; uniform wastes codes on that skew).
+  std::optional<int> attn_bits;            // nullopt: attention matmuls stay fp32
+  int prob_bits = 8;
+  std::string prob_quantizer = "auto";     // "log2" | "uniform" | "auto": log2 at <= 4 bits
   int64_t batch_size = 64;                 // calibration batch
   uint64_t seed = 0;
 };
@@ -36,6 +43,7 @@ struct QuantizedState {
   model::ViT fp32{nullptr};                               // folded fp32 model (latent weights)
   std::map<std::string, model::QuantizedWeight> weights;  // by weight tensor name
   std::map<std::string, model::InputQuant> inputs;        // by Linear name
+  std::optional<model::AttentionQuant> attention;         // attention matmuls, if quantized
   nlohmann::json report = nlohmann::json::object();       // reparam, per-layer SQNR
 };
 
@@ -54,6 +62,11 @@ std::map<std::string, model::InputQuant> calibrate_inputs(model::ViT& weights_mo
                                                           const torch::Tensor& calib,
                                                           const PtqOptions& o,
                                                           nlohmann::json* report = nullptr);
+
+// Attention-matmul quantizers calibrated on `inputs_model` (weights and Linear inputs already
+// quantized); adds per-block q/k/v SQNR and ranges to `report` if given.
+model::AttentionQuant calibrate_attention(model::ViT& inputs_model, const torch::Tensor& calib,
+                                          const PtqOptions& o, nlohmann::json* report = nullptr);
 
 // The ViT a saved file of this state loads as: dequantized weights, input fake-quant hooks.
 model::ViT simulate(const QuantizedState& s);

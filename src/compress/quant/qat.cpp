@@ -116,6 +116,8 @@ QuantizedState run_qat(const QuantizedState& ptq, const QatOptions& o, nlohmann:
     torch::NoGradGuard no_grad;
     for (const auto& item : extra) item.second.clamp_min_(1e-8);
   };
+  // Attention matmuls keep their PTQ scales; the hooks pass gradients straight through.
+  if (ptq.attention) model::apply_attention_quant(m, &*ptq.attention);
   auto train_set =
       train::open_dataset_for(o.data, m->config(), data::Split::Train, o.images, o.seed);
   const auto result = train::train_model(m, train_set, nullptr, t);
@@ -124,6 +126,7 @@ QuantizedState run_qat(const QuantizedState& ptq, const QatOptions& o, nlohmann:
   // Export: the latent weights quantized with the final scales, exactly as the forward did.
   m->to(torch::kCPU);
   m->patch_input_transform = nullptr;
+  model::apply_attention_quant(m, nullptr);
   m->patch_embed_proj->weight.set_requires_grad(true);
   QuantizedState out = ptq;
   out.fp32 = m;
