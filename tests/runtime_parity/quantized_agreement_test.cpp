@@ -2,11 +2,14 @@
 // quantize` (W8A8 static, W4A8 static, W8A8 per-token dynamic), must give the same predictions in
 // the runtime's integer kernels as in the evaluator's exact simulation (LibTorch engine) on
 // >= 99.5% of the 10,000 test images (issue 4's agreement bar). Both sides go through the
-// evaluator's engine registry, so `vitopt eval --engine runtime` is covered too.
+// evaluator's engine registry, so `vitopt eval --engine runtime` is covered too. With
+// VITOPT_AGREEMENT_MODEL=FILE the same check runs on that fp32 model instead (BENCHMARKS.md: the
+// trained vit-fmnist).
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 
 #include "compress/quant/quantize_job.h"
 #include "data/dataset.h"
@@ -88,7 +91,8 @@ TEST(QuantizedAgreement, RuntimeIntegerKernelsMatchSimulationOnFashionMnist) {
   if (!std::filesystem::exists(kFmnist))
     FAIL() << "Fashion-MNIST missing: run scripts/install-deps.sh (dataset-fashion-mnist)";
   testing::TempDir dir;
-  const auto fp32 = train_small_model(dir.path());
+  const char* given = std::getenv("VITOPT_AGREEMENT_MODEL");
+  const auto fp32 = given != nullptr ? std::filesystem::path(given) : train_small_model(dir.path());
   struct Variant {
     const char* name;
     int wbits;

@@ -137,6 +137,7 @@ nlohmann::json run_quantize(const QuantizeRequest& req) {
   auto state = run_ptq(fp, calib, opts);
   j["layers"] = state.report.value("layers", nlohmann::json::object());
   if (state.report.contains("reparam")) j["reparam"] = state.report["reparam"];
+  if (state.report.contains("attention")) j["attention"] = state.report["attention"];
   if (req.qat_epochs > 0) {
     QatOptions q;
     q.epochs = req.qat_epochs;
@@ -174,7 +175,12 @@ nlohmann::json run_quantize(const QuantizeRequest& req) {
                   {"weight_observer", observer_name(opts.w_observer.kind)},
                   {"reparam", opts.reparam},
                   {"reparam_alpha", opts.reparam_options.alpha},
-                  {"calib_images", req.calib_images}};
+                  {"calib_images", req.calib_images},
+                  {"attn_bits", opts.attn_bits ? nlohmann::json(*opts.attn_bits) : nlohmann::json("none")}};
+  if (state.attention) {
+    j["options"]["prob_bits"] = state.attention->prob_bits;
+    j["options"]["prob_quantizer"] = state.attention->prob_quantizer;  // "auto" resolved
+  }
   j["fp32_bytes"] = fp32_bytes;
   j["bytes"] = q_bytes;
   j["size_ratio"] = static_cast<double>(q_bytes) / static_cast<double>(fp32_bytes);
