@@ -51,10 +51,10 @@ std::vector<Block> document(const MetricsReport& r) {
   std::vector<Block> d;
   d.push_back(Heading{1, r.title});
   d.push_back(Para{fmt::format(
-      "Created {} · data: {} ({} split, {} images, {} classes) · engine {} on {} with {} "
+      "Created {} · data: {} ({} classes; {} images of the {} split) · engine {} on {} with {} "
       "thread(s) · eval batch {} · latency: batch 1, {} timed runs after warm-up · throughput at "
       "batch {}.",
-      r.created, r.data.description, r.data.split, r.data.images, r.data.num_classes,
+      r.created, r.data.description, r.data.num_classes, r.data.images, r.data.split,
       r.settings.engine, r.settings.device, r.settings.threads, r.settings.batch_size,
       r.settings.latency_runs, r.settings.throughput_batch)});
   std::vector<std::string> env;
