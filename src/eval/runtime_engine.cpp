@@ -54,11 +54,13 @@ class RuntimeEngine : public Engine {
 
   std::optional<int64_t> nonzero_params() const override { return nonzero_; }
 
+  // The runtime's own buffers (packed weights + activation plans for the batch sizes run): what a
+  // deployment of this model needs, without LibTorch's and the evaluator's memory around it.
   std::optional<int64_t> allocator_peak_bytes(std::string* why) const override {
-    if (why != nullptr)
-      *why = "the runtime allocates its buffers once per batch size; see peak_rss_bytes";
-    return std::nullopt;
+    if (why != nullptr) *why = "runtime buffers (packed weights + activation plans), exact";
+    return static_cast<int64_t>(runtime::peak_allocated_bytes());
   }
+  void reset_allocator_peak() override { runtime::reset_peak_allocated_bytes(); }
 
  private:
   // Non-zero parameters of an fp32 file (every tensor is a parameter); quantized files store

@@ -282,6 +282,10 @@ Engine::~Engine() = default;
 
 const ModelInfo& Engine::info() const { return impl_->info; }
 
+size_t allocated_bytes() { return buffer_stats::live.load(); }
+size_t peak_allocated_bytes() { return buffer_stats::peak.load(); }
+void reset_peak_allocated_bytes() { buffer_stats::peak.store(buffer_stats::live.load()); }
+
 void Engine::run(const float* images, int batch, float* logits) {
   if (batch <= 0) core::throw_input("runtime: batch must be positive, got {}", batch);
   if (images == nullptr || logits == nullptr) core::throw_input("runtime: null images or logits");

@@ -31,8 +31,9 @@ foreach(source ${_fuzz_sources})
   set(_obj ${CMAKE_BINARY_DIR}/fuzz_obj/${_obj}.o)
   add_custom_command(OUTPUT ${_obj}
                      COMMAND ${CMAKE_COMMAND} -E make_directory ${CMAKE_BINARY_DIR}/fuzz_obj
-                     COMMAND ${VITOPT_CLANGXX} ${_fuzz_flags} -c ${source} -o ${_obj}
-                     DEPENDS ${source} COMMENT "clang++ (fuzz) ${_rel}" VERBATIM)
+                     COMMAND ${VITOPT_CLANGXX} ${_fuzz_flags} -MD -MF ${_obj}.d -c ${source} -o ${_obj}
+                     DEPENDS ${source} DEPFILE ${_obj}.d  # headers too: a changed struct rebuilds
+                     COMMENT "clang++ (fuzz) ${_rel}" VERBATIM)
   list(APPEND _fuzz_objects ${_obj})
 endforeach()
 add_custom_command(

@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <map>
 
 #include "core/error.h"
 #include "core/file_util.h"
@@ -173,6 +174,15 @@ std::string pct(const json& j, const char* key) {
   return j.contains(key) ? fmt::format("{:.2f}", 100 * j[key].get<double>()) : "-";
 }
 
+std::string memory_cell(const std::map<std::string, double>& mem_mb, const std::string& model,
+                        std::map<std::string, double>::const_iterator teacher,
+                        std::map<std::string, double>::const_iterator end) {
+  const auto it = mem_mb.find(model);
+  if (it == end) return "-";
+  if (teacher == end || it->second <= 0) return fmt::format("{:.2f}", it->second);
+  return fmt::format("{:.2f} ({:.2f}x less)", it->second, teacher->second / it->second);
+}
+
 // Markdown table: one row per run plus the teacher.
 std::string compare_markdown(const json& summary) {
   const auto& t = summary["teacher"];
@@ -180,9 +190,18 @@ std::string compare_markdown(const json& summary) {
   md += fmt::format("Teacher `{}`: top-1 {}%, top-3 {}%, {} params, {} MACs/image.\n\n",
                     t["file"].get<std::string>(), pct(t, "top1"), pct(t, "top3"),
                     t["params"].get<int64_t>(), t["macs"].get<int64_t>());
+  // Inference memory from the evaluator's report (runtime engine: packed weights + activation
+  // buffers, exact), by model path; the teacher is the report's baseline.
+  std::map<std::string, double> mem_mb;
+  if (summary.contains("evaluation"))
+    for (const auto& m : summary["evaluation"]["models"]) {
+      const auto& b = m["efficiency"]["memory"]["allocator_peak_bytes"];
+      if (b.is_number()) mem_mb[m["path"].get<std::string>()] = b.get<double>() / 1e6;
+    }
+  const auto teacher_mem = mem_mb.find(t["file"].get<std::string>());
   md += "| run | top-1 % | top-3 % | Δ vs no teacher | Δ vs teacher | params | size ratio | "
-        "MACs | batch-1 ms | speed-up | train s |\n";
-  md += "|---|---|---|---|---|---|---|---|---|---|---|\n";
+        "MACs | batch-1 ms | speed-up | memory MB (ratio) | train s |\n";
+  md += "|---|---|---|---|---|---|---|---|---|---|---|---|\n";
   const json* none = nullptr;
   for (const auto& r : summary["runs"])
     if (r["modes"] == "none" && r.contains("top1")) none = &r;
@@ -194,7 +213,7 @@ std::string compare_markdown(const json& summary) {
     const double ratio = static_cast<double>(t["params"].get<int64_t>()) /
                          static_cast<double>(r["params"].get<int64_t>());
     md += fmt::format(
-        "| {} | {} | {} | {} | {} | {} | {:.2f}x smaller | {} | {} | {} | {:.0f} |\n",
+        "| {} | {} | {} | {} | {} | {} | {:.2f}x smaller | {} | {} | {} | {} | {:.0f} |\n",
         r["name"].get<std::string>(), pct(r, "top1"), pct(r, "top3"),
         r["modes"] == "none" ? std::string("-") : delta(none), delta(&t),
         r["params"].get<int64_t>(), ratio, r["macs"].get<int64_t>(),
@@ -202,10 +221,13 @@ std::string compare_markdown(const json& summary) {
         r.contains("speedup_vs_teacher")
             ? fmt::format("{:.2f}x", r["speedup_vs_teacher"].get<double>())
             : "-",
+        memory_cell(mem_mb, r["model"].get<std::string>(), teacher_mem, mem_mb.end()),
         r["train_seconds"].get<double>());
   }
   md += "\nLatency: median batch-1 forward, student and teacher timed alternately in one "
-        "process (ratios are meaningful on a shared machine; absolute times less so).\n";
+        "process (ratios are meaningful on a shared machine; absolute times less so). Memory: the "
+        "runtime's buffers (packed weights + activation plans) after the evaluator's runs, and "
+        "the teacher's divided by the student's.\n";
   return md;
 }
 
@@ -312,6 +334,7 @@ json run_distill(const DistillRequest& req) {
     er.baseline = req.teacher;
     er.labels[req.teacher.string()] = "teacher";
     er.data = req.data;
+    er.engine = "runtime";  // the deployable engine: its exact buffer bytes give the memory ratio
     er.limit = req.eval_limit;
     er.device = o.device;
     er.threads = req.threads;

@@ -5,6 +5,7 @@
 // Legend: B batch, C channels, H/W image side, K classes.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <filesystem>
 #include <memory>
@@ -53,6 +54,13 @@ class Engine {
   explicit Engine(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
+
+// Bytes of the runtime's buffers (packed weights, activation plans) alive in this process, and
+// their high-water mark since the last reset_peak_allocated_bytes() (which sets it to the live
+// figure). Exact counts of what the runtime allocated, not RSS.
+size_t allocated_bytes();
+size_t peak_allocated_bytes();
+void reset_peak_allocated_bytes();
 
 // The kernel levels this CPU supports, best last (always starts with "ref").
 std::vector<std::string> supported_isas();
