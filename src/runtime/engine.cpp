@@ -10,10 +10,12 @@
 #include <cmath>
 #include <cstring>
 #include <map>
+#include <optional>
 
 #include "core/error.h"
 #include "core/threads.h"
 #include "io/safetensors.h"
+#include "runtime/attention_quant.h"
 #include "runtime/linear_layer.h"
 #include "runtime/model_loader.h"
 #include "vitopt/runtime.h"
@@ -43,6 +45,7 @@ struct Block {
   bool attn = false, mlp_on = false;
   PackedNorm norm1, norm2;
   Proj qkv, proj, fc1, fc2;
+  std::optional<AttentionQuantOp> attn_quant;  // extras.attention for this block
 };
 
 struct Plan {
@@ -222,7 +225,7 @@ void Engine::Impl::forward(const float* images, int batch, float* logits) {
       a.scale = 1.0f / std::sqrt(static_cast<float>(D));
       a.ctx = pl.ctx.data();
       a.ldctx = HD;
-      if (kt->isa != kernels::Isa::kRef) {
+      if (!blk.attn_quant && kt->isa != kernels::Isa::kRef) {
         // Keys transposed per (image, head): kt[b][h][d][t] = k[b, t, h, d].
         tp.run(batch * H, [&](int task) {
           const int b = task / H, h = task % H;
@@ -235,8 +238,15 @@ void Engine::Impl::forward(const float* images, int batch, float* logits) {
           }
         });
       }
-      const int blocks = (N + kernels::kAttnRows - 1) / kernels::kAttnRows;
-      tp.run(batch * H * blocks, [&](int task) { kt->attention(a, task); });
+      if (blk.attn_quant) {
+        tp.run(batch * H, [&](int task) {
+          quantized_attention(*blk.attn_quant, pl.wide.data(), ld, N, H, D, task / H, task % H,
+                              pl.ctx.data(), HD);
+        });
+      } else {
+        const int blocks = (N + kernels::kAttnRows - 1) / kernels::kAttnRows;
+        tp.run(batch * H * blocks, [&](int task) { kt->attention(a, task); });
+      }
       linear(blk.proj, pl, pl.ctx.data(), HD, rows, pl.x.data(), C, false, true);
     }
     if (blk.mlp_on) {
@@ -342,6 +352,12 @@ std::unique_ptr<Engine> Engine::load_bytes(std::vector<uint8_t> bytes, const std
     b.proj = impl->make_proj(bd.proj, sim);
     b.fc1 = impl->make_proj(bd.fc1, sim);
     b.fc2 = impl->make_proj(bd.fc2, sim);
+    if (m.quant && m.quant->attention) {
+      const auto& aq = *m.quant->attention;
+      if (auto it = aq.blocks.find(bd.index); it != aq.blocks.end())
+        b.attn_quant = AttentionQuantOp{it->second.q, it->second.k, it->second.v, aq.prob_bits,
+                                        aq.prob_log2};
+    }
     impl->block_of.push_back(static_cast<int>(impl->owned.size()));
     impl->owned.push_back(std::move(b));
   }

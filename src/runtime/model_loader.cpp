@@ -266,6 +266,17 @@ LoadedModel load_model_data(const io::SafeTensorsFile& file) {
         core::throw_input("{}: metadata 'vitopt.quant' inputs['{}']: no Linear of that name in this "
                           "model (expected e.g. 'blocks.0.attn.qkv')", src, lname);
     }
+    if (m.quant->attention) {
+      for (const auto& [index, b] : m.quant->attention->blocks) {
+        const bool ok = index < static_cast<int>(m.blocks.size()) &&
+                        m.blocks[static_cast<size_t>(index)].owner < 0 &&
+                        !m.config.blocks[static_cast<size_t>(index)].skip_attn;
+        if (!ok)
+          core::throw_input("{}: metadata 'vitopt.quant' extras.attention.blocks['{}']: expected "
+                            "the index of a block with its own attention (depth {})",
+                            src, index, m.blocks.size());
+      }
+    }
     auto attach = [&](std::vector<LinearData>& f) {
       if (f.empty()) return;
       if (auto it = m.quant->inputs.find(f.front().name); it != m.quant->inputs.end())

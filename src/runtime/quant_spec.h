@@ -5,6 +5,7 @@
 #pragma once
 
 #include <map>
+#include <optional>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -28,11 +29,25 @@ struct InputQuant {
   int qmax() const { return (1 << (bits - 1)) - 1; }
 };
 
+// extras.attention: the inputs of the two attention matmuls (q after the D^-1/2 scaling, k, v:
+// static per block) and the softmax probabilities (fixed-range uniform or log2 codes).
+struct AttentionQuant {
+  int bits = 8;             // q/k/v, 2..16
+  bool symmetric = true;
+  int prob_bits = 8;        // 2..16
+  bool prob_log2 = false;   // "log2" (p = 2^-c) or "uniform" (k / (2^b - 1))
+  struct Block {
+    InputQuant q, k, v;     // static
+  };
+  std::map<int, Block> blocks;  // by block index (checked against the config by the loader)
+};
+
 struct QuantSpec {
   std::map<std::string, WeightQuant> weights;  // by weight tensor name
   std::map<std::string, InputQuant> inputs;    // by Linear name ("blocks.0.attn.qkv")
+  std::optional<AttentionQuant> attention;     // extras.attention
   nlohmann::json to_json() const;
-  // Validates field names, types and ranges; `extras` keys are refused (none are implemented).
+  // Validates field names, types and ranges; `extras` keys other than `attention` are refused.
   static QuantSpec from_json(const nlohmann::json& j, const std::string& source);
 };
 

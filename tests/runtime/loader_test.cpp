@@ -126,9 +126,32 @@ TEST(Loader, RefusesBadQuantization) {
   };
   expect_refused(with_quant(q8, [](nlohmann::json& j) { j["extras"]["attn_probs"] = {{"bits", 8}}; }),
                  "extras key 'attn_probs'");
-  // A defined key this runtime does not compute (quantized attention matmuls) is refused by name.
-  expect_refused(with_quant(q8, [](nlohmann::json& j) { j["extras"]["attention"] = {{"bits", 8}}; }),
-                 "extras key 'attention'");
+  // extras.attention is implemented: malformed entries are refused by field.
+  const nlohmann::json attention = {
+      {"bits", 8}, {"symmetric", true}, {"probs", {{"quantizer", "log2"}, {"bits", 4}}},
+      {"blocks", {{"0", {{"q", {{"scale", 0.05}}}, {"k", {{"scale", 0.05}}}, {"v", {{"scale", 0.05}}}}}}}};
+  EXPECT_NO_THROW(load_model_data(io::SafeTensorsFile::parse(
+      with_quant(q8, [&](nlohmann::json& j) { j["extras"]["attention"] = attention; }), "ok")));
+  expect_refused(with_quant(q8, [&](nlohmann::json& j) {
+                   j["extras"]["attention"] = attention;
+                   j["extras"]["attention"]["probs"]["quantizer"] = "log10";
+                 }),
+                 "quantizer");
+  expect_refused(with_quant(q8, [&](nlohmann::json& j) {
+                   j["extras"]["attention"] = attention;
+                   j["extras"]["attention"]["blocks"]["7"] = attention["blocks"]["0"];
+                 }),
+                 "blocks['7']");
+  expect_refused(with_quant(q8, [&](nlohmann::json& j) {
+                   j["extras"]["attention"] = attention;
+                   j["extras"]["attention"]["blocks"]["0"].erase("v");
+                 }),
+                 "'v'");
+  expect_refused(with_quant(q8, [&](nlohmann::json& j) {
+                   j["extras"]["attention"] = attention;
+                   j["extras"]["attention"]["blocks"]["0"]["k"]["scale"] = 0.0;
+                 }),
+                 "scale");
   expect_refused(with_quant(q8, [](nlohmann::json& j) { j["weights"]["blocks.0.attn.qkv.weight"]["bits"] = 17; }),
                  "bits");
   expect_refused(with_quant(q8, [](nlohmann::json& j) { j["weights"]["blocks.0.attn.qkv.weight"]["bits"] = 4; }),

@@ -1,5 +1,5 @@
 // Quantized models on real data: a small ViT trained on Fashion-MNIST, quantized by `vitopt
-// quantize` (W8A8 static, W4A8 static, W8A8 per-token dynamic), must give the same predictions in
+// quantize` (W8A8 static, W4A8 static, W8A8 per-token dynamic, W8A8 with 8-bit attention matmuls), must give the same predictions in
 // the runtime's integer kernels as in the evaluator's exact simulation (LibTorch engine) on
 // >= 99.5% of the 10,000 test images (issue 4's agreement bar). Both sides go through the
 // evaluator's engine registry, so `vitopt eval --engine runtime` is covered too. With
@@ -97,14 +97,16 @@ TEST(QuantizedAgreement, RuntimeIntegerKernelsMatchSimulationOnFashionMnist) {
     const char* name;
     int wbits;
     bool dynamic;
+    int attn_bits;  // 0: attention matmuls in fp32
   };
-  for (const Variant v : {Variant{"w8a8", 8, false}, Variant{"w4a8", 4, false},
-                          Variant{"w8a8-token", 8, true}}) {
+  for (const Variant v : {Variant{"w8a8", 8, false, 0}, Variant{"w4a8", 4, false, 0},
+                          Variant{"w8a8-token", 8, true, 0}, Variant{"w8a8-attn8", 8, false, 8}}) {
     quant::QuantizeRequest q;
     q.model = fp32;
     q.out = dir / (std::string(v.name) + ".safetensors");
     q.ptq.wbits = v.wbits;
     q.ptq.a_dynamic = v.dynamic;
+    if (v.attn_bits > 0) q.ptq.attn_bits = v.attn_bits;
     q.calib_images = 256;
     q.evaluate = false;
     q.workers = 1;

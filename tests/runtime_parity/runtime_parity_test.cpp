@@ -4,6 +4,7 @@
 // token), for every kernel level this CPU supports.
 #include <gtest/gtest.h>
 
+#include "model/attention_quant.h"
 #include "model/model_file.h"
 #include "model/vit.h"
 #include "test_util.h"
@@ -101,6 +102,63 @@ TEST(RuntimeParity, AveragePoolingMatchesLibTorch) {
   c.pool = "avg";
   c.normalize("avg");
   EXPECT_GE(check_parity(c, 3), 1);
+}
+
+// Quantized attention matmuls (extras.attention): the runtime's path computes what the LibTorch
+// simulation computes. A rounding that lands on a code boundary differently (fp32 summation
+// order) may move one value by one code, so the check is the median error and the predictions.
+TEST(RuntimeParity, QuantizedAttentionMatchesLibTorchSimulation) {
+  testing::TempDir dir;
+  model::ViTConfig c = model::preset("vit-tiny-test");
+  c.num_heads = 4;
+  c.normalize("attnq");
+  model::ViT vit(c);
+  randomize(vit, 9);
+  for (const char* kind : {"log2", "uniform"}) {
+    model::AttentionQuant aq;
+    aq.bits = 8;
+    aq.prob_bits = 4;
+    aq.prob_quantizer = kind;
+    for (int b = 0; b < c.depth; ++b) {
+      model::AttentionQuant::Block blk;
+      for (auto* q : {&blk.q, &blk.k, &blk.v}) {
+        q->bits = 8;
+        q->symmetric = true;
+        q->scale = 0.02f + 0.005f * static_cast<float>(b);
+      }
+      aq.blocks[b] = blk;
+    }
+    model::QuantSpec spec;
+    spec.extras[model::kAttentionExtrasKey] = aq.to_json();
+    const auto path = dir / (std::string(kind) + ".safetensors");
+    model::save_quantized_model(vit, {}, spec, path);
+    const auto plain = dir / "plain.safetensors";
+    model::save_model(vit, plain);
+
+    auto sim = model::load_model(path);
+    sim->eval();
+    const int B = 16;
+    torch::manual_seed(10);
+    auto x = torch::randn({B, c.in_channels, c.image_size, c.image_size});
+    torch::Tensor want;
+    {
+      torch::NoGradGuard no_grad;
+      want = sim->forward(x).contiguous();  // (B, K)
+    }
+    auto run = [&](const std::filesystem::path& f) {
+      auto engine = runtime::Engine::load(f);
+      std::vector<float> got(static_cast<size_t>(B * c.num_classes));
+      engine->run(x.data_ptr<float>(), B, got.data());
+      return torch::from_blob(got.data(), {B, c.num_classes}, torch::kFloat32).clone();
+    };
+    const auto got = run(path);
+    const double scale = want.abs().max().item<double>();
+    const double median = (got - want).abs().flatten().median().item<double>();
+    EXPECT_LE(median, 1e-4 * std::max(1.0, scale)) << kind;
+    EXPECT_GE(got.argmax(1).eq(want.argmax(1)).sum().item<int64_t>(), B - 1) << kind;
+    // The quantized path really runs: fp32 attention gives clearly different logits.
+    EXPECT_GT((run(plain) - got).abs().max().item<double>(), 1e-3) << kind;
+  }
 }
 
 }  // namespace
