@@ -4,7 +4,6 @@
 
 #include <fmt/format.h>
 
-#include <cfloat>
 #include <cmath>
 
 #include "core/error.h"
@@ -26,17 +25,7 @@ InputQuant input_from_json(const nlohmann::json& e, int bits, bool symmetric,
   InputQuant q;
   q.bits = bits;
   q.symmetric = symmetric;
-  const double scale = core::json_get<double>(e, "scale", src);
-  if (!(scale > 0) || !std::isfinite(scale) || scale > FLT_MAX)
-    core::throw_bad_field(src, "scale", "a finite float > 0", std::to_string(scale));
-  q.scale = static_cast<float>(scale);
-  q.zero_point = core::json_get_or<int64_t>(e, "zero_point", 0, src);
-  const QRange r = quant_range(bits, symmetric, src + ": field 'bits'");
-  if (q.zero_point < r.qmin || q.zero_point > r.qmax || (symmetric && q.zero_point != 0))
-    core::throw_bad_field(src, "zero_point",
-                          symmetric ? std::string("0 (symmetric)")
-                                    : fmt::format("an integer in [{}, {}]", r.qmin, r.qmax),
-                          std::to_string(q.zero_point));
+  read_static_input(e, q, src);
   return q;
 }
 

@@ -261,6 +261,21 @@ nlohmann::json QuantSpec::to_json() const {
   return j;
 }
 
+void read_static_input(const nlohmann::json& e, InputQuant& in, const std::string& src) {
+  const QRange r = quant_range(in.bits, in.symmetric, src + ": field 'bits'");
+  const double scale = core::json_get<double>(e, "scale", src);
+  if (!(scale > 0) || !std::isfinite(scale) || scale > FLT_MAX)
+    core::throw_bad_field(src, "scale", "a finite float > 0", std::to_string(scale));
+  in.scale = static_cast<float>(scale);
+  in.zero_point = core::json_get_or<int64_t>(e, "zero_point", 0, src);
+  if (in.zero_point < r.qmin || in.zero_point > r.qmax || (in.symmetric && in.zero_point != 0)) {
+    core::throw_bad_field(src, "zero_point",
+                          in.symmetric ? std::string("0 (symmetric)")
+                                       : fmt::format("an integer in [{}, {}]", r.qmin, r.qmax),
+                          std::to_string(in.zero_point));
+  }
+}
+
 QuantSpec QuantSpec::from_json(const nlohmann::json& j, const std::string& source) {
   using core::json_get;
   using core::json_get_or;
@@ -289,21 +304,8 @@ QuantSpec QuantSpec::from_json(const nlohmann::json& j, const std::string& sourc
     in.bits = json_get<int>(e, "bits", src);
     in.symmetric = json_get<bool>(e, "symmetric", src);
     in.dynamic = json_get_or<bool>(e, "dynamic", false, src);
-    const QRange r = quant_range(in.bits, in.symmetric, src + ": field 'bits'");
-    if (!in.dynamic) {
-      const double scale = json_get<double>(e, "scale", src);
-      if (!(scale > 0) || !std::isfinite(scale) || scale > FLT_MAX)
-        core::throw_bad_field(src, "scale", "a finite float > 0", std::to_string(scale));
-      in.scale = static_cast<float>(scale);
-      in.zero_point = json_get_or<int64_t>(e, "zero_point", 0, src);
-      if (in.zero_point < r.qmin || in.zero_point > r.qmax ||
-          (in.symmetric && in.zero_point != 0)) {
-        core::throw_bad_field(src, "zero_point",
-                              in.symmetric ? std::string("0 (symmetric)")
-                                           : fmt::format("an integer in [{}, {}]", r.qmin, r.qmax),
-                              std::to_string(in.zero_point));
-      }
-    }
+    quant_range(in.bits, in.symmetric, src + ": field 'bits'");
+    if (!in.dynamic) read_static_input(e, in, src);
     s.inputs[name] = in;
   }
   s.extras = json_get_or<nlohmann::json>(j, "extras", nlohmann::json::object(), source);

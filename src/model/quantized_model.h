@@ -66,6 +66,10 @@ struct InputQuant {
   int64_t zero_point = 0;  // static only
 };
 
+// Reads a static quantizer's "scale" (finite, > 0) and "zero_point" (in range; 0 when symmetric)
+// into `in`, whose bits/symmetric are already set; InputError names `src` and the field.
+void read_static_input(const nlohmann::json& e, InputQuant& in, const std::string& src);
+
 // The whole "vitopt.quant" JSON.
 struct QuantSpec {
   std::map<std::string, WeightQuant>
