@@ -15,7 +15,6 @@
 #include "core/error.h"
 #include "core/threads.h"
 #include "io/safetensors.h"
-#include "runtime/attention_quant.h"
 #include "runtime/linear_layer.h"
 #include "runtime/model_loader.h"
 #include "vitopt/runtime.h"
@@ -45,7 +44,7 @@ struct Block {
   bool attn = false, mlp_on = false;
   PackedNorm norm1, norm2;
   Proj qkv, proj, fc1, fc2;
-  std::optional<AttentionQuantOp> attn_quant;  // extras.attention for this block
+  std::optional<kernels::AttentionQuantArgs> attn_quant;  // extras.attention: quantizers, codes
 };
 
 struct Plan {
@@ -239,10 +238,16 @@ void Engine::Impl::forward(const float* images, int batch, float* logits) {
         });
       }
       if (blk.attn_quant) {
-        tp.run(batch * H, [&](int task) {
-          quantized_attention(*blk.attn_quant, pl.wide.data(), ld, N, H, D, task / H, task % H,
-                              pl.ctx.data(), HD);
-        });
+        kernels::AttentionQuantArgs qa = *blk.attn_quant;
+        qa.qkv = pl.wide.data();
+        qa.ldqkv = ld;
+        qa.batch = batch;
+        qa.tokens = N;
+        qa.heads = H;
+        qa.head_dim = D;
+        qa.ctx = pl.ctx.data();
+        qa.ldctx = HD;
+        tp.run(batch * H, [&](int task) { kt->attention_q(qa, task); });
       } else {
         const int blocks = (N + kernels::kAttnRows - 1) / kernels::kAttnRows;
         tp.run(batch * H * blocks, [&](int task) { kt->attention(a, task); });
@@ -354,9 +359,17 @@ std::unique_ptr<Engine> Engine::load_bytes(std::vector<uint8_t> bytes, const std
     b.fc2 = impl->make_proj(bd.fc2, sim);
     if (m.quant && m.quant->attention) {
       const auto& aq = *m.quant->attention;
-      if (auto it = aq.blocks.find(bd.index); it != aq.blocks.end())
-        b.attn_quant = AttentionQuantOp{it->second.q, it->second.k, it->second.v, aq.prob_bits,
-                                        aq.prob_log2};
+      if (auto it = aq.blocks.find(bd.index); it != aq.blocks.end()) {
+        kernels::AttentionQuantArgs qa;
+        qa.q = to_act_quant(it->second.q);
+        qa.k = to_act_quant(it->second.k);
+        qa.v = to_act_quant(it->second.v);
+        qa.prob_bits = aq.prob_bits;
+        qa.prob_log2 = aq.prob_log2;
+        // float(D^-1/2) computed in double, as the LibTorch simulation scales q.
+        qa.scale = static_cast<float>(std::pow(static_cast<double>(c.head_dim), -0.5));
+        b.attn_quant = qa;
+      }
     }
     impl->block_of.push_back(static_cast<int>(impl->owned.size()));
     impl->owned.push_back(std::move(b));

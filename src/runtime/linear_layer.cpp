@@ -40,6 +40,17 @@ void run_split(ThreadPool& pool, const Args& g, int mr, int nr, Fn kernel, int64
 
 }  // namespace
 
+kernels::ActQuant to_act_quant(const InputQuant& iq) {
+  kernels::ActQuant q;
+  q.qmin = iq.qmin();
+  q.qmax = iq.qmax();
+  q.symmetric = iq.symmetric;
+  q.dynamic = iq.dynamic;
+  q.scale = iq.scale;
+  q.zero_point = iq.zero_point;
+  return q;
+}
+
 void gemm_f32(const kernels::KernelTable& kt, ThreadPool& pool, const kernels::GemmF32Args& g) {
   run_split(pool, g, kt.f32_mr, kt.f32_nr, kt.gemm_f32, g.k);
 }
@@ -57,12 +68,7 @@ LinearOp::LinearOp(const LinearData& d, const kernels::KernelTable& kt, bool sim
   std::copy(d.bias.begin(), d.bias.end(), bias_.data());
   if (d.iq) {
     has_input_quant_ = true;
-    aq_.qmin = d.iq->qmin();
-    aq_.qmax = d.iq->qmax();
-    aq_.symmetric = d.iq->symmetric;
-    aq_.dynamic = d.iq->dynamic;
-    aq_.scale = d.iq->scale;
-    aq_.zero_point = d.iq->zero_point;
+    aq_ = to_act_quant(*d.iq);
   }
   const bool int_ok = d.wq && d.wq->bits <= 8 && d.iq && d.iq->bits <= 8;
   if (int_ok && !simulate) {

@@ -15,6 +15,9 @@
 
 namespace vitopt::runtime {
 
+// The kernels' form of a Linear's or attention matmul's input quantizer.
+kernels::ActQuant to_act_quant(const InputQuant& iq);
+
 // Per-plan scratch the Linears share (sized by the plan for its largest user).
 struct LinearScratch {
   AlignedBuffer<uint8_t> act;   // quantized activations (M, Kp) of act_bytes each

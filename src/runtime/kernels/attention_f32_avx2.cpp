@@ -2,6 +2,7 @@
 // with the avx2 vector traits.
 #include <cmath>
 #include <cstddef>
+#include <vector>
 
 #include "runtime/kernels/kernels.h"
 #include "runtime/kernels/simd_avx2.h"
@@ -9,11 +10,15 @@
 namespace vitopt::runtime::kernels::avx2 {
 namespace {
 #include "runtime/kernels/attention_impl.inc"
+#include "runtime/kernels/attention_q_impl.inc"
 }  // namespace
 }  // namespace vitopt::runtime::kernels::avx2
 
 namespace vitopt::runtime::kernels {
 
-void fill_attention_f32_avx2(KernelTable& t) { t.attention = avx2::attention; }
+void fill_attention_f32_avx2(KernelTable& t) {
+  t.attention = avx2::attention;
+  t.attention_q = avx2::attention_q;
+}
 
 }  // namespace vitopt::runtime::kernels

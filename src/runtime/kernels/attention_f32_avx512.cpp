@@ -2,6 +2,7 @@
 // with the avx512 vector traits.
 #include <cmath>
 #include <cstddef>
+#include <vector>
 
 #include "runtime/kernels/kernels.h"
 #include "runtime/kernels/simd_avx512.h"
@@ -9,11 +10,15 @@
 namespace vitopt::runtime::kernels::avx512 {
 namespace {
 #include "runtime/kernels/attention_impl.inc"
+#include "runtime/kernels/attention_q_impl.inc"
 }  // namespace
 }  // namespace vitopt::runtime::kernels::avx512
 
 namespace vitopt::runtime::kernels {
 
-void fill_attention_f32_avx512(KernelTable& t) { t.attention = avx512::attention; }
+void fill_attention_f32_avx512(KernelTable& t) {
+  t.attention = avx512::attention;
+  t.attention_q = avx512::attention_q;
+}
 
 }  // namespace vitopt::runtime::kernels

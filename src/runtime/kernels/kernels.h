@@ -88,6 +88,22 @@ struct AttentionArgs {
 };
 inline constexpr int kAttnRows = 8;  // query rows per task block
 
+// Attention with fake-quantized matmul inputs (extras.attention, docs/model-format.md) for one
+// (image, head): q * scale, q, k and v each through its static quantizer (x_hat = s (q - zp)),
+// softmax in fp32, the normalised probabilities coded (quantize_prob), then p_hat @ v_hat. The
+// probabilities must be complete before they are coded, so each query row sees all keys at once.
+struct AttentionQuantArgs {
+  const float* qkv = nullptr;  // (B, N, 3, H, D), row stride ldqkv
+  int ldqkv = 0;
+  int batch = 0, tokens = 0, heads = 0, head_dim = 0;
+  float scale = 1.0f;          // float(D^-1/2), applied to q before its quantizer
+  ActQuant q, k, v;            // static quantizers (scale, zero_point, qmin, qmax)
+  int prob_bits = 8;
+  bool prob_log2 = false;
+  float* ctx = nullptr;        // (B, N, H*D), row stride ldctx
+  int ldctx = 0;
+};
+
 struct KernelTable {
   Isa isa = Isa::kRef;
   const char* name = "ref";
@@ -107,6 +123,8 @@ struct KernelTable {
                     const float* gamma, const float* beta, float eps) = nullptr;
   // Attention for task = (b * heads + h) * blocks + qblock, blocks = ceil(N / kAttnRows).
   void (*attention)(const AttentionArgs& a, int task) = nullptr;
+  // Quantized-input attention for task = b * heads + h.
+  void (*attention_q)(const AttentionQuantArgs& a, int task) = nullptr;
   // Elementwise GELU in place (used where no GEMM epilogue can take it).
   void (*gelu)(float* x, size_t n) = nullptr;
 };
@@ -137,5 +155,8 @@ float gelu_ref(float x);
 void dynamic_params(float mn, float mx, const ActQuant& q, float* scale, int* zero_point);
 // q for one value: clamp(rne(x / scale) + zp, qmin, qmax); NaN maps to qmin.
 int quantize_value(float x, float scale, int zero_point, int qmin, int qmax);
+// A softmax probability's code: uniform rne(p (2^b-1)) / (2^b-1); log2 c = max(rne(-log2 p), 0),
+// 2^-c when c <= 2^b - 2, else 0 (p = 0 included).
+float quantize_prob(float p, int bits, bool log2);
 
 }  // namespace vitopt::runtime::kernels

@@ -11,6 +11,7 @@ namespace vitopt::runtime::kernels::avx2 {
 struct S {
   static constexpr int W = 8;    // floats per vector
   static constexpr int kMr = 6;  // fp32 GEMM rows per tile: 12 accumulators of 16 registers
+  static constexpr int kAttnVecs = 1;  // attention vectors per FMA step (8 accumulators of 16 registers)
   using F = __m256;
   static F zero() { return _mm256_setzero_ps(); }
   static F set1(float x) { return _mm256_set1_ps(x); }
@@ -49,6 +50,29 @@ struct S {
     s = _mm_min_ps(s, _mm_movehl_ps(s, s));
     s = _mm_min_ss(s, _mm_movehdup_ps(s));
     return _mm_cvtss_f32(s);
+  }
+
+  static F rne(F x) { return _mm256_round_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+  // a <= b ? x : 0 per lane.
+  static F select_le(F a, F b, F x) { return _mm256_and_ps(_mm256_cmp_ps(a, b, _CMP_LE_OQ), x); }
+  // rne(-log2 p) for p >= 0, exactly: with p = m 2^e, m in [1, 2), the result is
+  // -e - (m > sqrt 2) (no tie: sqrt 2 is irrational). Denormals (and 0) are scaled by 2^24 first;
+  // p = 0 gives 151, whose 2^-c is 0.
+  static F log2_code(F p) {
+    const F tiny = _mm256_cmp_ps(p, set1(1.17549435e-38f), _CMP_LT_OQ);
+    const __m256i bits = _mm256_castps_si256(_mm256_blendv_ps(p, mul(p, set1(16777216.0f)), tiny));
+    __m256i e = _mm256_sub_epi32(_mm256_srli_epi32(bits, 23), _mm256_set1_epi32(127));
+    e = _mm256_sub_epi32(e, _mm256_and_si256(_mm256_castps_si256(tiny), _mm256_set1_epi32(24)));
+    const __m256i mant = _mm256_and_si256(bits, _mm256_set1_epi32(0x7fffff));
+    const __m256i up = _mm256_cmpgt_epi32(mant, _mm256_set1_epi32(0x3504f3));  // -1 when m > sqrt 2
+    return _mm256_cvtepi32_ps(_mm256_add_epi32(_mm256_sub_epi32(_mm256_setzero_si256(), e), up));
+  }
+  // 2^-c for integer-valued c in [0, 151], rounded like exp2f below the normal range: the
+  // exponent is built for 2^(64-c) (always normal) and scaled by 2^-64.
+  static F exp2_neg(F c) {
+    const __m256i ci = _mm256_cvtps_epi32(min(c, set1(190.0f)));
+    const __m256i bits = _mm256_slli_epi32(_mm256_sub_epi32(_mm256_set1_epi32(127 + 64), ci), 23);
+    return mul(_mm256_castsi256_ps(bits), set1(5.42101086e-20f));  // 2^-64
   }
 
   // exp(x), ~1 ulp on [-87, 88]; smaller inputs give ~1e-38 (callers mask what must be 0).

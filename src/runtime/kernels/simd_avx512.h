@@ -12,6 +12,7 @@ namespace vitopt::runtime::kernels::avx512 {
 struct S {
   static constexpr int W = 16;    // floats per vector
   static constexpr int kMr = 12;  // fp32 GEMM rows per tile: 24 accumulators of 32 registers
+  static constexpr int kAttnVecs = 2;  // attention vectors per FMA step (16 + 16 accumulators)
   using F = __m512;
   static F zero() { return _mm512_setzero_ps(); }
   static F set1(float x) { return _mm512_set1_ps(x); }
@@ -31,6 +32,20 @@ struct S {
   static float reduce_add(F v) { return _mm512_reduce_add_ps(v); }
   static float reduce_max(F v) { return _mm512_reduce_max_ps(v); }
   static float reduce_min(F v) { return _mm512_reduce_min_ps(v); }
+
+  static F rne(F x) { return _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+  // a <= b ? x : 0 per lane.
+  static F select_le(F a, F b, F x) { return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(a, b, _CMP_LE_OQ), x); }
+  // rne(-log2 p) for p >= 0 (denormals included; p = 0 gives +inf), exactly: with p = m 2^e,
+  // m in [1, 2), the result is -e - (m > sqrt 2). sqrt 2 is irrational, so there is no tie.
+  static F log2_code(F p) {
+    const F e = _mm512_getexp_ps(p);
+    const F m = _mm512_getmant_ps(p, _MM_MANT_NORM_1_2, _MM_MANT_SIGN_zero);
+    const F up = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(m, set1(1.41421354f), _CMP_GT_OQ), set1(1.0f));
+    return sub(sub(zero(), e), up);
+  }
+  // 2^-c for integer-valued c >= 0 (+inf gives 0), rounded like exp2f below the normal range.
+  static F exp2_neg(F c) { return _mm512_scalef_ps(set1(1.0f), sub(zero(), c)); }
 
   // exp(x), ~1 ulp on [-87, 88]; smaller inputs give ~1e-38 (callers mask what must be 0).
   static F exp(F x) {
