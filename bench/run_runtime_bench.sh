@@ -4,7 +4,8 @@
 #   writer when `vitopt quantize` is not built), LibTorch eager (vitopt bench --engine torch),
 #   PyTorch 1.13 eager fp32 and dynamic int8 (peers/torch_infer.py), ONNX Runtime (npm
 #   onnxruntime-node, peers/ort_infer.cjs) on a torch.onnx.export of the same model.
-# Usage: bench/run_runtime_bench.sh [build-dir] [presets...]   (nothing else should run meanwhile)
+# Usage: [RUNS=20] [BATCHES=1,32] bench/run_runtime_bench.sh [build-dir] [presets...]
+#   (nothing else should run meanwhile; BATCHES=1 keeps vit-base-16 to a few minutes)
 # Prints a Markdown table (median latency ms, images/s) and the ratios the goals are stated in.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,6 +14,7 @@ shift || true
 presets=${*:-vit-fmnist deit-tiny deit-small}
 threads=2
 runs=${RUNS:-20}
+batches=${BATCHES:-1,32}
 vitopt="$build/bin/vitopt"
 work=$(mktemp -d /tmp/vitopt-runtime-bench.XXXXXX)
 trap 'rm -rf "$work"' EXIT
@@ -35,24 +37,24 @@ for p in $presets; do
   "$vitopt" init --preset "$p" --out "$f" --quiet >/dev/null
   if [ "$p" = vit-fmnist ]; then shape='[1,28,28]'; else shape='[3,224,224]'; fi
   # vitopt runtime and LibTorch on the same file, then the peers on the same shapes.
-  "$vitopt" bench --model "$f" --batch 1,32 --threads $threads --engine runtime,torch --runs "$runs" --json |
+  "$vitopt" bench --model "$f" --batch "$batches" --threads $threads --engine runtime,torch --runs "$runs" --json |
     /usr/bin/python3 -c 'import json,sys
 for r in json.load(sys.stdin):
     r["preset"]=sys.argv[1]; r["engine"]={"runtime":"vitopt-fp32","torch":"libtorch-fp32"}[r["engine"]]; print(json.dumps(r))' "$p" >> "$results"
-  "$build/bin/bench_runtime" --benchmark_filter="Runtime/$p/int[48]/" --benchmark_min_time=2 --benchmark_format=json 2>/dev/null |
+  "$build/bin/bench_runtime" --benchmark_filter="Runtime/$p/int[48]/batch:(${batches//,/|})/" --benchmark_min_time=2 --benchmark_format=json 2>/dev/null |
     /usr/bin/python3 -c 'import json,sys
 for b in json.load(sys.stdin)["benchmarks"]:
     _, preset, prec, batch = b["name"].split("/")[:4]
     n = int(batch.split(":")[1]); ms = b["real_time"]
     print(json.dumps({"preset": preset, "engine": "vitopt-"+prec, "batch": n, "p50_ms": ms, "images_per_s": 1000*n/ms}))' >> "$results"
-  "${peer_env[@]}" /usr/bin/python3 bench/peers/torch_infer.py --model "$f" --batch 1,32 --threads $threads \
+  "${peer_env[@]}" /usr/bin/python3 bench/peers/torch_infer.py --model "$f" --batch "$batches" --threads $threads \
     --runs "$runs" --int8 --export-onnx "$work/$p.onnx" 2>/dev/null |
     /usr/bin/python3 -c 'import json,sys
 for l in sys.stdin:
     r=json.loads(l); r["preset"]=sys.argv[1]; print(json.dumps(r))' "$p" >> "$results"
   if [ -d "$ort_dir/node_modules/onnxruntime-node" ]; then
     ORT_MODULE="$(realpath "$ort_dir")/node_modules/onnxruntime-node" ORT_INPUT_SHAPE="$shape" \
-      node bench/peers/ort_infer.cjs "$work/$p.onnx" 1,32 $threads "$runs" |
+      node bench/peers/ort_infer.cjs "$work/$p.onnx" "$batches" $threads "$runs" |
       /usr/bin/python3 -c 'import json,sys
 for l in sys.stdin:
     r=json.loads(l); r["preset"]=sys.argv[1]; print(json.dumps(r))' "$p" >> "$results"

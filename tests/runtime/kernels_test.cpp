@@ -29,7 +29,8 @@ struct GemmCase {
   int m, n, k;
 };
 const GemmCase kShapes[] = {{1, 1, 1},   {3, 17, 3},   {17, 33, 17}, {33, 3, 64},
-                            {197, 40, 33}, {5, 100, 197}, {13, 64, 1},  {12, 32, 8}};
+                            {197, 40, 33}, {5, 100, 197}, {13, 64, 1},  {12, 32, 8},
+                            {250, 33, 20}, {431, 17, 9}};  // several row blocks, uneven
 
 // Independent oracle: y = act(x @ w^T + b) (+ residual) in double.
 double oracle(const float* x, const float* w, int k, double bias, bool gelu) {

@@ -97,8 +97,9 @@ void gemm(const GemmQ8Args& g, int p0, int p1, int r0, int r1) {
   // Row blocks outside, panels inside: the quantized A block stays in L2 across panels.
   constexpr int kRowBlock = 16 * kMr;
   const auto* w = static_cast<const int8_t*>(g.w);
-  for (int b0 = r0; b0 < r1; b0 += kRowBlock) {
-    const int b1 = r1 - b0 < kRowBlock ? r1 : b0 + kRowBlock;
+  const int step = row_block_rows(r1 - r0, kRowBlock, kMr);
+  for (int b0 = r0; b0 < r1; b0 += step) {
+    const int b1 = r1 - b0 < step ? r1 : b0 + step;
     for (int p = p0; p < p1; ++p) {
       const int8_t* bp = w + static_cast<size_t>(p) * kNr * static_cast<size_t>(g.kp);
       for (int i = b0; i < b1; i += kMr) rows_dispatch<kMr>(b1 - i < kMr ? b1 - i : kMr, g, i, bp, p * kNr);

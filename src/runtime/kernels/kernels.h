@@ -104,6 +104,17 @@ struct AttentionQuantArgs {
   int ldctx = 0;
 };
 
+// Rows per block for the GEMMs' row blocking (the A block stays in L2 while every weight panel
+// passes over it): about `block` rows, a multiple of mr. A remainder under a quarter block joins
+// the others instead of making every panel pass again for a few rows (197 tokens with blocks of
+// 192: one block of 197, not 192 + 5; at batch 1 that second pass re-read all the weights).
+inline int row_block_rows(int rows, int block, int mr) {
+  int n = rows / block;
+  if (n == 0 || rows % block > block / 4) ++n;
+  const int per = (rows + n - 1) / n;
+  return (per + mr - 1) / mr * mr;
+}
+
 struct KernelTable {
   Isa isa = Isa::kRef;
   const char* name = "ref";
