@@ -132,6 +132,13 @@ TEST(Kernels, QuantizeRowsBitExactAcrossLevels) {
         for (int j = 0; j < k; ++j) x[static_cast<size_t>(2 * k + j)] = (j % 7 - 3) * 0.025f;  // ties
         x[static_cast<size_t>(3 * k)] = 1e30f;                                              // saturates
         x[static_cast<size_t>(4 * k)] = -1e30f;
+        // Near-ties at a scale that is not a power of two: (n + 1/2) s and its float neighbours,
+        // where a quotient by multiplication with 1/s can round the other way than x / s.
+        for (int j = 0; j < k; ++j) {
+          const float tie = (static_cast<float>(j % 21) - 10.5f) * 0.05f;
+          x[static_cast<size_t>(5 * k + j)] =
+              j % 3 == 0 ? tie : std::nextafter(tie, j % 3 == 1 ? 1e9f : -1e9f);
+        }
         auto run = [&](const KernelTable& t, std::vector<int32_t>& codes, std::vector<int32_t>& ra,
                        std::vector<int32_t>& rb, std::vector<float>& rs) {
           AlignedBuffer<uint8_t> out(static_cast<size_t>(m * kp * t.q8_act_bytes));
