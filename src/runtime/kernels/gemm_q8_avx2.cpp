@@ -36,27 +36,10 @@ void pack(const int8_t* w, int n, int k, int kp, void* out) {
   }
 }
 
+// Epilogue of one tile, out of line so that its column vectors do not crowd the k loop's 12
+// accumulators out of the 16 registers (inlined, GCC 12 spilled accumulators inside the loop).
 template <int MR>
-inline void tile(const GemmQ8Args& g, int row, const int16_t* bp, int n0) {
-  __m256i acc0[MR], acc1[MR];
-#pragma GCC unroll 8
-  for (int r = 0; r < MR; ++r) acc0[r] = acc1[r] = _mm256_setzero_si256();
-  const auto* a = static_cast<const int16_t*>(g.a) + static_cast<size_t>(row) * static_cast<size_t>(g.lda);
-  const size_t lda = static_cast<size_t>(g.lda);
-  const int pairs = g.kp / 2;
-  for (int gi = 0; gi < pairs; ++gi) {
-    const __m256i b0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(bp));
-    const __m256i b1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(bp + 16));
-    bp += 32;
-#pragma GCC unroll 8
-    for (int r = 0; r < MR; ++r) {
-      int32_t pair;
-      std::memcpy(&pair, a + static_cast<size_t>(r) * lda + static_cast<size_t>(2 * gi), 4);
-      const __m256i av = _mm256_set1_epi32(pair);
-      acc0[r] = _mm256_add_epi32(acc0[r], _mm256_madd_epi16(av, b0));
-      acc1[r] = _mm256_add_epi32(acc1[r], _mm256_madd_epi16(av, b1));
-    }
-  }
+__attribute__((noinline)) void tile_epilogue(const GemmQ8Args& g, int row, int n0, const __m256i* acc) {
   const auto ld = [](const int32_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); };
   const __m256i cs0 = ld(g.colsum + n0), cs1 = ld(g.colsum + n0 + 8);
   const __m256i zw0 = ld(g.wzp + n0), zw1 = ld(g.wzp + n0 + 8);
@@ -71,15 +54,44 @@ inline void tile(const GemmQ8Args& g, int row, const int16_t* bp, int n0) {
     const __m256i ra = _mm256_set1_epi32(g.row_a[i]), rb = _mm256_set1_epi32(g.row_b[i]);
     const __m256 rs = _mm256_set1_ps(g.row_scale[i]);
     float* cr = g.c + static_cast<size_t>(i) * static_cast<size_t>(g.ldc) + n0;
-    __m256i v0 = _mm256_sub_epi32(acc0[r], _mm256_mullo_epi32(ra, cs0));
+    __m256i v0 = _mm256_sub_epi32(acc[2 * r], _mm256_mullo_epi32(ra, cs0));
     v0 = _mm256_sub_epi32(v0, _mm256_mullo_epi32(rb, zw0));
     store_out(g.ep, _mm256_mul_ps(_mm256_cvtepi32_ps(v0), _mm256_mul_ps(rs, ws0)), bias0, cr, n_a);
     if (n_b > 0) {
-      __m256i v1 = _mm256_sub_epi32(acc1[r], _mm256_mullo_epi32(ra, cs1));
+      __m256i v1 = _mm256_sub_epi32(acc[2 * r + 1], _mm256_mullo_epi32(ra, cs1));
       v1 = _mm256_sub_epi32(v1, _mm256_mullo_epi32(rb, zw1));
       store_out(g.ep, _mm256_mul_ps(_mm256_cvtepi32_ps(v1), _mm256_mul_ps(rs, ws1)), bias1, cr + 8, n_b);
     }
   }
+}
+
+template <int MR>
+inline void tile(const GemmQ8Args& g, int row, const int16_t* bp, int n0) {
+  __m256i acc0[MR], acc1[MR];
+#pragma GCC unroll 8
+  for (int r = 0; r < MR; ++r) acc0[r] = acc1[r] = _mm256_setzero_si256();
+  const auto* a = static_cast<const int16_t*>(g.a) + static_cast<size_t>(row) * static_cast<size_t>(g.lda);
+  const size_t lda = static_cast<size_t>(g.lda);
+  const int16_t* const end = bp + static_cast<size_t>(g.kp / 2) * 32;
+  for (; bp != end; bp += 32, a += 2) {
+    const __m256i b0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(bp));
+    const __m256i b1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(bp + 16));
+#pragma GCC unroll 8
+    for (int r = 0; r < MR; ++r) {
+      int32_t pair;
+      std::memcpy(&pair, a + static_cast<size_t>(r) * lda, 4);
+      const __m256i av = _mm256_set1_epi32(pair);
+      acc0[r] = _mm256_add_epi32(acc0[r], _mm256_madd_epi16(av, b0));
+      acc1[r] = _mm256_add_epi32(acc1[r], _mm256_madd_epi16(av, b1));
+    }
+  }
+  alignas(32) __m256i acc[2 * MR];
+#pragma GCC unroll 8
+  for (int r = 0; r < MR; ++r) {
+    acc[2 * r] = acc0[r];
+    acc[2 * r + 1] = acc1[r];
+  }
+  tile_epilogue<MR>(g, row, n0, acc);
 }
 
 template <int MR>
