@@ -73,7 +73,7 @@ void register_bench(CLI::App& app) {
   struct Flags {
     CommonFlags common;
     std::vector<std::string> models;
-    std::string batches = "1", isa;
+    std::string batches = "1", isa, schedule = "auto";
     std::vector<std::string> engines{"runtime"};
     int runs = 20, warmup = 3;
   };
@@ -86,6 +86,9 @@ void register_bench(CLI::App& app) {
   cmd->add_option("--warmup", f->warmup, "Untimed runs first")->check(CLI::Range(0, 1000));
   cmd->add_option("--isa", f->isa, "Runtime kernel level (default: best this CPU has)")
       ->check(CLI::IsMember({"ref", "avx2", "avx512"}));
+  cmd->add_option("--schedule", f->schedule,
+                  "Runtime thread schedule: auto, layer (split each GEMM), rows (split token rows)")
+      ->check(CLI::IsMember({"auto", "layer", "rows"}));
   add_threads_flag(cmd, f->common);
   add_output_flags(cmd, f->common);
   cmd->callback([f] {
@@ -114,6 +117,7 @@ void register_bench(CLI::App& app) {
           runtime::RuntimeOptions ro;
           ro.threads = threads;
           ro.isa = f->isa;
+          ro.schedule = f->schedule;
           auto e = runtime::Engine::load(path, ro);
           const auto& info = e->info();
           for (int b : batches) {

@@ -47,10 +47,21 @@ struct Block {
   std::optional<kernels::AttentionQuantArgs> attn_quant;  // extras.attention: quantizers, codes
 };
 
+// A row-local step of blocks_by_rows.
+enum class RowStep { kPreAttn, kPostAttn, kMlp };
+
+// Activation buffers use one row stride per role (the widest block's), whatever the block, so a
+// token row always occupies the same bytes; blocks_by_rows relies on it.
 struct Plan {
   int batch = 0;
-  AlignedBuffer<float> x, xn, wide, ctx, low, kt, patches, pooled, pooled2, logits2;
+  bool by_rows = false;
+  AlignedBuffer<float> x, xn, qkv, hidden_own, ctx, low, kt, patches, pooled, pooled2, logits2;
+  int qkv_ld = 0, hidden_ld = 0, ctx_ld = 0, low_ld = 0;
+  // The MLP hidden activations share the qkv buffer layer by layer; row chains run an MLP and the
+  // next qkv concurrently on different rows, so they get their own.
+  float* hidden() { return by_rows ? hidden_own.data() : qkv.data(); }
   LinearScratch scratch;
+  std::vector<std::pair<RowStep, const Block*>> pending;  // blocks_by_rows' current chain
 };
 
 }  // namespace
@@ -66,6 +77,7 @@ struct Engine::Impl {
   std::vector<int> block_of;      // depth -> index into owned
   PackedNorm norm;
   std::map<int, std::unique_ptr<Plan>> plans;
+  enum class Schedule { kAuto, kLayer, kRows } schedule = Schedule::kAuto;
 
   Proj make_proj(const std::vector<LinearData>& d, bool simulate) const {
     Proj p;
@@ -75,6 +87,14 @@ struct Engine::Impl {
   Plan& plan(int batch);
   void linear(const Proj& p, Plan& pl, const float* x, int ldx, int m, float* y, int ldy,
               bool gelu, bool accumulate);
+  void linear_rows(const Proj& p, Plan& pl, const float* x, int ldx, int r0, int r1, float* y,
+                   int ldy, bool gelu, bool accumulate);
+  void layernorm_rows(const PackedNorm& n, const float* x, float* y, int r0, int r1) const;
+  void transpose_keys_rows(const Block& blk, Plan& pl, int r0, int r1) const;
+  void attention(const Block& blk, Plan& pl);
+  void blocks_by_layer(Plan& pl);
+  void blocks_by_rows(Plan& pl);
+  bool by_rows(int batch) const;
   void forward(const float* images, int batch, float* logits);
 };
 
@@ -99,38 +119,42 @@ Plan& Engine::Impl::plan(int batch) {
   const size_t B = static_cast<size_t>(batch), N = static_cast<size_t>(c.num_tokens());
   const size_t C = static_cast<size_t>(c.embed_dim), rows = B * N;
   const size_t np = (N + 15) / 16 * 16;
-  size_t wide = 0, hd = 0, low = 0, heads = 0, act = 0, fake = 0;
-  const int m = static_cast<int>(rows);
+  size_t qkv_ld = 0, hidden_ld = 0, hd = 0, low = 0, heads = 0, act = 0, fake = 0;
+  auto need_op = [&](const LinearOp& f) {
+    act = std::max(act, static_cast<size_t>(f.act_row_elems()));
+    fake = std::max(fake, static_cast<size_t>(f.fake_row_floats()));
+  };
   auto need = [&](const Proj& pr) {
-    for (const auto& f : pr.f) {
-      act = std::max(act, f.act_bytes(m));
-      fake = std::max(fake, f.fake_floats(m));
-    }
+    for (const auto& f : pr.f) need_op(f);
     low = std::max(low, static_cast<size_t>(pr.rank()));
   };
   for (const Block& b : owned) {
     if (b.attn) {
-      wide = std::max(wide, static_cast<size_t>(b.qkv.out()));
+      qkv_ld = std::max(qkv_ld, static_cast<size_t>(b.qkv.out()));
       hd = std::max(hd, static_cast<size_t>(b.proj.f.front().in()));
       heads = std::max(heads, static_cast<size_t>(b.heads));
       need(b.qkv);
       need(b.proj);
     }
     if (b.mlp_on) {
-      wide = std::max(wide, static_cast<size_t>(b.mlp));
+      hidden_ld = std::max(hidden_ld, static_cast<size_t>(b.mlp));
       need(b.fc1);
       need(b.fc2);
     }
   }
   for (const LinearOp* l : {&patch, &head, &head_dist}) {
-    if (l->out() == 0) continue;
-    act = std::max(act, l->act_bytes(m));
-    fake = std::max(fake, l->fake_floats(m));
+    if (l->out() > 0) need_op(*l);
   }
   p->batch = batch;
+  p->by_rows = by_rows(batch);
+  p->qkv_ld = static_cast<int>(qkv_ld);
+  p->hidden_ld = static_cast<int>(hidden_ld);
+  p->ctx_ld = static_cast<int>(hd);
+  p->low_ld = static_cast<int>(low);
   p->x.resize(rows * C);
   p->xn.resize(rows * C);
-  p->wide.resize(rows * wide);
+  p->qkv.resize(rows * (p->by_rows ? qkv_ld : std::max(qkv_ld, hidden_ld)));
+  if (p->by_rows) p->hidden_own.resize(rows * hidden_ld);
   p->ctx.resize(rows * hd);
   p->low.resize(rows * low);
   p->kt.resize(B * heads * static_cast<size_t>(c.head_dim) * np);
@@ -138,11 +162,14 @@ Plan& Engine::Impl::plan(int batch) {
   p->pooled.resize(B * C);
   p->pooled2.resize(B * C);
   p->logits2.resize(B * static_cast<size_t>(c.num_classes));
-  p->scratch.act.resize(act);
+  p->pending.reserve(static_cast<size_t>(c.depth) * 3);
+  p->scratch.act_ld = static_cast<int>(act);
+  p->scratch.fake_ld = static_cast<int>(fake);
+  p->scratch.act.resize(rows * act * static_cast<size_t>(kt->q8_act_bytes));
   p->scratch.row_a.resize(rows);
   p->scratch.row_b.resize(rows);
   p->scratch.row_scale.resize(rows);
-  p->scratch.fake.resize(fake);
+  p->scratch.fake.resize(rows * fake);
   slot = std::move(p);
   return *slot;
 }
@@ -153,9 +180,160 @@ void Engine::Impl::linear(const Proj& p, Plan& pl, const float* x, int ldx, int 
     p.f[0].run(*pool, pl.scratch, x, ldx, m, y, ldy, gelu, accumulate);
     return;
   }
-  const int r = p.rank();  // (m, in) -> (m, r) -> (m, out)
-  p.f[0].run(*pool, pl.scratch, x, ldx, m, pl.low.data(), r, false, false);
-  p.f[1].run(*pool, pl.scratch, pl.low.data(), r, m, y, ldy, gelu, accumulate);
+  // (m, in) -> (m, rank) -> (m, out)
+  p.f[0].run(*pool, pl.scratch, x, ldx, m, pl.low.data(), pl.low_ld, false, false);
+  p.f[1].run(*pool, pl.scratch, pl.low.data(), pl.low_ld, m, y, ldy, gelu, accumulate);
+}
+
+void Engine::Impl::linear_rows(const Proj& p, Plan& pl, const float* x, int ldx, int r0, int r1,
+                               float* y, int ldy, bool gelu, bool accumulate) {
+  if (p.f.size() == 1) {
+    p.f[0].run_rows(pl.scratch, x, ldx, r0, r1, y, ldy, gelu, accumulate);
+    return;
+  }
+  p.f[0].run_rows(pl.scratch, x, ldx, r0, r1, pl.low.data(), pl.low_ld, false, false);
+  p.f[1].run_rows(pl.scratch, pl.low.data(), pl.low_ld, r0, r1, y, ldy, gelu, accumulate);
+}
+
+void Engine::Impl::layernorm_rows(const PackedNorm& n, const float* x, float* y, int r0, int r1) const {
+  const int C = config.embed_dim;
+  const size_t off = static_cast<size_t>(r0) * static_cast<size_t>(C);
+  kt->layernorm(x + off, C, y + off, C, r1 - r0, C, n.gamma.data(), n.beta.data(),
+                static_cast<float>(config.ln_eps));
+}
+
+// Keys of token rows [r0, r1) into the transposed layout the fused attention reads:
+// kt[b][h][d][t] = k[b, t, h, d] (the quantized-attention kernel reads qkv directly).
+void Engine::Impl::transpose_keys_rows(const Block& blk, Plan& pl, int r0, int r1) const {
+  if (blk.attn_quant || kt->isa == kernels::Isa::kRef) return;
+  const int N = config.num_tokens(), D = config.head_dim, H = blk.heads, ld = pl.qkv_ld;
+  const size_t np = static_cast<size_t>((N + 15) / 16 * 16), uD = static_cast<size_t>(D);
+  for (int r = r0; r < r1; ++r) {
+    const size_t b = static_cast<size_t>(r / N), t = static_cast<size_t>(r % N);
+    const float* k = pl.qkv.data() + static_cast<size_t>(r) * static_cast<size_t>(ld) +
+                     static_cast<size_t>(H) * uD;
+    float* dst = pl.kt.data() + b * static_cast<size_t>(H) * uD * np + t;
+    for (size_t hd = 0; hd < static_cast<size_t>(H) * uD; ++hd) dst[hd * np] = k[hd];
+  }
+}
+
+// Attention of one block over the pool; qkv (in pl.qkv) and, for the fp32 kernel, the
+// transposed keys are complete.
+void Engine::Impl::attention(const Block& blk, Plan& pl) {
+  const int batch = pl.batch, N = config.num_tokens(), D = config.head_dim, H = blk.heads;
+  if (blk.attn_quant) {
+    kernels::AttentionQuantArgs qa = *blk.attn_quant;
+    qa.qkv = pl.qkv.data();
+    qa.ldqkv = pl.qkv_ld;
+    qa.batch = batch;
+    qa.tokens = N;
+    qa.heads = H;
+    qa.head_dim = D;
+    qa.ctx = pl.ctx.data();
+    qa.ldctx = pl.ctx_ld;
+    pool->run(batch * H, [&](int task) { kt->attention_q(qa, task); });
+    return;
+  }
+  kernels::AttentionArgs a;
+  a.qkv = pl.qkv.data();
+  a.ldqkv = pl.qkv_ld;
+  a.kt = pl.kt.data();
+  a.np = (N + 15) / 16 * 16;
+  a.batch = batch;
+  a.tokens = N;
+  a.heads = H;
+  a.head_dim = D;
+  a.scale = 1.0f / std::sqrt(static_cast<float>(D));
+  a.ctx = pl.ctx.data();
+  a.ldctx = pl.ctx_ld;
+  const int blocks = (N + kernels::kAttnRows - 1) / kernels::kAttnRows;
+  pool->run(batch * H * blocks, [&](int task) { kt->attention(a, task); });
+}
+
+bool Engine::Impl::by_rows(int batch) const {
+  if (schedule != Schedule::kAuto) return schedule == Schedule::kRows;
+  // Measured (2 threads, batch 1, rows vs layer): vit-fmnist -30% fp32 / -38% int8, deit-tiny
+  // -5..10%, deit-small (4.6 GMACs) within noise to -8% int8, ViT-B/16 (17.6 GMACs) up to +10%.
+  // Small passes are synchronisation-bound; large ones pay for reading every weight per thread.
+  constexpr int64_t kRowsMaxMacs = 5'000'000'000;
+  return static_cast<int64_t>(batch) * config.macs() <= kRowsMaxMacs;
+}
+
+// Layer by layer: every GEMM splits its weight panels over the pool (each weight read once).
+void Engine::Impl::blocks_by_layer(Plan& pl) {
+  const int rows = pl.batch * config.num_tokens(), C = config.embed_dim;
+  ThreadPool& tp = *pool;
+  auto norm_all = [&](const PackedNorm& n) {
+    parallel_rows(tp, rows, C, [&](int r0, int r1) { layernorm_rows(n, pl.x.data(), pl.xn.data(), r0, r1); });
+  };
+  for (int bi = 0; bi < config.depth; ++bi) {
+    const Block& blk = owned[static_cast<size_t>(block_of[static_cast<size_t>(bi)])];
+    if (blk.attn) {
+      norm_all(blk.norm1);
+      linear(blk.qkv, pl, pl.xn.data(), C, rows, pl.qkv.data(), pl.qkv_ld, false, false);
+      const int heads = blk.heads;
+      tp.run(heads, [&](int h) {
+        // One task per head would need a per-head transpose; rows are as good and simpler.
+        transpose_keys_rows(blk, pl, static_cast<int>(int64_t{h} * rows / heads),
+                            static_cast<int>(int64_t{h + 1} * rows / heads));
+      });
+      attention(blk, pl);
+      linear(blk.proj, pl, pl.ctx.data(), pl.ctx_ld, rows, pl.x.data(), C, false, true);
+    }
+    if (blk.mlp_on) {
+      norm_all(blk.norm2);
+      linear(blk.fc1, pl, pl.xn.data(), C, rows, pl.hidden(), pl.hidden_ld, true, false);
+      linear(blk.fc2, pl, pl.hidden(), pl.hidden_ld, rows, pl.x.data(), C, false, true);
+    }
+  }
+}
+
+// Row-local chains: everything between two attentions (proj, LN2, fc1, fc2, the next LN1, qkv and
+// its key transpose) only reads the same token rows it writes, so each thread runs the whole chain
+// on its own rows and the pool synchronises twice per block instead of six to ten times. Each
+// thread reads every weight, which pays while the weights of a chain stay in its L2.
+void Engine::Impl::blocks_by_rows(Plan& pl) {
+  const int rows = pl.batch * config.num_tokens(), C = config.embed_dim;
+  const int mr = std::max(kt->f32_mr, kt->q8_mr), tiles = (rows + mr - 1) / mr;
+  const int chunks = std::min(tiles, pool->size());
+  using Step = RowStep;
+  auto& pending = pl.pending;
+  auto flush = [&] {
+    if (pending.empty()) return;
+    pool->run(chunks, [&](int c) {
+      const int r0 = static_cast<int>(int64_t{c} * tiles / chunks) * mr;
+      const int r1 = std::min(rows, static_cast<int>(int64_t{c + 1} * tiles / chunks) * mr);
+      for (const auto& [step, b] : pending) {
+        switch (step) {
+          case Step::kPreAttn:
+            layernorm_rows(b->norm1, pl.x.data(), pl.xn.data(), r0, r1);
+            linear_rows(b->qkv, pl, pl.xn.data(), C, r0, r1, pl.qkv.data(), pl.qkv_ld, false, false);
+            transpose_keys_rows(*b, pl, r0, r1);
+            break;
+          case Step::kPostAttn:
+            linear_rows(b->proj, pl, pl.ctx.data(), pl.ctx_ld, r0, r1, pl.x.data(), C, false, true);
+            break;
+          case Step::kMlp:
+            layernorm_rows(b->norm2, pl.x.data(), pl.xn.data(), r0, r1);
+            linear_rows(b->fc1, pl, pl.xn.data(), C, r0, r1, pl.hidden(), pl.hidden_ld, true, false);
+            linear_rows(b->fc2, pl, pl.hidden(), pl.hidden_ld, r0, r1, pl.x.data(), C, false, true);
+            break;
+        }
+      }
+    });
+    pending.clear();
+  };
+  for (int bi = 0; bi < config.depth; ++bi) {
+    const Block& blk = owned[static_cast<size_t>(block_of[static_cast<size_t>(bi)])];
+    if (blk.attn) {
+      pending.emplace_back(Step::kPreAttn, &blk);
+      flush();
+      attention(blk, pl);
+      pending.emplace_back(Step::kPostAttn, &blk);
+    }
+    if (blk.mlp_on) pending.emplace_back(Step::kMlp, &blk);
+  }
+  flush();
 }
 
 void Engine::Impl::forward(const float* images, int batch, float* logits) {
@@ -163,7 +341,7 @@ void Engine::Impl::forward(const float* images, int batch, float* logits) {
   Plan& pl = plan(batch);
   const int N = c.num_tokens(), C = c.embed_dim, P = c.patch_size, G = c.grid();
   const int Np = c.num_patches(), F = c.patch_features(), pre = c.num_prefix_tokens();
-  const int rows = batch * N, D = c.head_dim;
+  const int rows = batch * N;
   const size_t uC = static_cast<size_t>(C);
   ThreadPool& tp = *pool;
 
@@ -201,68 +379,10 @@ void Engine::Impl::forward(const float* images, int batch, float* logits) {
     }
   });
 
-  const size_t np = static_cast<size_t>((N + 15) / 16 * 16);
-  for (int bi = 0; bi < c.depth; ++bi) {
-    const Block& blk = owned[static_cast<size_t>(block_of[static_cast<size_t>(bi)])];
-    if (blk.attn) {
-      const int H = blk.heads, HD = H * D, ld = blk.qkv.out();
-      parallel_rows(tp, rows, C, [&](int r0, int r1) {
-        kt->layernorm(pl.x.data() + static_cast<size_t>(r0) * uC, C,
-                      pl.xn.data() + static_cast<size_t>(r0) * uC, C, r1 - r0, C,
-                      blk.norm1.gamma.data(), blk.norm1.beta.data(), static_cast<float>(c.ln_eps));
-      });
-      linear(blk.qkv, pl, pl.xn.data(), C, rows, pl.wide.data(), ld, false, false);
-      kernels::AttentionArgs a;
-      a.qkv = pl.wide.data();
-      a.ldqkv = ld;
-      a.kt = pl.kt.data();
-      a.np = static_cast<int>(np);
-      a.batch = batch;
-      a.tokens = N;
-      a.heads = H;
-      a.head_dim = D;
-      a.scale = 1.0f / std::sqrt(static_cast<float>(D));
-      a.ctx = pl.ctx.data();
-      a.ldctx = HD;
-      if (!blk.attn_quant && kt->isa != kernels::Isa::kRef) {
-        // Keys transposed per (image, head): kt[b][h][d][t] = k[b, t, h, d].
-        tp.run(batch * H, [&](int task) {
-          const int b = task / H, h = task % H;
-          float* dst = pl.kt.data() + static_cast<size_t>(task) * static_cast<size_t>(D) * np;
-          for (int t = 0; t < N; ++t) {
-            const float* k = pl.wide.data() + (static_cast<size_t>(b) * static_cast<size_t>(N) +
-                                               static_cast<size_t>(t)) * static_cast<size_t>(ld) +
-                             static_cast<size_t>(HD + h * D);
-            for (int d = 0; d < D; ++d) dst[static_cast<size_t>(d) * np + static_cast<size_t>(t)] = k[d];
-          }
-        });
-      }
-      if (blk.attn_quant) {
-        kernels::AttentionQuantArgs qa = *blk.attn_quant;
-        qa.qkv = pl.wide.data();
-        qa.ldqkv = ld;
-        qa.batch = batch;
-        qa.tokens = N;
-        qa.heads = H;
-        qa.head_dim = D;
-        qa.ctx = pl.ctx.data();
-        qa.ldctx = HD;
-        tp.run(batch * H, [&](int task) { kt->attention_q(qa, task); });
-      } else {
-        const int blocks = (N + kernels::kAttnRows - 1) / kernels::kAttnRows;
-        tp.run(batch * H * blocks, [&](int task) { kt->attention(a, task); });
-      }
-      linear(blk.proj, pl, pl.ctx.data(), HD, rows, pl.x.data(), C, false, true);
-    }
-    if (blk.mlp_on) {
-      parallel_rows(tp, rows, C, [&](int r0, int r1) {
-        kt->layernorm(pl.x.data() + static_cast<size_t>(r0) * uC, C,
-                      pl.xn.data() + static_cast<size_t>(r0) * uC, C, r1 - r0, C,
-                      blk.norm2.gamma.data(), blk.norm2.beta.data(), static_cast<float>(c.ln_eps));
-      });
-      linear(blk.fc1, pl, pl.xn.data(), C, rows, pl.wide.data(), blk.mlp, true, false);
-      linear(blk.fc2, pl, pl.wide.data(), blk.mlp, rows, pl.x.data(), C, false, true);
-    }
+  if (pl.by_rows) {
+    blocks_by_rows(pl);
+  } else {
+    blocks_by_layer(pl);
   }
 
   const float eps = static_cast<float>(c.ln_eps);
@@ -326,6 +446,13 @@ std::unique_ptr<Engine> Engine::load_bytes(std::vector<uint8_t> bytes, const std
   const int threads = options.threads > 0 ? options.threads : core::available_cores();
   impl->pool = std::make_unique<ThreadPool>(threads);
   impl->config = m.config;
+  if (options.schedule == "layer") {
+    impl->schedule = Impl::Schedule::kLayer;
+  } else if (options.schedule == "rows") {
+    impl->schedule = Impl::Schedule::kRows;
+  } else if (!options.schedule.empty() && options.schedule != "auto") {
+    core::throw_input("runtime: schedule '{}': expected auto, layer or rows", options.schedule);
+  }
   const ModelConfig& c = m.config;
   const bool sim = options.simulate_quant;
 

@@ -109,24 +109,21 @@ LinearOp::LinearOp(const LinearData& d, const kernels::KernelTable& kt, bool sim
   kt.pack_f32(w.data(), out_, in_, wf_.data());
 }
 
-size_t LinearOp::act_bytes(int m) const {
-  return path_ == Path::kInt ? static_cast<size_t>(m) * static_cast<size_t>(kp_) *
-                                   static_cast<size_t>(kt_->q8_act_bytes)
-                             : 0;
+int LinearOp::act_row_elems() const { return path_ == Path::kInt ? kp_ : 0; }
+
+int LinearOp::fake_row_floats() const {
+  return path_ == Path::kSimulated && has_input_quant_ ? in_ : 0;
 }
 
-size_t LinearOp::fake_floats(int m) const {
-  return path_ == Path::kSimulated && has_input_quant_
-             ? static_cast<size_t>(m) * static_cast<size_t>(in_)
-             : 0;
-}
-
-void LinearOp::run(ThreadPool& pool, LinearScratch& s, const float* x, int ldx, int m, float* y,
-                   int ldy, bool gelu, bool accumulate) const {
+kernels::Epilogue LinearOp::epilogue(bool gelu, bool accumulate) const {
   kernels::Epilogue ep;
   ep.bias = has_bias_ ? bias_.data() : nullptr;
   ep.gelu = gelu;
   ep.accumulate = accumulate;
+  return ep;
+}
+
+void LinearOp::prepare_rows(LinearScratch& s, const float* x, int ldx, int m, int r0, int r1) const {
   if (path_ == Path::kInt) {
     kernels::QuantRowsArgs qa;
     qa.x = x;
@@ -136,59 +133,56 @@ void LinearOp::run(ThreadPool& pool, LinearScratch& s, const float* x, int ldx, 
     qa.kp = kp_;
     qa.q = aq_;
     qa.out = s.act.data();
-    qa.ldo = kp_;
+    qa.ldo = s.act_ld;
     qa.row_a = s.row_a.data();
     qa.row_b = s.row_b.data();
     qa.row_scale = s.row_scale.data();
-    const int chunks = m * in_ < 8192 ? 1 : std::min(m, pool.size() * 2);
-    pool.run(chunks, [&](int c) {
-      kt_->quantize_rows(qa, static_cast<int>(int64_t{c} * m / chunks),
-                         static_cast<int>(int64_t{c + 1} * m / chunks));
-    });
-    kernels::GemmQ8Args g;
-    g.a = s.act.data();
-    g.lda = kp_;
-    g.w = wq_.data();
-    g.m = m;
-    g.n = out_;
-    g.kp = kp_;
-    g.row_a = s.row_a.data();
-    g.row_b = s.row_b.data();
-    g.row_scale = s.row_scale.data();
-    g.colsum = colsum_.data();
-    g.wzp = wzp_.data();
-    g.wscale = wscale_.data();
-    g.c = y;
-    g.ldc = ldy;
-    g.ep = ep;
-    gemm_q8(*kt_, pool, g);
+    kt_->quantize_rows(qa, r0, r1);
     return;
   }
-  const float* a = x;
-  int lda = ldx;
-  if (path_ == Path::kSimulated && has_input_quant_) {
-    // x_hat = s * (q - zp) with q = clamp(rne(x / s) + zp): the LibTorch side's fake quantization.
-    float* f = s.fake.data();
-    for (int i = 0; i < m; ++i) {
-      const float* xi = x + static_cast<size_t>(i) * static_cast<size_t>(ldx);
-      float scale = aq_.scale;
-      int zp = aq_.zero_point;
-      if (aq_.dynamic) {
-        const auto [mn, mx] = std::minmax_element(xi, xi + in_);
-        kernels::dynamic_params(*mn, *mx, aq_, &scale, &zp);
-      }
-      for (int k = 0; k < in_; ++k) {
-        const int q = kernels::quantize_value(xi[k], scale, zp, aq_.qmin, aq_.qmax);
-        f[static_cast<size_t>(i) * static_cast<size_t>(in_) + static_cast<size_t>(k)] =
-            scale * static_cast<float>(q - zp);
-      }
+  if (path_ != Path::kSimulated || !has_input_quant_) return;
+  // x_hat = s * (q - zp) with q = clamp(rne(x / s) + zp): the LibTorch side's fake quantization.
+  for (int i = r0; i < r1; ++i) {
+    const float* xi = x + static_cast<size_t>(i) * static_cast<size_t>(ldx);
+    float* fi = s.fake.data() + static_cast<size_t>(i) * static_cast<size_t>(s.fake_ld);
+    float scale = aq_.scale;
+    int zp = aq_.zero_point;
+    if (aq_.dynamic) {
+      const auto [mn, mx] = std::minmax_element(xi, xi + in_);
+      kernels::dynamic_params(*mn, *mx, aq_, &scale, &zp);
     }
-    a = f;
-    lda = in_;
+    for (int k = 0; k < in_; ++k)
+      fi[k] = scale * static_cast<float>(kernels::quantize_value(xi[k], scale, zp, aq_.qmin, aq_.qmax) - zp);
   }
+}
+
+kernels::GemmQ8Args LinearOp::q8_args(LinearScratch& s, int m, float* y, int ldy,
+                                      kernels::Epilogue ep) const {
+  kernels::GemmQ8Args g;
+  g.a = s.act.data();
+  g.lda = s.act_ld;
+  g.w = wq_.data();
+  g.m = m;
+  g.n = out_;
+  g.kp = kp_;
+  g.row_a = s.row_a.data();
+  g.row_b = s.row_b.data();
+  g.row_scale = s.row_scale.data();
+  g.colsum = colsum_.data();
+  g.wzp = wzp_.data();
+  g.wscale = wscale_.data();
+  g.c = y;
+  g.ldc = ldy;
+  g.ep = ep;
+  return g;
+}
+
+kernels::GemmF32Args LinearOp::f32_args(LinearScratch& s, const float* x, int ldx, int m, float* y,
+                                        int ldy, kernels::Epilogue ep) const {
   kernels::GemmF32Args g;
-  g.a = a;
-  g.lda = lda;
+  const bool fake = path_ == Path::kSimulated && has_input_quant_;
+  g.a = fake ? s.fake.data() : x;
+  g.lda = fake ? s.fake_ld : ldx;
   g.w = wf_.data();
   g.m = m;
   g.n = out_;
@@ -196,7 +190,35 @@ void LinearOp::run(ThreadPool& pool, LinearScratch& s, const float* x, int ldx, 
   g.c = y;
   g.ldc = ldy;
   g.ep = ep;
-  gemm_f32(*kt_, pool, g);
+  return g;
+}
+
+void LinearOp::run(ThreadPool& pool, LinearScratch& s, const float* x, int ldx, int m, float* y,
+                   int ldy, bool gelu, bool accumulate) const {
+  const kernels::Epilogue ep = epilogue(gelu, accumulate);
+  if (path_ == Path::kInt) {
+    const int chunks = m * in_ < 8192 ? 1 : std::min(m, pool.size() * 2);
+    pool.run(chunks, [&](int c) {
+      prepare_rows(s, x, ldx, m, static_cast<int>(int64_t{c} * m / chunks),
+                   static_cast<int>(int64_t{c + 1} * m / chunks));
+    });
+    gemm_q8(*kt_, pool, q8_args(s, m, y, ldy, ep));
+    return;
+  }
+  prepare_rows(s, x, ldx, m, 0, m);
+  gemm_f32(*kt_, pool, f32_args(s, x, ldx, m, y, ldy, ep));
+}
+
+void LinearOp::run_rows(LinearScratch& s, const float* x, int ldx, int r0, int r1, float* y,
+                        int ldy, bool gelu, bool accumulate) const {
+  if (r0 >= r1) return;
+  const kernels::Epilogue ep = epilogue(gelu, accumulate);
+  prepare_rows(s, x, ldx, r1, r0, r1);
+  if (path_ == Path::kInt) {
+    kt_->gemm_q8(q8_args(s, r1, y, ldy, ep), 0, (out_ + kt_->q8_nr - 1) / kt_->q8_nr, r0, r1);
+  } else {
+    kt_->gemm_f32(f32_args(s, x, ldx, r1, y, ldy, ep), 0, (out_ + kt_->f32_nr - 1) / kt_->f32_nr, r0, r1);
+  }
 }
 
 }  // namespace vitopt::runtime

@@ -18,12 +18,15 @@ namespace vitopt::runtime {
 // The kernels' form of a Linear's or attention matmul's input quantizer.
 kernels::ActQuant to_act_quant(const InputQuant& iq);
 
-// Per-plan scratch the Linears share (sized by the plan for its largest user).
+// Per-plan scratch the Linears share (sized by the plan for its largest user). Row strides are
+// the largest user's, not each op's, so row r of every op occupies the same bytes: threads that
+// run different ops on disjoint row ranges (Engine's row chains) never overlap.
 struct LinearScratch {
-  AlignedBuffer<uint8_t> act;   // quantized activations (M, Kp) of act_bytes each
+  AlignedBuffer<uint8_t> act;   // quantized activations (M, act_ld) of the kernel's act bytes
   AlignedBuffer<int32_t> row_a, row_b;
   AlignedBuffer<float> row_scale;
-  AlignedBuffer<float> fake;    // fake-quantized input (M, in) for the simulation path
+  AlignedBuffer<float> fake;    // fake-quantized input (M, fake_ld) for the simulation path
+  int act_ld = 0, fake_ld = 0;  // elements per row
 };
 
 class LinearOp {
@@ -36,13 +39,17 @@ class LinearOp {
   int out() const { return out_; }
   Path path() const { return path_; }
   const std::string& name() const { return name_; }
-  // Scratch this op needs for m rows (bytes of quantized activations, floats of fake input).
-  size_t act_bytes(int m) const;
-  size_t fake_floats(int m) const;
+  // Scratch row widths this op needs: quantized activations (elements), fake-quantized input.
+  int act_row_elems() const;
+  int fake_row_floats() const;
 
   // y (m, out), row stride ldy  =  epilogue(x (m, in), row stride ldx  @ W^T + bias).
   void run(ThreadPool& pool, LinearScratch& s, const float* x, int ldx, int m, float* y, int ldy,
            bool gelu, bool accumulate) const;
+  // The same for rows [r0, r1) only, on the calling thread (x, y and the scratch stay indexed by
+  // absolute row, so callers may run disjoint row ranges of one matrix concurrently).
+  void run_rows(LinearScratch& s, const float* x, int ldx, int r0, int r1, float* y, int ldy,
+                bool gelu, bool accumulate) const;
 
  private:
   std::string name_;
@@ -56,6 +63,13 @@ class LinearOp {
   bool has_bias_ = false;
   bool has_input_quant_ = false;
   kernels::ActQuant aq_;
+
+  // Quantizes (integer path) or fake-quantizes (simulated path) input rows [r0, r1) into s.
+  void prepare_rows(LinearScratch& s, const float* x, int ldx, int m, int r0, int r1) const;
+  kernels::GemmQ8Args q8_args(LinearScratch& s, int m, float* y, int ldy, kernels::Epilogue ep) const;
+  kernels::GemmF32Args f32_args(LinearScratch& s, const float* x, int ldx, int m, float* y, int ldy,
+                                kernels::Epilogue ep) const;
+  kernels::Epilogue epilogue(bool gelu, bool accumulate) const;
 };
 
 // fp32 GEMM over the pool: splits panels x row tiles into a few tasks per thread.

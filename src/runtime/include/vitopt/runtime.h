@@ -19,6 +19,12 @@ struct RuntimeOptions {
   std::string isa;              // "" (best the CPU has, or $VITOPT_ISA), "ref", "avx2", "avx512"
   bool simulate_quant = false;  // quantized Linears run the exact fp32 simulation (dequantized
                                 // weights, fake-quantized inputs) instead of integer kernels
+  // How the blocks are spread over the threads (results are bit-identical either way):
+  // "layer": every GEMM splits its weight panels over the threads (each weight read once);
+  // "rows": each thread runs whole chains of Linears on its own token rows, synchronising only
+  // around attention (far fewer synchronisations, every thread reads every weight);
+  // "" or "auto": rows for small forward passes (batch x MACs <= 5 G), layer above.
+  std::string schedule;
 };
 
 struct ModelInfo {
