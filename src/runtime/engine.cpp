@@ -78,6 +78,7 @@ struct Engine::Impl {
   PackedNorm norm;
   std::map<int, std::unique_ptr<Plan>> plans;
   enum class Schedule { kAuto, kLayer, kRows } schedule = Schedule::kAuto;
+  size_t weight_bytes = 0;  // all packed Linear weights
 
   Proj make_proj(const std::vector<LinearData>& d, bool simulate) const {
     Proj p;
@@ -94,7 +95,7 @@ struct Engine::Impl {
   void attention(const Block& blk, Plan& pl);
   void blocks_by_layer(Plan& pl);
   void blocks_by_rows(Plan& pl);
-  bool by_rows(int batch) const;
+  bool by_rows() const;
   void forward(const float* images, int batch, float* logits);
 };
 
@@ -146,7 +147,7 @@ Plan& Engine::Impl::plan(int batch) {
     if (l->out() > 0) need_op(*l);
   }
   p->batch = batch;
-  p->by_rows = by_rows(batch);
+  p->by_rows = by_rows();
   p->qkv_ld = static_cast<int>(qkv_ld);
   p->hidden_ld = static_cast<int>(hidden_ld);
   p->ctx_ld = static_cast<int>(hd);
@@ -250,13 +251,14 @@ void Engine::Impl::attention(const Block& blk, Plan& pl) {
   pool->run(batch * H * blocks, [&](int task) { kt->attention(a, task); });
 }
 
-bool Engine::Impl::by_rows(int batch) const {
+bool Engine::Impl::by_rows() const {
   if (schedule != Schedule::kAuto) return schedule == Schedule::kRows;
-  // Measured (2 threads, batch 1, rows vs layer): vit-fmnist -30% fp32 / -38% int8, deit-tiny
-  // -5..10%, deit-small (4.6 GMACs) within noise to -8% int8, ViT-B/16 (17.6 GMACs) up to +10%.
-  // Small passes are synchronisation-bound; large ones pay for reading every weight per thread.
-  constexpr int64_t kRowsMaxMacs = 5'000'000'000;
-  return static_cast<int64_t>(batch) * config.macs() <= kRowsMaxMacs;
+  // Row chains save synchronisations but every thread streams every weight. Measured (2 threads,
+  // rows vs layer, medians): batch 1 vit-fmnist -25..35%, deit-tiny -6%, deit-small int8 (22 MB
+  // of weights) -5..10% and fp32 (88 MB) even; batch 32 deit-tiny -6%; ViT-B/16 fp32 (344 MB,
+  // more than the L3) +40%. So: rows while the packed weights are small enough to stay cached.
+  constexpr size_t kRowsMaxWeightBytes = size_t{32} << 20;
+  return weight_bytes <= kRowsMaxWeightBytes;
 }
 
 // Layer by layer: every GEMM splits its weight panels over the pool (each weight read once).
@@ -501,6 +503,10 @@ std::unique_ptr<Engine> Engine::load_bytes(std::vector<uint8_t> bytes, const std
     impl->block_of.push_back(static_cast<int>(impl->owned.size()));
     impl->owned.push_back(std::move(b));
   }
+  for (const LinearOp* l : {&impl->patch, &impl->head, &impl->head_dist}) impl->weight_bytes += l->weight_bytes();
+  for (const Block& b : impl->owned)
+    for (const Proj* p : {&b.qkv, &b.proj, &b.fc1, &b.fc2})
+      for (const LinearOp& f : p->f) impl->weight_bytes += f.weight_bytes();
   ModelInfo& info = impl->info;
   info.image_size = c.image_size;
   info.in_channels = c.in_channels;

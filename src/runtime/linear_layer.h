@@ -41,6 +41,7 @@ class LinearOp {
   const std::string& name() const { return name_; }
   // Scratch row widths this op needs: quantized activations (elements), fake-quantized input.
   int act_row_elems() const;
+  size_t weight_bytes() const { return wf_.size() * sizeof(float) + wq_.size(); }  // as packed
   int fake_row_floats() const;
 
   // y (m, out), row stride ldy  =  epilogue(x (m, in), row stride ldx  @ W^T + bias).

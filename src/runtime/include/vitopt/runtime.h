@@ -23,7 +23,7 @@ struct RuntimeOptions {
   // "layer": every GEMM splits its weight panels over the threads (each weight read once);
   // "rows": each thread runs whole chains of Linears on its own token rows, synchronising only
   // around attention (far fewer synchronisations, every thread reads every weight);
-  // "" or "auto": rows for small forward passes (batch x MACs <= 5 G), layer above.
+  // "" or "auto": rows while the packed weights total at most 32 MB (they stay in cache), else layer.
   std::string schedule;
 };
 
