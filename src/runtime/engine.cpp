@@ -91,7 +91,7 @@ struct Engine::Impl {
   void linear_rows(const Proj& p, Plan& pl, const float* x, int ldx, int r0, int r1, float* y,
                    int ldy, bool gelu, bool accumulate);
   void layernorm_rows(const PackedNorm& n, const float* x, float* y, int r0, int r1) const;
-  void transpose_keys_rows(const Block& blk, Plan& pl, int r0, int r1) const;
+  void transpose_keys(const Block& blk, Plan& pl, int r0, int r1, int h0, int h1) const;
   void attention(const Block& blk, Plan& pl);
   void blocks_by_layer(Plan& pl);
   void blocks_by_rows(Plan& pl);
@@ -203,18 +203,21 @@ void Engine::Impl::layernorm_rows(const PackedNorm& n, const float* x, float* y,
                 static_cast<float>(config.ln_eps));
 }
 
-// Keys of token rows [r0, r1) into the transposed layout the fused attention reads:
-// kt[b][h][d][t] = k[b, t, h, d] (the quantized-attention kernel reads qkv directly).
-void Engine::Impl::transpose_keys_rows(const Block& blk, Plan& pl, int r0, int r1) const {
+// Keys of token rows [r0, r1) and heads [h0, h1) into the transposed layout the fused attention
+// reads: kt[b][h][d][t] = k[b, t, h, d] (the quantized-attention kernel reads qkv directly). Head
+// by head, so the lines being filled (D of them) stay in L1 while consecutive tokens fill them.
+void Engine::Impl::transpose_keys(const Block& blk, Plan& pl, int r0, int r1, int h0, int h1) const {
   if (blk.attn_quant || kt->isa == kernels::Isa::kRef) return;
-  const int N = config.num_tokens(), D = config.head_dim, H = blk.heads, ld = pl.qkv_ld;
-  const size_t np = static_cast<size_t>((N + 15) / 16 * 16), uD = static_cast<size_t>(D);
-  for (int r = r0; r < r1; ++r) {
-    const size_t b = static_cast<size_t>(r / N), t = static_cast<size_t>(r % N);
-    const float* k = pl.qkv.data() + static_cast<size_t>(r) * static_cast<size_t>(ld) +
-                     static_cast<size_t>(H) * uD;
-    float* dst = pl.kt.data() + b * static_cast<size_t>(H) * uD * np + t;
-    for (size_t hd = 0; hd < static_cast<size_t>(H) * uD; ++hd) dst[hd * np] = k[hd];
+  const int N = config.num_tokens(), H = blk.heads;
+  const size_t np = static_cast<size_t>((N + 15) / 16 * 16), D = static_cast<size_t>(config.head_dim);
+  const size_t ld = static_cast<size_t>(pl.qkv_ld), keys = static_cast<size_t>(H) * D;
+  for (int h = h0; h < h1; ++h) {
+    for (int r = r0; r < r1; ++r) {
+      const size_t b = static_cast<size_t>(r / N), t = static_cast<size_t>(r % N);
+      const float* k = pl.qkv.data() + static_cast<size_t>(r) * ld + keys + static_cast<size_t>(h) * D;
+      float* dst = pl.kt.data() + ((b * static_cast<size_t>(H) + static_cast<size_t>(h)) * D) * np + t;
+      for (size_t d = 0; d < D; ++d) dst[d * np] = k[d];
+    }
   }
 }
 
@@ -273,12 +276,7 @@ void Engine::Impl::blocks_by_layer(Plan& pl) {
     if (blk.attn) {
       norm_all(blk.norm1);
       linear(blk.qkv, pl, pl.xn.data(), C, rows, pl.qkv.data(), pl.qkv_ld, false, false);
-      const int heads = blk.heads;
-      tp.run(heads, [&](int h) {
-        // One task per head would need a per-head transpose; rows are as good and simpler.
-        transpose_keys_rows(blk, pl, static_cast<int>(int64_t{h} * rows / heads),
-                            static_cast<int>(int64_t{h + 1} * rows / heads));
-      });
+      tp.run(blk.heads, [&](int h) { transpose_keys(blk, pl, 0, rows, h, h + 1); });
       attention(blk, pl);
       linear(blk.proj, pl, pl.ctx.data(), pl.ctx_ld, rows, pl.x.data(), C, false, true);
     }
@@ -310,7 +308,7 @@ void Engine::Impl::blocks_by_rows(Plan& pl) {
           case Step::kPreAttn:
             layernorm_rows(b->norm1, pl.x.data(), pl.xn.data(), r0, r1);
             linear_rows(b->qkv, pl, pl.xn.data(), C, r0, r1, pl.qkv.data(), pl.qkv_ld, false, false);
-            transpose_keys_rows(*b, pl, r0, r1);
+            transpose_keys(*b, pl, r0, r1, 0, b->heads);
             break;
           case Step::kPostAttn:
             linear_rows(b->proj, pl, pl.ctx.data(), pl.ctx_ld, r0, r1, pl.x.data(), C, false, true);
