@@ -1,6 +1,7 @@
 // Runtime kernels on real ViT shapes, each level the CPU supports, side by side with OpenBLAS
 // sgemm (same thread count) so speed reads as a ratio in one run: fp32 GEMM, int8 GEMM (incl. the
-// activation quantization), fused attention and LayerNorm. Counters: GFLOP/s (2 flops per MAC).
+// activation quantization), fused attention and LayerNorm, and the FMA / VNNI peak they are bound
+// by. Counters: GFLOP/s (2 flops per MAC).
 // Shapes M x K x N: 197x768x2304 (ViT-B qkv), 197x768x3072 (fc1), 197x3072x768 (fc2),
 // 197x384x1152 (DeiT-S qkv), 50x128x384 (vit-fmnist qkv).
 // Run: build/<dir>/bin/bench_kernels --benchmark_filter=... (VITOPT_BENCH_THREADS, default 2).
@@ -148,6 +149,37 @@ void BM_LayerNorm(benchmark::State& state, Isa isa) {
   }
 }
 
+// The machine's ceiling for the GEMMs above: 24 independent vfmadd231ps / vpdpbusd zmm chains per
+// loop iteration on every pool thread (written in asm: GCC 12 adds a register copy per
+// _mm512_dpbusd_epi32 in such loops, halving the rate). GFLOP/s counts 2 per MAC, as the GEMMs do.
+#define VITOPT_R24(op) \
+  op(8) op(9) op(10) op(11) op(12) op(13) op(14) op(15) op(16) op(17) op(18) op(19) op(20) op(21) \
+  op(22) op(23) op(24) op(25) op(26) op(27) op(28) op(29) op(30) op(31)
+#define VITOPT_FMA(n) "vfmadd231ps %%zmm1, %%zmm0, %%zmm" #n "\n\t"
+#define VITOPT_VNNI(n) "vpdpbusd %%zmm1, %%zmm0, %%zmm" #n "\n\t"
+void peak_loop(int64_t iters, bool vnni) {
+#if defined(__x86_64__)
+  if (vnni) {
+    asm volatile("vpxord %%zmm0, %%zmm0, %%zmm0\n\tvpxord %%zmm1, %%zmm1, %%zmm1\n1:\n\t" VITOPT_R24(VITOPT_VNNI)
+                 "dec %0\n\tjnz 1b" : "+r"(iters) : : "memory");
+  } else {
+    asm volatile("vpxord %%zmm0, %%zmm0, %%zmm0\n\tvpxord %%zmm1, %%zmm1, %%zmm1\n1:\n\t" VITOPT_R24(VITOPT_FMA)
+                 "dec %0\n\tjnz 1b" : "+r"(iters) : : "memory");
+  }
+#else
+  (void)iters;
+  (void)vnni;
+#endif
+}
+
+void BM_Peak(benchmark::State& state, bool vnni) {
+  constexpr int64_t kIters = 1 << 20;
+  for (auto _ : state) pool().run(pool().size(), [&](int) { peak_loop(kIters, vnni); });
+  const double per_thread = 24.0 * kIters * (vnni ? 64 : 16) * 2;
+  state.counters["GFLOP/s"] = benchmark::Counter(per_thread * pool().size() * static_cast<double>(state.iterations()),
+                                                 benchmark::Counter::kIsRate);
+}
+
 void gemm_shapes(benchmark::internal::Benchmark* b) {
   for (auto s : std::vector<std::vector<int64_t>>{{197, 768, 2304}, {197, 768, 3072}, {197, 3072, 768},
                                                   {197, 384, 1152}, {50, 128, 384}})
@@ -160,6 +192,10 @@ void register_all() {
   for (Isa isa : {Isa::kRef, Isa::kAvx2, Isa::kAvx512}) {
     if (!kernels::cpu_supports(isa)) continue;
     const std::string n = kernels::isa_name(isa);
+    if (isa == Isa::kAvx512) {
+      benchmark::RegisterBenchmark("Peak/avx512/fma_f32", BM_Peak, false)->UseRealTime()->Unit(benchmark::kMillisecond);
+      benchmark::RegisterBenchmark("Peak/avx512/vnni_u8s8", BM_Peak, true)->UseRealTime()->Unit(benchmark::kMillisecond);
+    }
     if (isa != Isa::kRef) {
       benchmark::RegisterBenchmark(("GemmF32/" + n).c_str(), BM_GemmF32, isa)->Apply(gemm_shapes);
       benchmark::RegisterBenchmark(("GemmQ8/" + n).c_str(), BM_GemmQ8, isa)->Apply(gemm_shapes);
