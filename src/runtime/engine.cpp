@@ -91,6 +91,9 @@ struct Engine::Impl {
   void linear_rows(const Proj& p, Plan& pl, const float* x, int ldx, int r0, int r1, float* y,
                    int ldy, bool gelu, bool accumulate);
   void layernorm_rows(const PackedNorm& n, const float* x, float* y, int r0, int r1) const;
+  // Only the fp32 SIMD attention reads transposed keys (quantized attention and the reference
+  // read qkv in place): skip the work, and in the layer schedule its pool synchronisation too.
+  bool needs_key_transpose(const Block& blk) const { return !blk.attn_quant && kt->isa != kernels::Isa::kRef; }
   void transpose_keys(const Block& blk, Plan& pl, int r0, int r1, int h0, int h1) const;
   void attention(const Block& blk, Plan& pl);
   void blocks_by_layer(Plan& pl);
@@ -207,7 +210,6 @@ void Engine::Impl::layernorm_rows(const PackedNorm& n, const float* x, float* y,
 // reads: kt[b][h][d][t] = k[b, t, h, d] (the quantized-attention kernel reads qkv directly). Head
 // by head, so the lines being filled (D of them) stay in L1 while consecutive tokens fill them.
 void Engine::Impl::transpose_keys(const Block& blk, Plan& pl, int r0, int r1, int h0, int h1) const {
-  if (blk.attn_quant || kt->isa == kernels::Isa::kRef) return;
   const int N = config.num_tokens(), H = blk.heads;
   const size_t np = static_cast<size_t>((N + 15) / 16 * 16), D = static_cast<size_t>(config.head_dim);
   const size_t ld = static_cast<size_t>(pl.qkv_ld), keys = static_cast<size_t>(H) * D;
@@ -276,7 +278,7 @@ void Engine::Impl::blocks_by_layer(Plan& pl) {
     if (blk.attn) {
       norm_all(blk.norm1);
       linear(blk.qkv, pl, pl.xn.data(), C, rows, pl.qkv.data(), pl.qkv_ld, false, false);
-      tp.run(blk.heads, [&](int h) { transpose_keys(blk, pl, 0, rows, h, h + 1); });
+      if (needs_key_transpose(blk)) tp.run(blk.heads, [&](int h) { transpose_keys(blk, pl, 0, rows, h, h + 1); });
       attention(blk, pl);
       linear(blk.proj, pl, pl.ctx.data(), pl.ctx_ld, rows, pl.x.data(), C, false, true);
     }
@@ -308,7 +310,7 @@ void Engine::Impl::blocks_by_rows(Plan& pl) {
           case Step::kPreAttn:
             layernorm_rows(b->norm1, pl.x.data(), pl.xn.data(), r0, r1);
             linear_rows(b->qkv, pl, pl.xn.data(), C, r0, r1, pl.qkv.data(), pl.qkv_ld, false, false);
-            transpose_keys(*b, pl, r0, r1, 0, b->heads);
+            if (needs_key_transpose(*b)) transpose_keys(*b, pl, r0, r1, 0, b->heads);
             break;
           case Step::kPostAttn:
             linear_rows(b->proj, pl, pl.ctx.data(), pl.ctx_ld, r0, r1, pl.x.data(), C, false, true);
