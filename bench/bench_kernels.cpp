@@ -129,9 +129,8 @@ void BM_Attention(benchmark::State& state, Isa isa) {
   kernels::AttentionArgs a;
   a.qkv = qkv.data(); a.ldqkv = ld; a.kt = kbuf.data(); a.np = np; a.batch = 1; a.tokens = N;
   a.heads = H; a.head_dim = D; a.scale = 1.0f / std::sqrt(float(D)); a.ctx = ctx.data(); a.ldctx = HD;
-  const int tasks = H * ((N + kernels::kAttnRows - 1) / kernels::kAttnRows);
   for (auto _ : state) {
-    pool().run(tasks, [&](int t) { kt.attention(a, t); });
+    pool().run(kernels::attention_tasks(a), [&](int t) { kernels::run_attention_task(kt.attention, a, t); });
     benchmark::DoNotOptimize(ctx.data());
   }
   set_flops(state, 2.0 * H * double(N) * N * D);

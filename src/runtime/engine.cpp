@@ -47,21 +47,30 @@ struct Block {
   std::optional<kernels::AttentionQuantArgs> attn_quant;  // extras.attention: quantizers, codes
 };
 
-// A row-local step of blocks_by_rows.
-enum class RowStep { kPreAttn, kPostAttn, kMlp };
+// A row-local step of blocks_by_rows, on the qkv and key slot of its block.
+enum class RowStep { kPreAttn, kAttn, kPostAttn, kMlp };
+struct ChainStep {
+  RowStep step;
+  const Block* block;
+  int slot;
+};
 
 // Activation buffers use one row stride per role (the widest block's), whatever the block, so a
 // token row always occupies the same bytes; blocks_by_rows relies on it.
 struct Plan {
   int batch = 0;
   bool by_rows = false;
-  AlignedBuffer<float> x, xn, qkv, hidden_own, ctx, low, kt, patches, pooled, pooled2, logits2;
+  AlignedBuffer<float> x, xn, hidden_own, ctx, low, patches, pooled, pooled2, logits2;
+  // qkv output and transposed keys. Row chains attend a block's keys on every row while the same
+  // chain writes the next block's qkv on its own rows, so they alternate two slots by block.
+  AlignedBuffer<float> qkv[2], kt;
+  AlignedBuffer<float> kt_own;  // row chains: each chunk's one-head transposed keys (D, Np)
   int qkv_ld = 0, hidden_ld = 0, ctx_ld = 0, low_ld = 0;
   // The MLP hidden activations share the qkv buffer layer by layer; row chains run an MLP and the
   // next qkv concurrently on different rows, so they get their own.
-  float* hidden() { return by_rows ? hidden_own.data() : qkv.data(); }
+  float* hidden() { return by_rows ? hidden_own.data() : qkv[0].data(); }
   LinearScratch scratch;
-  std::vector<std::pair<RowStep, const Block*>> pending;  // blocks_by_rows' current chain
+  std::vector<ChainStep> pending;  // blocks_by_rows' current chain
 };
 
 }  // namespace
@@ -95,7 +104,9 @@ struct Engine::Impl {
   // read qkv in place): skip the work, and in the layer schedule its pool synchronisation too.
   bool needs_key_transpose(const Block& blk) const { return !blk.attn_quant && kt->isa != kernels::Isa::kRef; }
   void transpose_keys(const Block& blk, Plan& pl, int r0, int r1, int h0, int h1) const;
-  void attention(const Block& blk, Plan& pl);
+  kernels::AttentionArgs attention_args(const Block& blk, Plan& pl, int slot) const;
+  void attention(const Block& blk, Plan& pl, int slot);
+  void attention_rows(const Block& blk, Plan& pl, int slot, int chunk, int r0, int r1) const;
   void blocks_by_layer(Plan& pl);
   void blocks_by_rows(Plan& pl);
   bool by_rows() const;
@@ -157,16 +168,24 @@ Plan& Engine::Impl::plan(int batch) {
   p->low_ld = static_cast<int>(low);
   p->x.resize(rows * C);
   p->xn.resize(rows * C);
-  p->qkv.resize(rows * (p->by_rows ? qkv_ld : std::max(qkv_ld, hidden_ld)));
-  if (p->by_rows) p->hidden_own.resize(rows * hidden_ld);
+  p->qkv[0].resize(rows * (p->by_rows ? qkv_ld : std::max(qkv_ld, hidden_ld)));
+  if (p->by_rows) {
+    p->qkv[1].resize(rows * qkv_ld);
+    p->hidden_own.resize(rows * hidden_ld);
+  }
   p->ctx.resize(rows * hd);
   p->low.resize(rows * low);
-  p->kt.resize(B * heads * static_cast<size_t>(c.head_dim) * np);
+  if (p->by_rows) {
+    p->kt_own.resize(static_cast<size_t>(pool->size()) * static_cast<size_t>(c.head_dim) * np);
+    std::fill(p->kt_own.data(), p->kt_own.data() + p->kt_own.size(), 0.0f);  // padded keys
+  } else {
+    p->kt.resize(B * heads * static_cast<size_t>(c.head_dim) * np);
+  }
   p->patches.resize(B * static_cast<size_t>(c.num_patches()) * static_cast<size_t>(c.patch_features()));
   p->pooled.resize(B * C);
   p->pooled2.resize(B * C);
   p->logits2.resize(B * static_cast<size_t>(c.num_classes));
-  p->pending.reserve(static_cast<size_t>(c.depth) * 3);
+  p->pending.reserve(static_cast<size_t>(c.depth) * 4);
   p->scratch.act_ld = static_cast<int>(act);
   p->scratch.fake_ld = static_cast<int>(fake);
   p->scratch.act.resize(rows * act * static_cast<size_t>(kt->q8_act_bytes));
@@ -206,8 +225,8 @@ void Engine::Impl::layernorm_rows(const PackedNorm& n, const float* x, float* y,
                 static_cast<float>(config.ln_eps));
 }
 
-// Keys of token rows [r0, r1) and heads [h0, h1) into the transposed layout the fused attention
-// reads: kt[b][h][d][t] = k[b, t, h, d] (the quantized-attention kernel reads qkv directly). Head
+// Layer schedule: keys of token rows [r0, r1) and heads [h0, h1) into the transposed layout the
+// fused attention reads: kt[b][h][d][t] = k[b, t, h, d] (the quantized-attention kernel reads qkv directly). Head
 // by head, so the lines being filled (D of them) stay in L1 while consecutive tokens fill them.
 void Engine::Impl::transpose_keys(const Block& blk, Plan& pl, int r0, int r1, int h0, int h1) const {
   const int N = config.num_tokens(), H = blk.heads;
@@ -216,20 +235,20 @@ void Engine::Impl::transpose_keys(const Block& blk, Plan& pl, int r0, int r1, in
   for (int h = h0; h < h1; ++h) {
     for (int r = r0; r < r1; ++r) {
       const size_t b = static_cast<size_t>(r / N), t = static_cast<size_t>(r % N);
-      const float* k = pl.qkv.data() + static_cast<size_t>(r) * ld + keys + static_cast<size_t>(h) * D;
+      const float* k = pl.qkv[0].data() + static_cast<size_t>(r) * ld + keys + static_cast<size_t>(h) * D;
       float* dst = pl.kt.data() + ((b * static_cast<size_t>(H) + static_cast<size_t>(h)) * D) * np + t;
       for (size_t d = 0; d < D; ++d) dst[d * np] = k[d];
     }
   }
 }
 
-// Attention of one block over the pool; qkv (in pl.qkv) and, for the fp32 kernel, the
-// transposed keys are complete.
-void Engine::Impl::attention(const Block& blk, Plan& pl) {
-  const int batch = pl.batch, N = config.num_tokens(), D = config.head_dim, H = blk.heads;
+// Attention of one block over the pool; qkv (in pl.qkv[slot]) and, for the fp32 kernel, the
+// transposed keys (pl.kt, layer schedule) are complete.
+void Engine::Impl::attention(const Block& blk, Plan& pl, int slot) {
   if (blk.attn_quant) {
+    const int batch = pl.batch, N = config.num_tokens(), D = config.head_dim, H = blk.heads;
     kernels::AttentionQuantArgs qa = *blk.attn_quant;
-    qa.qkv = pl.qkv.data();
+    qa.qkv = pl.qkv[slot].data();
     qa.ldqkv = pl.qkv_ld;
     qa.batch = batch;
     qa.tokens = N;
@@ -240,20 +259,50 @@ void Engine::Impl::attention(const Block& blk, Plan& pl) {
     pool->run(batch * H, [&](int task) { kt->attention_q(qa, task); });
     return;
   }
+  const kernels::AttentionArgs a = attention_args(blk, pl, slot);
+  pool->run(kernels::attention_tasks(a), [&](int task) { kernels::run_attention_task(kt->attention, a, task); });
+}
+
+kernels::AttentionArgs Engine::Impl::attention_args(const Block& blk, Plan& pl, int slot) const {
+  const int N = config.num_tokens(), D = config.head_dim;
   kernels::AttentionArgs a;
-  a.qkv = pl.qkv.data();
+  a.qkv = pl.qkv[slot].data();
   a.ldqkv = pl.qkv_ld;
   a.kt = pl.kt.data();
   a.np = (N + 15) / 16 * 16;
-  a.batch = batch;
+  a.batch = pl.batch;
   a.tokens = N;
-  a.heads = H;
+  a.heads = blk.heads;
   a.head_dim = D;
   a.scale = 1.0f / std::sqrt(static_cast<float>(D));
   a.ctx = pl.ctx.data();
   a.ldctx = pl.ctx_ld;
-  const int blocks = (N + kernels::kAttnRows - 1) / kernels::kAttnRows;
-  pool->run(batch * H * blocks, [&](int task) { kt->attention(a, task); });
+  return a;
+}
+
+// fp32 attention of query rows [r0, r1) (any cut, across images), every head: what a row chain
+// needs before its proj. Head by head, so one head's keys and values serve all its row blocks;
+// the SIMD kernel's transposed keys of that head go to the chunk's own buffer (L1-sized), which
+// also keeps the threads from writing the same lines of a shared one.
+void Engine::Impl::attention_rows(const Block& blk, Plan& pl, int slot, int chunk, int r0, int r1) const {
+  kernels::AttentionArgs a = attention_args(blk, pl, slot);
+  const int N = a.tokens, D = a.head_dim, HD = a.heads * D;
+  const size_t np = static_cast<size_t>(a.np), ld = static_cast<size_t>(a.ldqkv);
+  float* own = pl.kt_own.data() + static_cast<size_t>(chunk) * static_cast<size_t>(D) * np;
+  a.kt = own;
+  a.kt_one_head = true;
+  for (int b = r0 / N; b * N < r1; ++b) {
+    const int t0 = std::max(r0 - b * N, 0), t1 = std::min(r1 - b * N, N);
+    for (int h = 0; h < a.heads; ++h) {
+      if (needs_key_transpose(blk)) {
+        const float* k = a.qkv + static_cast<size_t>(b) * static_cast<size_t>(N) * ld + static_cast<size_t>(HD + h * D);
+        for (int t = 0; t < N; ++t, k += ld)
+          for (int d = 0; d < D; ++d) own[static_cast<size_t>(d) * np + static_cast<size_t>(t)] = k[d];
+      }
+      for (int i0 = t0; i0 < t1; i0 += kernels::kAttnRows)
+        kt->attention(a, b, h, i0, std::min(kernels::kAttnRows, t1 - i0));
+    }
+  }
 }
 
 bool Engine::Impl::by_rows() const {
@@ -277,9 +326,9 @@ void Engine::Impl::blocks_by_layer(Plan& pl) {
     const Block& blk = owned[static_cast<size_t>(block_of[static_cast<size_t>(bi)])];
     if (blk.attn) {
       norm_all(blk.norm1);
-      linear(blk.qkv, pl, pl.xn.data(), C, rows, pl.qkv.data(), pl.qkv_ld, false, false);
+      linear(blk.qkv, pl, pl.xn.data(), C, rows, pl.qkv[0].data(), pl.qkv_ld, false, false);
       if (needs_key_transpose(blk)) tp.run(blk.heads, [&](int h) { transpose_keys(blk, pl, 0, rows, h, h + 1); });
-      attention(blk, pl);
+      attention(blk, pl, 0);
       linear(blk.proj, pl, pl.ctx.data(), pl.ctx_ld, rows, pl.x.data(), C, false, true);
     }
     if (blk.mlp_on) {
@@ -290,10 +339,11 @@ void Engine::Impl::blocks_by_layer(Plan& pl) {
   }
 }
 
-// Row-local chains: everything between two attentions (proj, LN2, fc1, fc2, the next LN1, qkv and
-// its key transpose) only reads the same token rows it writes, so each thread runs the whole chain
-// on its own rows and the pool synchronises twice per block instead of six to ten times. Each
-// thread reads every weight, which pays while the weights of a chain stay in its L2.
+// Row-local chains: from a block's attention to the next block's qkv (attention of the chain's own
+// query rows over all keys, proj, LN2, fc1, fc2, the next LN1, qkv and its key transpose), each
+// step only needs the keys, which are complete, and the chain's own rows, so each thread runs the
+// whole chain on its rows and the pool synchronises once per block instead of six to ten times.
+// Each thread reads every weight, which pays while the weights of a chain stay in its L2.
 void Engine::Impl::blocks_by_rows(Plan& pl) {
   const int rows = pl.batch * config.num_tokens(), C = config.embed_dim;
   const int mr = std::max(kt->f32_mr, kt->q8_mr), tiles = (rows + mr - 1) / mr;
@@ -305,12 +355,14 @@ void Engine::Impl::blocks_by_rows(Plan& pl) {
     pool->run(chunks, [&](int c) {
       const int r0 = static_cast<int>(int64_t{c} * tiles / chunks) * mr;
       const int r1 = std::min(rows, static_cast<int>(int64_t{c + 1} * tiles / chunks) * mr);
-      for (const auto& [step, b] : pending) {
+      for (const auto& [step, b, slot] : pending) {
         switch (step) {
           case Step::kPreAttn:
             layernorm_rows(b->norm1, pl.x.data(), pl.xn.data(), r0, r1);
-            linear_rows(b->qkv, pl, pl.xn.data(), C, r0, r1, pl.qkv.data(), pl.qkv_ld, false, false);
-            if (needs_key_transpose(*b)) transpose_keys(*b, pl, r0, r1, 0, b->heads);
+            linear_rows(b->qkv, pl, pl.xn.data(), C, r0, r1, pl.qkv[slot].data(), pl.qkv_ld, false, false);
+            break;
+          case Step::kAttn:
+            attention_rows(*b, pl, slot, c, r0, r1);
             break;
           case Step::kPostAttn:
             linear_rows(b->proj, pl, pl.ctx.data(), pl.ctx_ld, r0, r1, pl.x.data(), C, false, true);
@@ -325,15 +377,23 @@ void Engine::Impl::blocks_by_rows(Plan& pl) {
     });
     pending.clear();
   };
-  for (int bi = 0; bi < config.depth; ++bi) {
+  for (int bi = 0, slot = 0; bi < config.depth; ++bi) {
     const Block& blk = owned[static_cast<size_t>(block_of[static_cast<size_t>(bi)])];
     if (blk.attn) {
-      pending.emplace_back(Step::kPreAttn, &blk);
+      slot ^= 1;
+      pending.push_back({Step::kPreAttn, &blk, slot});
       flush();
-      attention(blk, pl);
-      pending.emplace_back(Step::kPostAttn, &blk);
+      // The fp32 attention joins the chain: each thread attends its own query rows (all keys are
+      // ready after the flush), so the block costs one synchronisation. The quantized one codes
+      // k and v of a whole (image, head) per task, so it stays a pool job of its own.
+      if (blk.attn_quant) {
+        attention(blk, pl, slot);
+      } else {
+        pending.push_back({Step::kAttn, &blk, slot});
+      }
+      pending.push_back({Step::kPostAttn, &blk, slot});
     }
-    if (blk.mlp_on) pending.emplace_back(Step::kMlp, &blk);
+    if (blk.mlp_on) pending.push_back({Step::kMlp, &blk, 0});
   }
   flush();
 }

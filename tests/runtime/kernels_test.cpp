@@ -252,11 +252,14 @@ TEST(Kernels, AttentionMatchesReference) {
         a.qkv = qkv.data(); a.ldqkv = ld; a.kt = kt_buf.data(); a.np = np; a.batch = B;
         a.tokens = N; a.heads = H; a.head_dim = D; a.scale = 1.0f / std::sqrt(static_cast<float>(D));
         a.ldctx = HD;
-        const int tasks = B * H * ((N + kernels::kAttnRows - 1) / kernels::kAttnRows);
         a.ctx = c0.data();
-        for (int t = 0; t < tasks; ++t) ref.attention(a, t);
+        for (int t = 0; t < kernels::attention_tasks(a); ++t) kernels::run_attention_task(ref.attention, a, t);
+        // The SIMD level in row blocks of every size from any start (row chains cut anywhere).
         a.ctx = c1.data();
-        for (int t = 0; t < tasks; ++t) kt.attention(a, t);
+        for (int b = 0; b < B; ++b)
+          for (int h = 0; h < H; ++h)
+            for (int i0 = 0, n = 1; i0 < N; i0 += n, n = n % kernels::kAttnRows + 1)
+              kt.attention(a, b, h, i0, std::min(n, N - i0));
         for (size_t i = 0; i < c0.size(); ++i)
           ASSERT_NEAR(c1[i], c0[i], 2e-5 * (1 + std::abs(c0[i])))
               << kernels::isa_name(isa) << " N=" << N << " D=" << D << " at " << i;
@@ -310,7 +313,7 @@ TEST(Kernels, AttentionReferenceMatchesHandComputedCase) {
   kernels::AttentionArgs a;
   a.qkv = qkv; a.ldqkv = 3; a.batch = 1; a.tokens = 2; a.heads = 1; a.head_dim = 1; a.scale = 1.0f;
   a.ctx = ctx; a.ldctx = 1;
-  kernels::table(Isa::kRef).attention(a, 0);
+  kernels::table(Isa::kRef).attention(a, 0, 0, 0, 2);
   const double p1 = std::exp(1.0) / (1 + std::exp(1.0));
   EXPECT_NEAR(ctx[0], 2 * (1 - p1) + 4 * p1, 1e-6);
   EXPECT_NEAR(ctx[1], 3.0, 1e-6);  // row 1: q=0, uniform

@@ -11,9 +11,7 @@
 namespace vitopt::runtime::kernels {
 namespace {
 
-void attention(const AttentionArgs& a, int task) {
-  const int blocks = (a.tokens + kAttnRows - 1) / kAttnRows;
-  const int qb = task % blocks, bh = task / blocks, h = bh % a.heads, b = bh / a.heads;
+void attention(const AttentionArgs& a, int b, int h, int i0, int rows) {
   const int D = a.head_dim, HD = a.heads * D;
   const auto row = [&](int t, int which) {  // (B, N, 3, H, D) -> pointer to one head vector
     return a.qkv + (static_cast<size_t>(b) * static_cast<size_t>(a.tokens) + static_cast<size_t>(t)) *
@@ -21,8 +19,7 @@ void attention(const AttentionArgs& a, int task) {
            static_cast<size_t>(which * HD + h * D);
   };
   std::vector<float> q(static_cast<size_t>(D)), p(static_cast<size_t>(a.tokens));
-  const int i1 = std::min(a.tokens, (qb + 1) * kAttnRows);
-  for (int i = qb * kAttnRows; i < i1; ++i) {
+  for (int i = i0; i < i0 + rows; ++i) {
     const float* qi = row(i, 0);
     for (int d = 0; d < D; ++d) q[static_cast<size_t>(d)] = qi[d] * a.scale;
     float mx = -INFINITY;

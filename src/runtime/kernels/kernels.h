@@ -74,19 +74,32 @@ struct GemmQ8Args {
   Epilogue ep;
 };
 
-// Fused attention for one (image, head, block of query rows): softmax(q k^T * scale) v with an
+// Fused attention for one (image, head, block of up to kAttnRows query rows): softmax(q k^T * scale) v with an
 // online softmax over key tiles, so no (N, N) matrix is stored.
 struct AttentionArgs {
   const float* qkv = nullptr;  // (B, N, 3, H, D) = the qkv Linear output, row stride ldqkv
   int ldqkv = 0;
   const float* kt = nullptr;   // (B, H, D, Np) keys transposed, Np = N rounded up to 16, pad 0
   int np = 0;
+  bool kt_one_head = false;    // kt holds only the called (b, h)'s keys: (D, Np)
   int batch = 0, tokens = 0, heads = 0, head_dim = 0;
   float scale = 1.0f;          // 1/sqrt(D)
   float* ctx = nullptr;        // (B, N, H*D), row stride ldctx
   int ldctx = 0;
 };
-inline constexpr int kAttnRows = 8;  // query rows per task block
+inline constexpr int kAttnRows = 8;  // most query rows per call
+
+// The attention tasks of a whole batch: task = (b * heads + h) * blocks + qblock with blocks =
+// ceil(N / kAttnRows) blocks of kAttnRows query rows (the last one shorter).
+inline int attention_tasks(const AttentionArgs& a) {
+  return a.batch * a.heads * ((a.tokens + kAttnRows - 1) / kAttnRows);
+}
+template <typename AttentionFn>
+inline void run_attention_task(AttentionFn fn, const AttentionArgs& a, int task) {
+  const int blocks = (a.tokens + kAttnRows - 1) / kAttnRows;
+  const int i0 = task % blocks * kAttnRows, bh = task / blocks;
+  fn(a, bh / a.heads, bh % a.heads, i0, a.tokens - i0 < kAttnRows ? a.tokens - i0 : kAttnRows);
+}
 
 // Attention with fake-quantized matmul inputs (extras.attention, docs/model-format.md) for one
 // (image, head): q * scale, q, k and v each through its static quantizer (x_hat = s (q - zp)),
@@ -132,8 +145,8 @@ struct KernelTable {
   // LayerNorm over the last dim: y[i] = (x[i] - mean) / sqrt(var + eps) * gamma + beta.
   void (*layernorm)(const float* x, int ldx, float* y, int ldy, int rows, int c,
                     const float* gamma, const float* beta, float eps) = nullptr;
-  // Attention for task = (b * heads + h) * blocks + qblock, blocks = ceil(N / kAttnRows).
-  void (*attention)(const AttentionArgs& a, int task) = nullptr;
+  // Attention of query rows [i0, i0 + rows) of image b, head h; 1 <= rows <= kAttnRows.
+  void (*attention)(const AttentionArgs& a, int b, int h, int i0, int rows) = nullptr;
   // Quantized-input attention for task = b * heads + h.
   void (*attention_q)(const AttentionQuantArgs& a, int task) = nullptr;
   // Elementwise GELU in place (used where no GEMM epilogue can take it).

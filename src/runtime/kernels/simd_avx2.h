@@ -25,6 +25,7 @@ struct S {
   static F loadn(const float* p, int n) { return _mm256_maskload_ps(p, mask(n)); }
   static void storen(float* p, F v, int n) { _mm256_maskstore_ps(p, mask(n), v); }
   static F keepn(F v, int n) { return _mm256_and_ps(v, _mm256_castsi256_ps(mask(n))); }
+  static F keepn_or(F v, int n, float fill) { return _mm256_blendv_ps(set1(fill), v, _mm256_castsi256_ps(mask(n))); }
   static F add(F a, F b) { return _mm256_add_ps(a, b); }
   static F sub(F a, F b) { return _mm256_sub_ps(a, b); }
   static F mul(F a, F b) { return _mm256_mul_ps(a, b); }

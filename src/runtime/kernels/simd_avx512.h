@@ -22,6 +22,7 @@ struct S {
   static F loadn(const float* p, int n) { return _mm512_maskz_loadu_ps(mask(n), p); }
   static void storen(float* p, F v, int n) { _mm512_mask_storeu_ps(p, mask(n), v); }
   static F keepn(F v, int n) { return _mm512_maskz_mov_ps(mask(n), v); }
+  static F keepn_or(F v, int n, float fill) { return _mm512_mask_mov_ps(set1(fill), mask(n), v); }
   static F add(F a, F b) { return _mm512_add_ps(a, b); }
   static F sub(F a, F b) { return _mm512_sub_ps(a, b); }
   static F mul(F a, F b) { return _mm512_mul_ps(a, b); }
