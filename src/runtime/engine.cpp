@@ -115,6 +115,12 @@ struct Engine::Impl {
 
 namespace {
 
+// One head's keys of n tokens (rows of stride ld) into (D, np) columns: dst[d * np + t] = k_t[d].
+void transpose_head(const float* k, size_t ld, int n, size_t D, float* dst, size_t np) {
+  for (int t = 0; t < n; ++t, k += ld, ++dst)
+    for (size_t d = 0; d < D; ++d) dst[d * np] = k[d];
+}
+
 template <typename F>
 void parallel_rows(ThreadPool& pool, int rows, int64_t work_per_row, F&& fn) {
   const int64_t total = work_per_row * rows;
@@ -237,7 +243,7 @@ void Engine::Impl::transpose_keys(const Block& blk, Plan& pl, int r0, int r1, in
       const size_t b = static_cast<size_t>(r / N), t = static_cast<size_t>(r % N);
       const float* k = pl.qkv[0].data() + static_cast<size_t>(r) * ld + keys + static_cast<size_t>(h) * D;
       float* dst = pl.kt.data() + ((b * static_cast<size_t>(H) + static_cast<size_t>(h)) * D) * np + t;
-      for (size_t d = 0; d < D; ++d) dst[d * np] = k[d];
+      transpose_head(k, ld, 1, D, dst, np);
     }
   }
 }
@@ -296,8 +302,7 @@ void Engine::Impl::attention_rows(const Block& blk, Plan& pl, int slot, int chun
     for (int h = 0; h < a.heads; ++h) {
       if (needs_key_transpose(blk)) {
         const float* k = a.qkv + static_cast<size_t>(b) * static_cast<size_t>(N) * ld + static_cast<size_t>(HD + h * D);
-        for (int t = 0; t < N; ++t, k += ld)
-          for (int d = 0; d < D; ++d) own[static_cast<size_t>(d) * np + static_cast<size_t>(t)] = k[d];
+        transpose_head(k, ld, N, static_cast<size_t>(D), own, np);
       }
       for (int i0 = t0; i0 < t1; i0 += kernels::kAttnRows)
         kt->attention(a, b, h, i0, std::min(kernels::kAttnRows, t1 - i0));
