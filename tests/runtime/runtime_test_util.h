@@ -14,10 +14,11 @@
 
 namespace vitopt::runtime::testing {
 
+// Every SIMD level this CPU supports (each forces its own per-family kernels, kernels.h).
 inline std::vector<kernels::Isa> simd_levels() {
   std::vector<kernels::Isa> out;
-  for (auto isa : {kernels::Isa::kAvx2, kernels::Isa::kAvx512})
-    if (kernels::cpu_supports(isa)) out.push_back(isa);
+  for (auto isa : kernels::kAllIsas)
+    if (isa != kernels::Isa::kRef && kernels::cpu_supports(isa)) out.push_back(isa);
   return out;
 }
 

@@ -1,6 +1,7 @@
-// Integer GEMM and activation quantization, scalar reference: u8 activations (q + 128) times s8
-// weights in their (N, Kp) layout, int32 sums, then the exact correction and fp32 scaling of
-// kernels.h. Also the shared quantization helpers (dynamic ranges, round half to even).
+// Integer GEMM (int8 weights) and activation quantization, scalar reference: u8 activations
+// (q + 128) times s8 weights in their (N, Kp) layout, int32 sums, then the exact correction and
+// fp32 scaling of kernels.h. Also the shared quantization helpers (dynamic ranges, round half to
+// even) and the u8 quantizer every reference integer family uses.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -24,7 +25,7 @@ void pack(const int8_t* w, int n, int k, int kp, void* out) {
   }
 }
 
-void gemm(const GemmQ8Args& g, int p0, int p1, int r0, int r1) {
+void gemm(const GemmIntArgs& g, int p0, int p1, int r0, int r1) {
   const int n1 = std::min(g.n, p1 * kNr);
   const auto* act = static_cast<const uint8_t*>(g.a);
   const auto* wq = static_cast<const int8_t*>(g.w);
@@ -44,7 +45,9 @@ void gemm(const GemmQ8Args& g, int p0, int p1, int r0, int r1) {
   }
 }
 
-void quantize_rows(const QuantRowsArgs& a, int r0, int r1) {
+}  // namespace
+
+void quantize_rows_u8_ref(const QuantRowsArgs& a, int r0, int r1) {
   auto* out = static_cast<uint8_t*>(a.out);
   for (int i = r0; i < r1; ++i) {
     const float* x = a.x + static_cast<size_t>(i) * static_cast<size_t>(a.ldx);
@@ -72,8 +75,6 @@ void quantize_rows(const QuantRowsArgs& a, int r0, int r1) {
   }
 }
 
-}  // namespace
-
 void dynamic_params(float mn, float mx, const ActQuant& q, float* scale, int* zero_point) {
   mn = std::min(mn, 0.0f);  // the range always holds 0, so 0 is exactly representable
   mx = std::max(mx, 0.0f);
@@ -98,15 +99,18 @@ int quantize_value(float x, float scale, int zero_point, int qmin, int qmax) {
   return std::clamp(q, qmin, qmax);
 }
 
-void fill_gemm_q8_ref(KernelTable& t) {
-  t.q8_mr = 4;
-  t.q8_nr = kNr;
-  t.q8_kgroup = 4;
-  t.q8_act_bytes = 1;
-  t.packed_q8_bytes = packed_bytes;
-  t.pack_q8 = pack;
-  t.gemm_q8 = gemm;
-  t.quantize_rows = quantize_rows;
+void fill_gemm_q8_ref(GemmIntKernels& k) {
+  k.isa = Isa::kRef;
+  k.mr = 4;
+  k.nr = kNr;
+  k.kgroup = 4;
+  k.act_bytes = 1;
+  k.max_bits = 8;
+  k.code_offset = 0;
+  k.packed_bytes = packed_bytes;
+  k.pack = pack;
+  k.gemm = gemm;
+  k.quantize_rows = quantize_rows_u8_ref;
 }
 
 }  // namespace vitopt::runtime::kernels
