@@ -170,7 +170,7 @@ enum class PeakOp { kFma, kVnni, kMaddwd };
 #define VITOPT_VNNI_Z(n) "vpdpbusd %%zmm1, %%zmm0, %%zmm" #n "\n\t"
 #define VITOPT_MADD_Z(n) "vpmaddwd %%zmm1, %%zmm0, %%zmm2\n\tvpaddd %%zmm2, %%zmm" #n ", %%zmm" #n "\n\t"
 #define VITOPT_FMA_Y(n) "vfmadd231ps %%ymm1, %%ymm0, %%ymm" #n "\n\t"
-#define VITOPT_VNNI_Y(n) "{vex} vpdpbusd %%ymm1, %%ymm0, %%ymm" #n "\n\t"
+#define VITOPT_VNNI_Y(n) "%{vex%} vpdpbusd %%ymm1, %%ymm0, %%ymm" #n "\n\t"
 #define VITOPT_MADD_Y(n) "vpmaddwd %%ymm1, %%ymm0, %%ymm2\n\tvpaddd %%ymm2, %%ymm" #n ", %%ymm" #n "\n\t"
 #define VITOPT_PEAK_ASM(body, zero) \
   asm volatile(zero "%%xmm0, %%xmm0, %%xmm0\n\t" zero "%%xmm1, %%xmm1, %%xmm1\n1:\n\t" body "dec %0\n\tjnz 1b" \
