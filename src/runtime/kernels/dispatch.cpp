@@ -117,7 +117,7 @@ size_t l3_from_sysfs() {
 size_t l3_from_cpuid() {
   unsigned a = 0, b = 0, c = 0, d = 0;
   for (unsigned leaf : {4u, 0x8000001Du}) {
-    if (__get_cpuid_max(leaf & 0x80000000u, nullptr) < leaf) continue;
+    if (static_cast<unsigned>(__get_cpuid_max(leaf & 0x80000000u, nullptr)) < leaf) continue;
     for (unsigned sub = 0; sub < 8; ++sub) {
       __cpuid_count(leaf, sub, a, b, c, d);
       const unsigned type = a & 31, level = (a >> 5) & 7;
@@ -152,7 +152,7 @@ std::vector<std::string> cpu_flag_names() {
 }
 
 std::string cpu_model_name() {
-  if (__get_cpuid_max(0x80000000u, nullptr) < 0x80000004u) return "";
+  if (static_cast<unsigned>(__get_cpuid_max(0x80000000u, nullptr)) < 0x80000004u) return "";
   char brand[49] = {};
   for (unsigned i = 0; i < 3; ++i) {
     unsigned regs[4] = {};
