@@ -22,17 +22,12 @@ nlohmann::json kernels_json(const runtime::KernelReport& k) {
 }
 
 void print_kernels(const runtime::KernelReport& k) {
-  fmt::print("cpu        {}
-", k.cpu.empty() ? "(no brand string)" : k.cpu);
-  fmt::print("features   {}
-", fmt::join(k.cpu_flags, " "));
-  fmt::print("L3         {}
-", k.l3_bytes > 0 ? fmt::format("{:.1f} MB", static_cast<double>(k.l3_bytes) / (1 << 20))
+  fmt::print("cpu        {}\n", k.cpu.empty() ? "(no brand string)" : k.cpu);
+  fmt::print("features   {}\n", fmt::join(k.cpu_flags, " "));
+  fmt::print("L3         {}\n", k.l3_bytes > 0 ? fmt::format("{:.1f} MB", static_cast<double>(k.l3_bytes) / (1 << 20))
                                                   : std::string("unknown (int4 rule assumes 32 MB)"));
-  fmt::print("levels     {} (VITOPT_ISA or --isa picks one)
-", fmt::join(k.levels, ", "));
-  fmt::print("kernels    level {}: fp32 {}, int8 {}, int4 {}
-", k.level, k.fp32, k.int8, k.int4);
+  fmt::print("levels     {} (VITOPT_ISA or --isa picks one)\n", fmt::join(k.levels, ", "));
+  fmt::print("kernels    level {}: fp32 {}, int8 {}, int4 {}\n", k.level, k.fp32, k.int8, k.int4);
 }
 
 }  // namespace
