@@ -11,6 +11,7 @@
 #include <random>
 
 #include "core/threads.h"
+#include "io/presets.h"
 #include "runtime/random_model.h"
 #include "vitopt/runtime.h"
 
@@ -28,7 +29,7 @@ Engine& engine(const std::string& preset, int bits) {
   auto& slot = cache[{preset, bits}];
   if (!slot) {
     RandomModelOptions o;
-    o.config = preset_config(preset);
+    o.config = io::preset(preset);
     o.weight_std = 0.02f;
     if (bits > 0) {
       o.weight_bits = bits;
