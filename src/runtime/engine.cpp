@@ -16,6 +16,7 @@
 
 #include "core/error.h"
 #include "core/threads.h"
+#include "io/model_counts.h"
 #include "io/safetensors.h"
 #include "runtime/linear_layer.h"
 #include "runtime/model_loader.h"
@@ -78,7 +79,7 @@ struct Plan {
 }  // namespace
 
 struct Engine::Impl {
-  ModelConfig config;
+  io::ViTConfig config;
   ModelInfo info;
   const kernels::KernelTable* kt = nullptr;
   std::unique_ptr<ThreadPool> pool;
@@ -186,7 +187,7 @@ Plan& Engine::Impl::plan(int batch) {
   auto& slot = plans[batch];
   if (slot) return *slot;
   auto p = std::make_unique<Plan>();
-  const ModelConfig& c = config;
+  const io::ViTConfig& c = config;
   const size_t B = static_cast<size_t>(batch), N = static_cast<size_t>(c.num_tokens());
   const size_t C = static_cast<size_t>(c.embed_dim), rows = B * N;
   const size_t np = (N + 15) / 16 * 16;
@@ -455,7 +456,7 @@ void Engine::Impl::blocks_by_rows(Plan& pl) {
 }
 
 void Engine::Impl::forward(const float* images, int batch, float* logits) {
-  const ModelConfig& c = config;
+  const io::ViTConfig& c = config;
   Plan& pl = plan(batch);
   const int N = c.num_tokens(), C = c.embed_dim, P = c.patch_size, G = c.grid();
   const int Np = c.num_patches(), F = c.patch_features(), pre = c.num_prefix_tokens();
@@ -554,7 +555,9 @@ std::unique_ptr<Engine> Engine::load_bytes(std::vector<uint8_t> bytes, const std
                                            const RuntimeOptions& options) {
   const auto file = bytes.empty() ? io::SafeTensorsFile::load(source)
                                   : io::SafeTensorsFile::parse(std::move(bytes), source);
-  const LoadedModel m = load_model_data(file);
+  io::ImportHints hints;
+  if (options.import_heads > 0) hints.num_heads = options.import_heads;
+  const LoadedModel m = load_model_data(file, hints);
   auto impl = std::make_unique<Impl>();
   const kernels::Isa isa = resolve_isa(options.isa);
   impl->kt = &kernels::table(isa);
@@ -569,7 +572,7 @@ std::unique_ptr<Engine> Engine::load_bytes(std::vector<uint8_t> bytes, const std
   } else if (!options.schedule.empty() && options.schedule != "auto") {
     core::throw_input("runtime: schedule '{}': expected auto, layer or rows", options.schedule);
   }
-  const ModelConfig& c = m.config;
+  const io::ViTConfig& c = m.config;
   const bool sim = options.simulate_quant;
 
   auto copy = [](const std::vector<float>& v, AlignedBuffer<float>& dst) {
@@ -588,7 +591,7 @@ std::unique_ptr<Engine> Engine::load_bytes(std::vector<uint8_t> bytes, const std
       impl->block_of.push_back(impl->block_of[static_cast<size_t>(bd.owner)]);
       continue;
     }
-    const BlockShape& s = c.blocks[static_cast<size_t>(bd.index)];
+    const io::BlockConfig& s = c.blocks[static_cast<size_t>(bd.index)];
     Block b;
     b.heads = s.num_heads;
     b.mlp = s.mlp_dim;
@@ -608,7 +611,7 @@ std::unique_ptr<Engine> Engine::load_bytes(std::vector<uint8_t> bytes, const std
         qa.k = to_act_quant(it->second.k);
         qa.v = to_act_quant(it->second.v);
         qa.prob_bits = aq.prob_bits;
-        qa.prob_log2 = aq.prob_log2;
+        qa.prob_log2 = aq.prob_log2();
         // float(D^-1/2) computed in double, as the LibTorch simulation scales q.
         qa.scale = static_cast<float>(std::pow(static_cast<double>(c.head_dim), -0.5));
         b.attn_quant = qa;
@@ -632,8 +635,8 @@ std::unique_ptr<Engine> Engine::load_bytes(std::vector<uint8_t> bytes, const std
   info.image_size = c.image_size;
   info.in_channels = c.in_channels;
   info.num_classes = c.num_classes;
-  info.mean = c.mean;
-  info.std = c.std;
+  info.mean = c.preprocess.mean;
+  info.std = c.preprocess.std;
   info.class_names = m.class_names;
   info.precision = m.precision;
   info.name = c.name;
@@ -644,7 +647,7 @@ std::unique_ptr<Engine> Engine::load_bytes(std::vector<uint8_t> bytes, const std
   info.int4_kernel = !small_int ? "" : impl->packed_int4 ? "packed" : "int8";
   info.threads = impl->pool->size();
   info.params = m.params;
-  info.macs = c.macs();
+  info.macs = io::count_macs(c);
   return std::unique_ptr<Engine>(new Engine(std::move(impl)));
 }
 

@@ -53,10 +53,10 @@ void run_split(ThreadPool& pool, const Args& g, int mr, int nr, Fn kernel, int64
 
 }  // namespace
 
-kernels::ActQuant to_act_quant(const InputQuant& iq) {
+kernels::ActQuant to_act_quant(const io::InputQuant& iq) {
   kernels::ActQuant q;
-  q.qmin = iq.qmin();
-  q.qmax = iq.qmax();
+  q.qmin = iq.range().qmin;
+  q.qmax = iq.range().qmax;
   q.symmetric = iq.symmetric;
   q.dynamic = iq.dynamic;
   q.scale = iq.scale;

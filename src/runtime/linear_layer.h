@@ -17,7 +17,7 @@
 namespace vitopt::runtime {
 
 // The kernels' form of a Linear's or attention matmul's input quantizer.
-kernels::ActQuant to_act_quant(const InputQuant& iq);
+kernels::ActQuant to_act_quant(const io::InputQuant& iq);
 
 // Per-plan scratch the Linears share (sized by the plan for its largest user). Row strides are
 // the largest user's, not each op's, so row r of every op occupies the same bytes: threads that

@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 
 #include "core/error.h"
+#include "io/presets.h"
 #include "io/safetensors.h"
 #include "runtime/model_loader.h"
 #include "runtime_test_util.h"
@@ -75,7 +76,7 @@ TEST(Engine, Fp32LogitsMatchNaiveForwardOnEveryLevel) {
 
 TEST(Engine, BatchAndThreadCountDoNotChangeResultsBitwise) {
   RandomModelOptions o;
-  o.config = preset_config("vit-tiny-test");
+  o.config = io::preset("vit-tiny-test");
   o.weight_bits = 8;
   o.input_bits = 8;
   o.input_dynamic = true;
@@ -132,7 +133,7 @@ TEST(Engine, RowAndLayerSchedulesAgreeBitwise) {
     }
   }
   RandomModelOptions tiny;
-  tiny.config = preset_config("vit-tiny-test");
+  tiny.config = io::preset("vit-tiny-test");
   RuntimeOptions bad;
   bad.schedule = "columns";
   EXPECT_THROW(Engine::load_bytes(random_model_bytes(tiny), "m", bad), core::InputError);
@@ -243,7 +244,7 @@ TEST(Engine, PackedInt4KernelsGiveTheInt8KernelsLogitsExactly) {
 
 TEST(Engine, InfoReportsPrecisionAndPreprocessing) {
   RandomModelOptions o;
-  o.config = preset_config("vit-fmnist");
+  o.config = io::preset("vit-fmnist");
   o.class_names = {"a", "b", "c", "d", "e", "f", "g", "h", "i", "j"};
   auto e = load(o);
   EXPECT_EQ(e->info().image_size, 28);

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "io/quant_spec.h"
 #include "runtime/kernels/kernels.h"
 
 namespace vitopt::runtime::kernels {
@@ -76,18 +77,10 @@ void quantize_rows_u8_ref(const QuantRowsArgs& a, int r0, int r1) {
 }
 
 void dynamic_params(float mn, float mx, const ActQuant& q, float* scale, int* zero_point) {
-  mn = std::min(mn, 0.0f);  // the range always holds 0, so 0 is exactly representable
-  mx = std::max(mx, 0.0f);
-  float s = q.symmetric ? std::max(-mn, mx) / static_cast<float>(q.qmax)
-                        : (mx - mn) / static_cast<float>(q.qmax - q.qmin);
-  if (!(s > 0.0f) || !std::isfinite(s)) s = 1.0f;  // all-zero row (or inf/NaN input)
-  int zp = 0;
-  if (!q.symmetric) {
-    zp = q.qmin - static_cast<int>(std::nearbyint(mn / s));
-    zp = std::clamp(zp, q.qmin, q.qmax);
-  }
-  *scale = s;
-  *zero_point = zp;
+  // The format's one rule (docs/model-format.md, "Dynamic input ranges").
+  const io::QParams p = io::choose_qparams(mn, mx, io::QRange{q.qmin, q.qmax}, q.symmetric);
+  *scale = p.scale;
+  *zero_point = p.zero_point;
 }
 
 int quantize_value(float x, float scale, int zero_point, int qmin, int qmax) {

@@ -34,13 +34,16 @@ struct RuntimeOptions {
   // around attention (far fewer synchronisations, every thread reads every weight);
   // "" or "auto": rows while the packed weights total at most 32 MB (they stay in cache), else layer.
   std::string schedule;
+  // timm/HF checkpoints without vitopt metadata record no head count: heads per block to assume
+  // (0: embed_dim / 64), as `--heads` on the LibTorch side. Ignored for vitopt files.
+  int import_heads = 0;
 };
 
 struct ModelInfo {
   int image_size = 0, in_channels = 0, num_classes = 0;
   std::vector<float> mean, std;         // preprocessing from the model file
   std::vector<std::string> class_names;
-  std::string precision;                // "fp32", "int8", "int4", "mixed"
+  std::string precision;                // "fp32", "int<b>" (every quantized weight b bits), "mixed"
   // Additions beyond the shared API:
   std::string name;                     // config name, e.g. "deit-small"
   std::string isa;                      // kernel level in use, e.g. "avx512vnni"
