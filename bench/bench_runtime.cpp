@@ -33,7 +33,7 @@ Engine& engine(const std::string& preset, int bits, const std::string& int4) {
   auto& slot = cache[{preset, bits, int4}];
   if (!slot) {
     RandomModelOptions o;
-    o.config = io::preset(preset);
+    o.config = vitopt::io::preset(preset);
     o.weight_std = 0.02f;
     if (bits > 0) {
       o.weight_bits = bits;

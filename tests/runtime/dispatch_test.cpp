@@ -6,6 +6,7 @@
 #include <cstdlib>
 
 #include "core/error.h"
+#include "io/presets.h"
 #include "runtime/kernels/kernels.h"
 #include "runtime/random_model.h"
 #include "runtime_test_util.h"
@@ -113,7 +114,7 @@ TEST(Dispatch, ReportAndEngineInfoNameTheKernelsPerFamily) {
   EXPECT_EQ(r.int8, "ref");
   EXPECT_FALSE(r.levels.empty());
   RandomModelOptions o;
-  o.config = preset_config("vit-tiny-test");
+  o.config = io::preset("vit-tiny-test");
   o.weight_bits = 4;
   o.input_bits = 8;
   o.input_dynamic = true;
