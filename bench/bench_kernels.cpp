@@ -1,15 +1,19 @@
-// Runtime kernels on real ViT shapes, each level the CPU supports, side by side with OpenBLAS
-// sgemm (same thread count) so speed reads as a ratio in one run: fp32 GEMM, int8 GEMM (incl. the
-// activation quantization), fused attention and LayerNorm, and the FMA / VNNI peak they are bound
-// by. Counters: GFLOP/s (2 flops per MAC).
+// Runtime kernels on real ViT shapes, every implementation of every family the CPU supports (each
+// reached by forcing the level that chooses it, kernels.h), side by side with OpenBLAS sgemm
+// (same thread count) so speed reads as a ratio in one run: fp32 GEMM, int8 GEMM and packed-int4
+// GEMM (incl. the activation quantization), fused attention and LayerNorm, and the measured peaks
+// they are bound by (FMA, vpdpbusd, vpmaddwd; ymm and zmm). Counters: GFLOP/s (2 flops per MAC).
+// Names: <Family>/<implementation>; the label lists the levels that run that implementation.
 // Shapes M x K x N: 197x768x2304 (ViT-B qkv), 197x768x3072 (fc1), 197x3072x768 (fc2),
-// 197x384x1152 (DeiT-S qkv), 50x128x384 (vit-fmnist qkv).
+// 197x384x1152 (DeiT-S qkv), 50x128x384 (vit-fmnist qkv); 6304x384x1152 (DeiT-S qkv, batch 32).
 // Run: build/<dir>/bin/bench_kernels --benchmark_filter=... (VITOPT_BENCH_THREADS, default 2).
 #include <benchmark/benchmark.h>
 
 #include <cmath>
 #include <cstdlib>
 #include <random>
+#include <set>
+#include <string>
 #include <vector>
 
 #include "core/threads.h"
@@ -87,36 +91,40 @@ void BM_OpenBlasSgemm(benchmark::State& state) {
   set_flops(state, double(M) * K * N);
 }
 
-void BM_GemmQ8(benchmark::State& state, Isa isa) {
+// An integer GEMM family (int8 or packed int4 weights) including the activation quantization.
+void BM_GemmInt(benchmark::State& state, Isa isa, bool int4) {
   const int M = static_cast<int>(state.range(0)), K = static_cast<int>(state.range(1)),
             N = static_cast<int>(state.range(2));
-  const auto& kt = kernels::table(isa);
-  const int kp = (K + 3) / 4 * 4;
+  const auto& ik = int4 ? kernels::table(isa).q4 : kernels::table(isa).q8;
+  const int kp = (K + ik.kgroup - 1) / ik.kgroup * ik.kgroup;
   std::vector<int8_t> w(static_cast<size_t>(N) * K);
   std::mt19937 rng(1);
-  for (auto& v : w) v = static_cast<int8_t>(static_cast<int>(rng() % 255) - 127);
-  AlignedBuffer<uint8_t> packed(kt.packed_q8_bytes(N, kp));
-  kt.pack_q8(w.data(), N, K, kp, packed.data());
+  const int qmax = int4 ? 7 : 127;
+  for (auto& v : w) v = static_cast<int8_t>(static_cast<int>(rng() % static_cast<unsigned>(2 * qmax + 1)) - qmax);
+  AlignedBuffer<uint8_t> packed(ik.packed_bytes(N, kp));
+  ik.pack(w.data(), N, K, kp, packed.data());
   const size_t pn = static_cast<size_t>((N + 63) / 64 * 64);
   AlignedBuffer<int32_t> cs(pn), zw(pn), ra(static_cast<size_t>(M)), rb(static_cast<size_t>(M));
   AlignedBuffer<float> ws(pn), rs(static_cast<size_t>(M)), c(static_cast<size_t>(M) * N);
   for (size_t i = 0; i < pn; ++i) ws[i] = 0.01f;
-  AlignedBuffer<uint8_t> act(static_cast<size_t>(M) * kp * kt.q8_act_bytes);
+  AlignedBuffer<uint8_t> act(static_cast<size_t>(M) * kp * ik.act_bytes);
   auto x = randn(static_cast<size_t>(M) * K, 3);
   kernels::ActQuant q{-128, 127, false, true, 1.0f, 0};
-  kernels::GemmQ8Args g;
+  kernels::GemmIntArgs g;
   g.a = act.data(); g.lda = kp; g.w = packed.data(); g.m = M; g.n = N; g.kp = kp;
   g.row_a = ra.data(); g.row_b = rb.data(); g.row_scale = rs.data(); g.colsum = cs.data();
   g.wzp = zw.data(); g.wscale = ws.data(); g.c = c.data(); g.ldc = N;
+  const int chunks = pool().size();
   for (auto _ : state) {
-    pool().run(2, [&](int t) {
-      kt.quantize_rows({x.data(), K, M, K, kp, q, act.data(), kp, ra.data(), rb.data(), rs.data()},
-                       t * M / 2, (t + 1) * M / 2);
+    pool().run(chunks, [&](int t) {
+      ik.quantize_rows({x.data(), K, M, K, kp, q, act.data(), kp, ra.data(), rb.data(), rs.data()},
+                       t * M / chunks, (t + 1) * M / chunks);
     });
-    gemm_q8(kt, pool(), g);
+    gemm_int(ik, pool(), g);
     benchmark::DoNotOptimize(c.data());
   }
   set_flops(state, double(M) * K * N);
+  state.counters["weight_MB"] = static_cast<double>(packed.size()) / 1e6;
 }
 
 void BM_Attention(benchmark::State& state, Isa isa) {
@@ -148,62 +156,105 @@ void BM_LayerNorm(benchmark::State& state, Isa isa) {
   }
 }
 
-// The machine's ceiling for the GEMMs above: 24 independent vfmadd231ps / vpdpbusd zmm chains per
-// loop iteration on every pool thread (written in asm: GCC 12 adds a register copy per
-// _mm512_dpbusd_epi32 in such loops, halving the rate). GFLOP/s counts 2 per MAC, as the GEMMs do.
+// The machine's ceilings for the GEMMs above: 24 independent accumulator chains per loop
+// iteration on every pool thread (written in asm: GCC 12 adds a register copy per
+// _mm512_dpbusd_epi32 in such loops, halving the rate). GFLOP/s counts 2 per MAC, as the GEMMs
+// do: vfmadd231ps (fp32), vpdpbusd (u8 x s8 quads, VNNI), vpmaddwd + vpaddd (s16 pairs: the
+// exact non-VNNI int8 kernels), each on zmm and ymm.
+enum class PeakOp { kFma, kVnni, kMaddwd };
 #define VITOPT_R24(op) \
   op(8) op(9) op(10) op(11) op(12) op(13) op(14) op(15) op(16) op(17) op(18) op(19) op(20) op(21) \
   op(22) op(23) op(24) op(25) op(26) op(27) op(28) op(29) op(30) op(31)
-#define VITOPT_FMA(n) "vfmadd231ps %%zmm1, %%zmm0, %%zmm" #n "\n\t"
-#define VITOPT_VNNI(n) "vpdpbusd %%zmm1, %%zmm0, %%zmm" #n "\n\t"
-void peak_loop(int64_t iters, bool vnni) {
+#define VITOPT_R12(op) op(4) op(5) op(6) op(7) op(8) op(9) op(10) op(11) op(12) op(13) op(14) op(15)
+#define VITOPT_FMA_Z(n) "vfmadd231ps %%zmm1, %%zmm0, %%zmm" #n "\n\t"
+#define VITOPT_VNNI_Z(n) "vpdpbusd %%zmm1, %%zmm0, %%zmm" #n "\n\t"
+#define VITOPT_MADD_Z(n) "vpmaddwd %%zmm1, %%zmm0, %%zmm2\n\tvpaddd %%zmm2, %%zmm" #n ", %%zmm" #n "\n\t"
+#define VITOPT_FMA_Y(n) "vfmadd231ps %%ymm1, %%ymm0, %%ymm" #n "\n\t"
+#define VITOPT_VNNI_Y(n) "%{vex%} vpdpbusd %%ymm1, %%ymm0, %%ymm" #n "\n\t"
+#define VITOPT_MADD_Y(n) "vpmaddwd %%ymm1, %%ymm0, %%ymm2\n\tvpaddd %%ymm2, %%ymm" #n ", %%ymm" #n "\n\t"
+#define VITOPT_PEAK_ASM(body, zero) \
+  asm volatile(zero "%%xmm0, %%xmm0, %%xmm0\n\t" zero "%%xmm1, %%xmm1, %%xmm1\n1:\n\t" body "dec %0\n\tjnz 1b" \
+               : "+r"(iters) : : "memory")
+void peak_loop(int64_t iters, PeakOp op, bool zmm) {
 #if defined(__x86_64__)
-  if (vnni) {
-    asm volatile("vpxord %%zmm0, %%zmm0, %%zmm0\n\tvpxord %%zmm1, %%zmm1, %%zmm1\n1:\n\t" VITOPT_R24(VITOPT_VNNI)
-                 "dec %0\n\tjnz 1b" : "+r"(iters) : : "memory");
+  if (zmm) {
+    switch (op) {
+      case PeakOp::kFma: VITOPT_PEAK_ASM(VITOPT_R24(VITOPT_FMA_Z), "vpxor "); break;
+      case PeakOp::kVnni: VITOPT_PEAK_ASM(VITOPT_R24(VITOPT_VNNI_Z), "vpxor "); break;
+      case PeakOp::kMaddwd: VITOPT_PEAK_ASM(VITOPT_R24(VITOPT_MADD_Z), "vpxor "); break;
+    }
   } else {
-    asm volatile("vpxord %%zmm0, %%zmm0, %%zmm0\n\tvpxord %%zmm1, %%zmm1, %%zmm1\n1:\n\t" VITOPT_R24(VITOPT_FMA)
-                 "dec %0\n\tjnz 1b" : "+r"(iters) : : "memory");
+    switch (op) {  // 12 chains: ymm4..15 (16 registers without AVX-512)
+      case PeakOp::kFma: VITOPT_PEAK_ASM(VITOPT_R12(VITOPT_FMA_Y) VITOPT_R12(VITOPT_FMA_Y), "vpxor "); break;
+      case PeakOp::kVnni: VITOPT_PEAK_ASM(VITOPT_R12(VITOPT_VNNI_Y) VITOPT_R12(VITOPT_VNNI_Y), "vpxor "); break;
+      case PeakOp::kMaddwd: VITOPT_PEAK_ASM(VITOPT_R12(VITOPT_MADD_Y) VITOPT_R12(VITOPT_MADD_Y), "vpxor "); break;
+    }
   }
 #else
   (void)iters;
-  (void)vnni;
+  (void)op;
+  (void)zmm;
 #endif
 }
 
-void BM_Peak(benchmark::State& state, bool vnni) {
+void BM_Peak(benchmark::State& state, PeakOp op, bool zmm) {
   constexpr int64_t kIters = 1 << 20;
-  for (auto _ : state) pool().run(pool().size(), [&](int) { peak_loop(kIters, vnni); });
-  const double per_thread = 24.0 * kIters * (vnni ? 64 : 16) * 2;
+  for (auto _ : state) pool().run(pool().size(), [&](int) { peak_loop(kIters, op, zmm); });
+  // MACs per instruction: fp32 16 (zmm) / 8 (ymm); vpdpbusd 64 / 32; vpmaddwd 32 / 16.
+  const double lanes = zmm ? 16 : 8;
+  const double macs = op == PeakOp::kFma ? lanes : op == PeakOp::kVnni ? 4 * lanes : 2 * lanes;
+  const double per_thread = 24.0 * static_cast<double>(kIters) * macs * 2;
   state.counters["GFLOP/s"] = benchmark::Counter(per_thread * pool().size() * static_cast<double>(state.iterations()),
                                                  benchmark::Counter::kIsRate);
 }
 
 void gemm_shapes(benchmark::internal::Benchmark* b) {
   for (auto s : std::vector<std::vector<int64_t>>{{197, 768, 2304}, {197, 768, 3072}, {197, 3072, 768},
-                                                  {197, 384, 1152}, {50, 128, 384}})
+                                                  {197, 384, 1152}, {50, 128, 384}, {6304, 384, 1152}})
     b->Args(s);
   b->ArgNames({"M", "K", "N"})->UseRealTime()->Unit(benchmark::kMicrosecond);
 }
 
+// Every implementation of every family once, under the best level that runs it (names are the
+// implementation; kernels.h's choose_kernels says which levels pick which).
 void register_all() {
   benchmark::RegisterBenchmark("OpenBlasSgemm", BM_OpenBlasSgemm)->Apply(gemm_shapes);
-  for (Isa isa : {Isa::kRef, Isa::kAvx2, Isa::kAvx512}) {
+  const kernels::CpuFeatures& f = kernels::cpu_features();
+  struct PeakCase {
+    const char* name;
+    bool supported;
+    PeakOp op;
+    bool zmm;
+  };
+  for (const PeakCase& p : {PeakCase{"Peak/fma_f32_ymm", f.avx2, PeakOp::kFma, false},
+                            PeakCase{"Peak/fma_f32_zmm", f.avx512, PeakOp::kFma, true},
+                            PeakCase{"Peak/maddwd_s16_ymm", f.avx2, PeakOp::kMaddwd, false},
+                            PeakCase{"Peak/maddwd_s16_zmm", f.avx512, PeakOp::kMaddwd, true},
+                            PeakCase{"Peak/vnni_u8s8_ymm", f.avx_vnni, PeakOp::kVnni, false},
+                            PeakCase{"Peak/vnni_u8s8_zmm", f.avx512_vnni, PeakOp::kVnni, true}}) {
+    if (p.supported)
+      benchmark::RegisterBenchmark(p.name, BM_Peak, p.op, p.zmm)->UseRealTime()->Unit(benchmark::kMillisecond);
+  }
+  std::set<std::string> seen;
+  auto once = [&](const std::string& name) { return seen.insert(name).second; };
+  for (Isa isa : kernels::kAllIsas) {
     if (!kernels::cpu_supports(isa)) continue;
-    const std::string n = kernels::isa_name(isa);
-    if (isa == Isa::kAvx512) {
-      benchmark::RegisterBenchmark("Peak/avx512/fma_f32", BM_Peak, false)->UseRealTime()->Unit(benchmark::kMillisecond);
-      benchmark::RegisterBenchmark("Peak/avx512/vnni_u8s8", BM_Peak, true)->UseRealTime()->Unit(benchmark::kMillisecond);
-    }
-    if (isa != Isa::kRef) {
-      benchmark::RegisterBenchmark(("GemmF32/" + n).c_str(), BM_GemmF32, isa)->Apply(gemm_shapes);
-      benchmark::RegisterBenchmark(("GemmQ8/" + n).c_str(), BM_GemmQ8, isa)->Apply(gemm_shapes);
-    }
-    benchmark::RegisterBenchmark(("Attention/" + n).c_str(), BM_Attention, isa)
-        ->Args({197, 6, 64})->Args({50, 4, 32})->ArgNames({"N", "H", "D"})->UseRealTime()
-        ->Unit(benchmark::kMicrosecond);
-    benchmark::RegisterBenchmark(("LayerNorm/" + n).c_str(), BM_LayerNorm, isa)
-        ->Args({197, 384})->ArgNames({"rows", "C"})->Unit(benchmark::kMicrosecond);
+    const kernels::KernelTable& t = kernels::table(isa);
+    const std::string f32 = kernels::isa_name(t.fp32_isa), q8 = kernels::isa_name(t.q8.isa),
+                      q4 = kernels::isa_name(t.q4.isa);
+    if (t.fp32_isa != Isa::kRef && once("GemmF32/" + f32))
+      benchmark::RegisterBenchmark(("GemmF32/" + f32).c_str(), BM_GemmF32, isa)->Apply(gemm_shapes);
+    if (t.q8.isa != Isa::kRef && once("GemmQ8/" + q8))
+      benchmark::RegisterBenchmark(("GemmQ8/" + q8).c_str(), BM_GemmInt, isa, false)->Apply(gemm_shapes);
+    if (t.q4.isa != Isa::kRef && once("GemmQ4/" + q4))
+      benchmark::RegisterBenchmark(("GemmQ4/" + q4).c_str(), BM_GemmInt, isa, true)->Apply(gemm_shapes);
+    if (once("Attention/" + f32))
+      benchmark::RegisterBenchmark(("Attention/" + f32).c_str(), BM_Attention, isa)
+          ->Args({197, 6, 64})->Args({50, 4, 32})->ArgNames({"N", "H", "D"})->UseRealTime()
+          ->Unit(benchmark::kMicrosecond);
+    if (once("LayerNorm/" + f32))
+      benchmark::RegisterBenchmark(("LayerNorm/" + f32).c_str(), BM_LayerNorm, isa)
+          ->Args({197, 384})->ArgNames({"rows", "C"})->Unit(benchmark::kMicrosecond);
   }
 }
 

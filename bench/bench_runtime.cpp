@@ -1,16 +1,21 @@
 // End-to-end vitopt runtime latency on the standard shapes with random weights synthesized in
 // process (no LibTorch): vit-fmnist, deit-tiny, deit-small, vit-base-16 x fp32 / int8 (dynamic
-// per-token inputs) / int4 weights x batch 1 and 32. Peers for the same shapes: PyTorch eager
-// (peers/torch_infer.py) and ONNX Runtime (peers/ort_infer.mjs), run side by side by
-// run_runtime_bench.sh. Threads: VITOPT_BENCH_THREADS (default 2).
+// per-token inputs) / int4 weights x batch 1 and 32. int4 runs the engine's rule (RuntimeOptions::
+// int4 "auto"); int4-packed and int4-int8 force each kernel, so one run shows whether the rule
+// chose the faster. Kernel level: $VITOPT_ISA or the best the CPU has (in each label). Peers for
+// the same shapes: PyTorch eager (peers/torch_infer.py) and ONNX Runtime (peers/ort_infer.cjs),
+// run side by side by run_runtime_bench.sh. Threads: VITOPT_BENCH_THREADS (default 2).
 #include <benchmark/benchmark.h>
 
 #include <cstdlib>
 #include <map>
 #include <memory>
 #include <random>
+#include <string>
+#include <tuple>
 
 #include "core/threads.h"
+#include "io/presets.h"
 #include "runtime/random_model.h"
 #include "vitopt/runtime.h"
 
@@ -23,12 +28,12 @@ int bench_threads() {
   return env != nullptr ? std::atoi(env) : 2;
 }
 
-Engine& engine(const std::string& preset, int bits) {
-  static std::map<std::pair<std::string, int>, std::unique_ptr<Engine>> cache;
-  auto& slot = cache[{preset, bits}];
+Engine& engine(const std::string& preset, int bits, const std::string& int4) {
+  static std::map<std::tuple<std::string, int, std::string>, std::unique_ptr<Engine>> cache;
+  auto& slot = cache[{preset, bits, int4}];
   if (!slot) {
     RandomModelOptions o;
-    o.config = preset_config(preset);
+    o.config = vitopt::io::preset(preset);
     o.weight_std = 0.02f;
     if (bits > 0) {
       o.weight_bits = bits;
@@ -37,13 +42,14 @@ Engine& engine(const std::string& preset, int bits) {
     }
     RuntimeOptions ro;
     ro.threads = bench_threads();
+    ro.int4 = int4;
     slot = Engine::load_bytes(random_model_bytes(o), preset, ro);
   }
   return *slot;
 }
 
-void BM_Runtime(benchmark::State& state, const std::string& preset, int bits) {
-  Engine& e = engine(preset, bits);
+void BM_Runtime(benchmark::State& state, const std::string& preset, int bits, const std::string& int4) {
+  Engine& e = engine(preset, bits, int4);
   const int batch = static_cast<int>(state.range(0));
   const auto& info = e.info();
   std::vector<float> x(static_cast<size_t>(batch) * info.in_channels * info.image_size * info.image_size);
@@ -58,7 +64,8 @@ void BM_Runtime(benchmark::State& state, const std::string& preset, int bits) {
   }
   state.counters["img/s"] = benchmark::Counter(static_cast<double>(batch) * static_cast<double>(state.iterations()),
                                                benchmark::Counter::kIsRate);
-  state.SetLabel(info.precision + " " + info.isa);
+  state.SetLabel(info.precision + " level=" + info.isa + " fp32=" + info.isa_fp32 + " int8=" + info.isa_int8 +
+                 " int4=" + info.isa_int4 + (info.int4_kernel.empty() ? "" : " int4_kernel=" + info.int4_kernel));
 }
 
 }  // namespace
@@ -66,9 +73,11 @@ void BM_Runtime(benchmark::State& state, const std::string& preset, int bits) {
 int main(int argc, char** argv) {
   vitopt::core::ensure_thread_environment(argc, argv);
   for (const std::string preset : {"vit-fmnist", "deit-tiny", "deit-small", "vit-base-16"}) {
-    for (int bits : {0, 8, 4}) {
-      const std::string name = "Runtime/" + preset + "/" + (bits == 0 ? "fp32" : bits == 8 ? "int8" : "int4");
-      benchmark::RegisterBenchmark(name.c_str(), BM_Runtime, preset, bits)
+    const std::tuple<const char*, int, const char*> variants[] = {
+        {"fp32", 0, ""}, {"int8", 8, ""}, {"int4", 4, "auto"}, {"int4-packed", 4, "packed"}, {"int4-int8", 4, "int8"}};
+    for (const auto& [prec, bits, int4] : variants) {
+      const std::string name = "Runtime/" + preset + "/" + prec;
+      benchmark::RegisterBenchmark(name.c_str(), BM_Runtime, preset, bits, std::string(int4))
           ->ArgName("batch")->Arg(1)->Arg(32)->UseRealTime()->Unit(benchmark::kMillisecond)
           ->MinTime(1.0);
     }

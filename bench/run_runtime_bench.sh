@@ -1,17 +1,22 @@
 #!/usr/bin/env bash
 # End-to-end inference table, side by side in one run, same thread count (2), random weights:
-#   vitopt runtime (fp32 files from `vitopt init`, int8/int4 files synthesized by bench_runtime's
-#   writer when `vitopt quantize` is not built), LibTorch eager (vitopt bench --engine torch),
-#   PyTorch 1.13 eager fp32 and dynamic int8 (peers/torch_infer.py), ONNX Runtime (npm
-#   onnxruntime-node, peers/ort_infer.cjs) on a torch.onnx.export of the same model.
-# Usage: [RUNS=20] [BATCHES=1,32] bench/run_runtime_bench.sh [build-dir] [presets...]
-#   (nothing else should run meanwhile; BATCHES=1 keeps vit-base-16 to a few minutes)
-# Prints a Markdown table (median latency ms, images/s) and the ratios the goals are stated in.
+#   vitopt runtime (fp32 files from `vitopt init`, int8/int4 models synthesized in process by
+#   bench_runtime), LibTorch eager (vitopt bench --engine torch), PyTorch 1.13 eager fp32 and
+#   dynamic int8 (peers/torch_infer.py), ONNX Runtime (npm onnxruntime-node, peers/ort_infer.cjs)
+#   on a torch.onnx.export of the same model; then the GEMM efficiency on ViT shapes against the
+#   peaks measured on this machine (bench_kernels).
+# Usage: [RUNS=20] [BATCHES=1,32] [VITOPT_ISA=level] bench/run_runtime_bench.sh [build-dir] [presets...]
+#   presets default: vit-fmnist deit-tiny deit-small vit-base-16. VITOPT_ISA forces a kernel level
+#   for every vitopt column (e.g. avx512 runs what a Skylake-SP runs, avx2 what a Zen 3 runs).
+#   Nothing else should run meanwhile; BATCHES=1 keeps vit-base-16 to a few minutes.
+# Prints the CPU, the kernel level per family, a Markdown table (median latency ms, images/s),
+# the goal ratios (batch 1: fp32 <= 0.85x ONNX Runtime; int8 <= 0.5x ONNX Runtime fp32 and never
+# slower than vitopt fp32) and the GEMMs' share of the measured peak (goal >= 85%).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build/release}
 shift || true
-presets=${*:-vit-fmnist deit-tiny deit-small}
+presets=${*:-vit-fmnist deit-tiny deit-small vit-base-16}
 threads=2
 runs=${RUNS:-20}
 batches=${BATCHES:-1,32}
@@ -31,6 +36,14 @@ if [ ! -d "$ort_dir/node_modules/onnxruntime-node" ] && command -v npm >/dev/nul
 fi
 
 echo "date: $(date -u +%F)  cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)  threads: $threads  load: $(cut -d' ' -f1-3 /proc/loadavg)"
+kernels_json="$work/kernels.json"
+"$vitopt" info --json > "$kernels_json"
+/usr/bin/python3 - "$kernels_json" <<'PY'
+import json, sys
+k = json.load(open(sys.argv[1]))["kernels"]
+print(f"kernels: level {k['level']} (fp32 {k['fp32']}, int8 {k['int8']}, int4 {k['int4']}); "
+      f"supported: {', '.join(k['levels'])}; L3 {k['l3_bytes'] / 2**20:.1f} MB; flags: {' '.join(k['cpu_flags'])}")
+PY
 results="$work/results.jsonl"
 for p in $presets; do
   f="$work/$p.safetensors"
@@ -41,12 +54,16 @@ for p in $presets; do
     /usr/bin/python3 -c 'import json,sys
 for r in json.load(sys.stdin):
     r["preset"]=sys.argv[1]; r["engine"]={"runtime":"vitopt-fp32","torch":"libtorch-fp32"}[r["engine"]]; print(json.dumps(r))' "$p" >> "$results"
-  "$build/bin/bench_runtime" --benchmark_filter="Runtime/$p/int[48]/batch:(${batches//,/|})/" --benchmark_min_time=2 --benchmark_format=json 2>/dev/null |
+  # int8 and int4 (the engine's int4 rule), plus int4 with each kernel forced at batch 1 to check
+  # the rule. Google Benchmark reports the mean of its runs, not a median.
+  "$build/bin/bench_runtime" --benchmark_filter="Runtime/$p/(int8|int4)/batch:(${batches//,/|})/|Runtime/$p/int4-(packed|int8)/batch:1/" \
+    --benchmark_min_time=2 --benchmark_format=json 2>/dev/null |
     /usr/bin/python3 -c 'import json,sys
 for b in json.load(sys.stdin)["benchmarks"]:
     _, preset, prec, batch = b["name"].split("/")[:4]
     n = int(batch.split(":")[1]); ms = b["real_time"]
-    print(json.dumps({"preset": preset, "engine": "vitopt-"+prec, "batch": n, "p50_ms": ms, "images_per_s": 1000*n/ms}))' >> "$results"
+    print(json.dumps({"preset": preset, "engine": "vitopt-"+prec, "batch": n, "p50_ms": ms, "images_per_s": 1000*n/ms,
+                      "label": b.get("label", "")}))' >> "$results"
   "${peer_env[@]}" /usr/bin/python3 bench/peers/torch_infer.py --model "$f" --batch "$batches" --threads $threads \
     --runs "$runs" --int8 --export-onnx "$work/$p.onnx" 2>/dev/null |
     /usr/bin/python3 -c 'import json,sys
@@ -61,12 +78,13 @@ for l in sys.stdin:
   fi
 done
 /usr/bin/python3 - "$results" <<'PY'
-import json, sys
+import json, math, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 rows = [r for r in rows if "p50_ms" in r]
 engines = ["vitopt-fp32", "vitopt-int8", "vitopt-int4", "libtorch-fp32", "torch-fp32", "torch-int8-dynamic", "onnxruntime"]
 get = {(r["preset"], r["engine"], r["batch"]): r for r in rows}
-presets = sorted({r["preset"] for r in rows}, key=lambda p: ["vit-fmnist", "deit-tiny", "deit-small", "vit-base-16"].index(p))
+order = ["vit-fmnist", "deit-tiny", "deit-small", "vit-base-16"]
+presets = sorted({r["preset"] for r in rows}, key=lambda p: order.index(p) if p in order else len(order))
 for batch in (1, 32):
     print(f"\n| batch {batch}: median ms (img/s) | " + " | ".join(engines) + " |")
     print("|---" * (len(engines) + 1) + "|")
@@ -76,13 +94,60 @@ for batch in (1, 32):
             r = get.get((p, e, batch))
             cells.append(f"{r['p50_ms']:.2f} ({r['images_per_s']:.0f})" if r else "-")
         print(f"| {p} | " + " | ".join(cells) + " |")
-print("\nratios (batch 1 median latency):")
+def ms(p, e, b=1):
+    r = get.get((p, e, b)); return r["p50_ms"] if r else float("nan")
+def verdict(x, goal):
+    return "n/a" if math.isnan(x) else ("ok" if x <= goal else "MISSED")
+print("\n| batch 1 goal ratios | fp32 / ORT (<= 0.85) | int8 / ORT fp32 (<= 0.5) | int8 / vitopt fp32 (<= 1) | int4 / int8 | int4 kernel: packed / int8 | fp32 / PyTorch | batch-32 img/s fp32 vs PyTorch |")
+print("|---|---|---|---|---|---|---|---|")
 for p in presets:
-    def ms(e, b=1):
-        r = get.get((p, e, b)); return r["p50_ms"] if r else float("nan")
-    print(f"  {p}: runtime fp32 / PyTorch fp32 = {ms('vitopt-fp32')/ms('torch-fp32'):.3f}; "
-          f"runtime fp32 / ONNX Runtime = {ms('vitopt-fp32')/ms('onnxruntime'):.3f}; "
-          f"runtime int8 / PyTorch fp32 = {ms('vitopt-int8')/ms('torch-fp32'):.3f}; "
-          f"runtime int4 / runtime int8 = {ms('vitopt-int4')/ms('vitopt-int8'):.3f}; "
-          f"batch-32 throughput runtime fp32 / PyTorch fp32 = {ms('torch-fp32',32)/ms('vitopt-fp32',32):.2f}x")
+    a = ms(p, "vitopt-fp32") / ms(p, "onnxruntime")
+    b = ms(p, "vitopt-int8") / ms(p, "onnxruntime")
+    c = ms(p, "vitopt-int8") / ms(p, "vitopt-fp32")
+    d = ms(p, "vitopt-int4") / ms(p, "vitopt-int8")
+    e = ms(p, "vitopt-int4-packed") / ms(p, "vitopt-int4-int8")
+    t = ms(p, "vitopt-fp32") / ms(p, "torch-fp32")
+    th = ms(p, "torch-fp32", 32) / ms(p, "vitopt-fp32", 32)
+    print(f"| {p} | {a:.3f} {verdict(a, 0.85)} | {b:.3f} {verdict(b, 0.5)} | {c:.3f} {verdict(c, 1.0)} | {d:.3f} | {e:.3f} | {t:.3f} | {th:.2f}x |")
+int4_rule = {r["preset"]: r.get("label", "") for r in rows if r["engine"] == "vitopt-int4" and r["batch"] == 1}
+for p, label in int4_rule.items():
+    print(f"  {p} int4 rule: {label}")
+PY
+
+# GEMM efficiency: the kernels the chosen level runs, on the ViT shapes, against the peak of the
+# instruction they are built on, measured now on the same threads (bench_kernels).
+fp32_impl=$(/usr/bin/python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["kernels"]["fp32"])' "$kernels_json")
+int8_impl=$(/usr/bin/python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["kernels"]["int8"])' "$kernels_json")
+int4_impl=$(/usr/bin/python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["kernels"]["int4"])' "$kernels_json")
+VITOPT_BENCH_THREADS=$threads "$build/bin/bench_kernels" \
+  --benchmark_filter="^(Peak/|OpenBlasSgemm|GemmF32/$fp32_impl/|GemmQ8/$int8_impl/|GemmQ4/$int4_impl/)" \
+  --benchmark_min_time=0.5 --benchmark_format=json 2>/dev/null > "$work/kernels.json.out" || true
+/usr/bin/python3 - "$work/kernels.json.out" "$fp32_impl" "$int8_impl" "$int4_impl" <<'PY'
+import json, sys
+try:
+    bench = json.load(open(sys.argv[1]))["benchmarks"]
+except Exception as err:
+    print(f"\nbench_kernels failed: {err}"); sys.exit(0)
+fp32, int8, int4 = sys.argv[2:5]
+rate = {b["name"]: b.get("GFLOP/s", 0) / 1e9 for b in bench}  # the counters are flop/s
+peaks = {n.split("/")[1]: v for n, v in rate.items() if n.startswith("Peak/")}
+wide = lambda impl: "zmm" if impl.startswith("avx512") else "ymm"
+peak_of = {"GemmF32": peaks.get("fma_f32_" + wide(fp32)),
+           "GemmQ8": peaks.get(("vnni_u8s8_" if "vnni" in int8 else "maddwd_s16_") + wide(int8)),
+           # non-VNNI int4 runs vpmaddubsw (64 MACs per zmm op) + vpmaddwd: no single-op peak
+           "GemmQ4": peaks.get("vnni_u8s8_" + wide(int4)) if "vnni" in int4 else None}
+peak_of["OpenBlasSgemm"] = peak_of["GemmF32"]
+print("\nmeasured peaks (GFLOP/s, all threads): " + ", ".join(f"{k} {v:.0f}" for k, v in sorted(peaks.items())))
+print("\n| GEMM (M x K x N) | GFLOP/s | % of its peak | % of fp32 FMA peak |")
+print("|---|---|---|---|")
+fma = peak_of["GemmF32"]
+for name, v in rate.items():
+    fam = name.split("/")[0]
+    if fam not in peak_of: continue
+    shape = "x".join(part.split(":")[1] for part in name.split("/") if ":" in part)
+    pk = peak_of[fam]
+    own = f"{100 * v / pk:.0f}%" if pk else "-"
+    vs_fma = f"{100 * v / fma:.0f}%" if fma else "-"
+    label = name.split("/")[0] if fam == "OpenBlasSgemm" else "/".join(name.split("/")[:2])
+    print(f"| {label} {shape} | {v:.0f} | {own} | {vs_fma} |")
 PY

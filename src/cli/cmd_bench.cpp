@@ -1,6 +1,7 @@
 // `vitopt bench`: latency percentiles and throughput of model files per engine (the vitopt
 // runtime, LibTorch eager) and batch size, measured side by side in one process with the same
 // thread count. Random normal inputs; warm-up runs first (they also build the runtime's plan).
+// Runtime records name the CPU, the kernel level and the implementation per kernel family.
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -73,7 +74,7 @@ void register_bench(CLI::App& app) {
   struct Flags {
     CommonFlags common;
     std::vector<std::string> models;
-    std::string batches = "1", isa, schedule = "auto";
+    std::string batches = "1", isa, schedule = "auto", int4 = "auto";
     std::vector<std::string> engines{"runtime"};
     int runs = 20, warmup = 3;
   };
@@ -84,8 +85,12 @@ void register_bench(CLI::App& app) {
       ->delimiter(',')->check(CLI::IsMember({"runtime", "torch"}));
   cmd->add_option("--runs", f->runs, "Timed runs per model/engine/batch")->check(CLI::Range(1, 100000));
   cmd->add_option("--warmup", f->warmup, "Untimed runs first")->check(CLI::Range(0, 1000));
-  cmd->add_option("--isa", f->isa, "Runtime kernel level (default: best this CPU has)")
-      ->check(CLI::IsMember({"ref", "avx2", "avx512"}));
+  cmd->add_option("--isa", f->isa, "Runtime kernel level (default: $VITOPT_ISA, else the best this CPU has)")
+      ->check(CLI::IsMember({"ref", "avx2", "avx2vnni", "avx512", "avx512vnni"}));
+  cmd->add_option("--int4", f->int4,
+                  "Runtime kernel for <= 4-bit weights: auto (packed when the int8 weights exceed the L3), "
+                  "packed, int8")
+      ->check(CLI::IsMember({"auto", "packed", "int8"}));
   cmd->add_option("--schedule", f->schedule,
                   "Runtime thread schedule: auto, layer (split each GEMM), rows (split token rows)")
       ->check(CLI::IsMember({"auto", "layer", "rows"}));
@@ -118,8 +123,14 @@ void register_bench(CLI::App& app) {
           ro.threads = threads;
           ro.isa = f->isa;
           ro.schedule = f->schedule;
+          ro.int4 = f->int4;
           auto e = runtime::Engine::load(path, ro);
           const auto& info = e->info();
+          const std::string cpu = runtime::kernel_report(info.isa).cpu;
+          if (human)
+            fmt::print("{:<40} kernels: level {} (fp32 {}, int8 {}, int4 {}){}\n", path, info.isa, info.isa_fp32,
+                       info.isa_int8, info.isa_int4,
+                       info.int4_kernel.empty() ? "" : ", <= 4-bit weights as " + info.int4_kernel);
           for (int b : batches) {
             const size_t per = static_cast<size_t>(info.in_channels) * info.image_size * info.image_size;
             std::vector<float> x(per * static_cast<size_t>(b)), y(static_cast<size_t>(b) * info.num_classes);
@@ -127,7 +138,10 @@ void register_bench(CLI::App& app) {
             std::normal_distribution<float> nd;
             for (auto& v : x) v = nd(rng);
             const Timing t = time_runs(f->warmup, f->runs, [&] { e->run(x.data(), b, y.data()); });
-            record(path, engine, b, t, {{"precision", info.precision}, {"isa", info.isa}});
+            record(path, engine, b, t,
+                   {{"precision", info.precision}, {"isa", info.isa}, {"cpu", cpu},
+                    {"kernels", {{"level", info.isa}, {"fp32", info.isa_fp32}, {"int8", info.isa_int8},
+                                 {"int4", info.isa_int4}, {"int4_kernel", info.int4_kernel}}}});
           }
         } else {
           train::configure_threads(threads);

@@ -1,5 +1,7 @@
-// `vitopt info`: what a model file holds: config, preprocessing, parameter count per part, MACs,
-// tensors and file size.
+// `vitopt info`: what a model file holds (config, preprocessing, parameter count per part, MACs,
+// tensors and file size) and what the runtime's kernels run on this CPU: the level in use
+// ($VITOPT_ISA or --isa, else the best the CPU has) and the implementation per kernel family.
+// Without --model only the CPU and kernel part.
 #include <fmt/format.h>
 
 #include <filesystem>
@@ -8,23 +10,55 @@
 #include "cli/common.h"
 #include "io/safetensors.h"
 #include "model/model_file.h"
+#include "vitopt/runtime.h"
 
 namespace vitopt::cli {
+namespace {
+
+nlohmann::json kernels_json(const runtime::KernelReport& k) {
+  return {{"cpu", k.cpu},           {"cpu_flags", k.cpu_flags}, {"levels", k.levels},
+          {"level", k.level},       {"fp32", k.fp32},           {"int8", k.int8},
+          {"int4", k.int4},         {"l3_bytes", k.l3_bytes}};
+}
+
+void print_kernels(const runtime::KernelReport& k) {
+  fmt::print("cpu        {}\n", k.cpu.empty() ? "(no brand string)" : k.cpu);
+  fmt::print("features   {}\n", fmt::join(k.cpu_flags, " "));
+  fmt::print("L3         {}\n", k.l3_bytes > 0 ? fmt::format("{:.1f} MB", static_cast<double>(k.l3_bytes) / (1 << 20))
+                                                  : std::string("unknown (int4 rule assumes 32 MB)"));
+  fmt::print("levels     {} (VITOPT_ISA or --isa picks one)\n", fmt::join(k.levels, ", "));
+  fmt::print("kernels    level {}: fp32 {}, int8 {}, int4 {}\n", k.level, k.fp32, k.int8, k.int4);
+}
+
+}  // namespace
 
 void register_info(CLI::App& app) {
-  auto* cmd = app.add_subcommand("info", "Show a model file's config, parameters and MACs");
+  auto* cmd = app.add_subcommand(
+      "info", "Show a model file's config, parameters and MACs, and the runtime kernels for this CPU");
   struct Flags {
     CommonFlags common;
     ImportFlags import;
-    std::string model;
+    std::string model, isa;
     bool tensors = false;
   };
   auto f = std::make_shared<Flags>();
-  cmd->add_option("--model,-m", f->model, "Model file")->required()->check(CLI::ExistingFile);
+  cmd->add_option("--model,-m", f->model, "Model file (without it: only the CPU and kernels)")
+      ->check(CLI::ExistingFile);
+  cmd->add_option("--isa", f->isa, "Kernel level to report (default: $VITOPT_ISA, else the best this CPU has)")
+      ->check(CLI::IsMember({"ref", "avx2", "avx2vnni", "avx512", "avx512vnni"}));
   cmd->add_flag("--tensors", f->tensors, "Also list every tensor with dtype and shape");
   add_import_flags(cmd, f->import);
   add_output_flags(cmd, f->common);
   cmd->callback([f] {
+    const runtime::KernelReport kernels = runtime::kernel_report(f->isa);
+    if (f->model.empty()) {
+      if (f->common.json) {
+        print_json({{"kernels", kernels_json(kernels)}});
+      } else {
+        print_kernels(kernels);
+      }
+      return;
+    }
     const auto file = io::SafeTensorsFile::load(f->model);
     const auto config = model::config_from_file(file, import_hints(f->import));
     const auto params = model::count_params(config);
@@ -45,7 +79,7 @@ void register_info(CLI::App& app) {
     if (f->common.json) {
       print_json({{"model", f->model}, {"file_bytes", file.file_size()}, {"imported", imported},
                   {"config", config.to_json()}, {"params", params}, {"macs", macs},
-                  {"blocks", blocks}, {"tensors", tensors}});
+                  {"blocks", blocks}, {"tensors", tensors}, {"kernels", kernels_json(kernels)}});
       return;
     }
     fmt::print("model      {}{}\n", f->model, imported ? " (timm checkpoint, config inferred)" : "");
@@ -67,6 +101,7 @@ void register_info(CLI::App& app) {
                  b["mlp_dim"].get<int>(), b["skip_attn"].get<bool>() ? " skip-attn" : "",
                  b["skip_mlp"].get<bool>() ? " skip-mlp" : "");
     }
+    print_kernels(kernels);
     if (f->tensors)
       for (const auto& t : tensors)
         fmt::print("  {:40} {:5} {}\n", t["name"].get<std::string>(), t["dtype"].get<std::string>(),

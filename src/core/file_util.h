@@ -14,8 +14,11 @@ namespace vitopt::core {
 std::vector<uint8_t> read_file_bytes(const std::filesystem::path& path);
 std::string read_file_text(const std::filesystem::path& path);
 
-// Writes `bytes` to `path` atomically: <path>.tmp.<pid> is written, flushed, fsynced, renamed.
-// Creates the parent folder if needed.
+// Writes `bytes` to `path` atomically: <path>.tmp.<pid> is written, fsynced, closed, renamed
+// (and the folder fsynced). Creates the parent folder if needed. Every write/fsync/close result
+// is checked: on failure (full disk, file-size limit) the temp file is removed, the previous file
+// stays as it was, and InternalError says which step failed after how many bytes. Stale temp
+// files of killed writers of the same path are removed first.
 void write_file_atomic(const std::filesystem::path& path, std::string_view bytes);
 void write_file_atomic(const std::filesystem::path& path, const void* data, size_t size);
 

@@ -102,6 +102,40 @@ int probe_channels(const std::vector<ImageFile>& files) {
 
 std::string split_name(Split split) { return split == Split::Train ? "train" : "test"; }
 
+// FNV-1a (64-bit) of the image's path relative to the dataset root: the hold-out choice depends
+// only on the file's own name, not on the folder's location, file order or the other files.
+uint64_t path_hash(const fs::path& file, const fs::path& root) {
+  uint64_t h = 14695981039346656037ull;
+  for (unsigned char ch : file.lexically_relative(root).generic_string()) {
+    h ^= ch;
+    h *= 1099511628211ull;
+  }
+  return h;
+}
+
+// Without train/ and val|test/ folders, a fixed share of the images (by path hash) is the test
+// split and never trained on. With few images the hash may pick none: then the image with the
+// smallest hash is held out, so both splits stay disjoint and the test split is never empty.
+std::vector<ImageFile> holdout_split(std::vector<ImageFile> files, const fs::path& root,
+                                     Split split) {
+  std::vector<uint64_t> hashes;
+  bool any_test = false;
+  for (const auto& f : files) {
+    hashes.push_back(path_hash(f.path, root));
+    any_test |= hashes.back() % 100 < static_cast<uint64_t>(kImageFolderHoldoutPercent);
+  }
+  const size_t smallest =
+      static_cast<size_t>(std::min_element(hashes.begin(), hashes.end()) - hashes.begin());
+  std::vector<ImageFile> out;
+  for (size_t i = 0; i < files.size(); ++i) {
+    const bool is_test = any_test
+                             ? hashes[i] % 100 < static_cast<uint64_t>(kImageFolderHoldoutPercent)
+                             : i == smallest;
+    if (is_test == (split == Split::Test)) out.push_back(std::move(files[i]));
+  }
+  return out;
+}
+
 }  // namespace
 
 bool has_sub_folders(const fs::path& root) {
@@ -123,7 +157,10 @@ std::shared_ptr<Dataset> open_image_folder(const fs::path& root, Split split) {
       core::throw_input("{}: no {} folder for the {} split", root.string(),
                         split == Split::Train ? "train/" : "val/ or test/", split_name(split));
   } else {
-    note = ", no train/ val/ test/ folders: the same images serve both splits";
+    note = fmt::format(
+        "; no train/ val/ test/ folders, so {}% of the images (chosen by a hash of each file's "
+        "path) are held out as the test split and never trained on",
+        kImageFolderHoldoutPercent);
   }
   // Labels come from the train split's folders so that train and test agree on class indices.
   const std::vector<std::string> classes = sorted_sub_folders(has_train ? train_dir : dir);
@@ -142,7 +179,15 @@ std::shared_ptr<Dataset> open_image_folder(const fs::path& root, Split split) {
   }
   if (files.empty())
     core::throw_input("{}: no .png/.jpg/.jpeg/.bmp images in the class folders", dir.string());
-  const int channels = probe_channels(files);
+  const int channels = probe_channels(files);  // from the first image of all, for both splits
+  if (!note.empty()) {
+    const size_t all = files.size();
+    files = holdout_split(std::move(files), root, split);
+    if (files.empty())
+      core::throw_input("{}: only {} image(s), all held out as the test split: add images or "
+                        "make train/ and test/ folders",
+                        root.string(), all);
+  }
   std::string description =
       fmt::format("imagefolder {} ({} images, {} classes, {}{})", split_name(split), files.size(),
                   classes.size(), dir.string(), note);

@@ -5,15 +5,18 @@
 //   LN(x)[:, 0] -> head   (avg pool: mean of LN'd patch tokens; dist token: mean of both heads)
 // Legend: B batch, N tokens, Np patches, C embed dim, H heads, D head dim, M MLP width, K classes.
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <optional>
 
 #include "core/error.h"
 #include "core/threads.h"
+#include "io/model_counts.h"
 #include "io/safetensors.h"
 #include "runtime/linear_layer.h"
 #include "runtime/model_loader.h"
@@ -76,7 +79,7 @@ struct Plan {
 }  // namespace
 
 struct Engine::Impl {
-  ModelConfig config;
+  io::ViTConfig config;
   ModelInfo info;
   const kernels::KernelTable* kt = nullptr;
   std::unique_ptr<ThreadPool> pool;
@@ -88,10 +91,12 @@ struct Engine::Impl {
   std::map<int, std::unique_ptr<Plan>> plans;
   enum class Schedule { kAuto, kLayer, kRows } schedule = Schedule::kAuto;
   size_t weight_bytes = 0;  // all packed Linear weights
+  bool packed_int4 = false;  // <= 4-bit integer Linears run the nibble-packed kernels
 
+  LinearOp make_op(const LinearData& d, bool simulate) const { return LinearOp(d, *kt, simulate, packed_int4); }
   Proj make_proj(const std::vector<LinearData>& d, bool simulate) const {
     Proj p;
-    for (const auto& l : d) p.f.emplace_back(l, *kt, simulate);
+    for (const auto& l : d) p.f.push_back(make_op(l, simulate));
     return p;
   }
   Plan& plan(int batch);
@@ -102,7 +107,7 @@ struct Engine::Impl {
   void layernorm_rows(const PackedNorm& n, const float* x, float* y, int r0, int r1) const;
   // Only the fp32 SIMD attention reads transposed keys (quantized attention and the reference
   // read qkv in place): skip the work, and in the layer schedule its pool synchronisation too.
-  bool needs_key_transpose(const Block& blk) const { return !blk.attn_quant && kt->isa != kernels::Isa::kRef; }
+  bool needs_key_transpose(const Block& blk) const { return !blk.attn_quant && kt->fp32_isa != kernels::Isa::kRef; }
   void transpose_keys(const Block& blk, Plan& pl, int r0, int r1, int h0, int h1) const;
   kernels::AttentionArgs attention_args(const Block& blk, Plan& pl, int slot) const;
   void attention(const Block& blk, Plan& pl, int slot);
@@ -114,6 +119,52 @@ struct Engine::Impl {
 };
 
 namespace {
+
+// The level Engine::load and kernel_report run: an explicit one must be supported, "" follows
+// $VITOPT_ISA (capped) or the best this CPU has.
+kernels::Isa resolve_isa(const std::string& isa) {
+  if (isa.empty()) return kernels::default_isa();
+  const kernels::Isa level = kernels::parse_isa(isa.c_str());
+  if (!kernels::cpu_supports(level))
+    core::throw_input("runtime: kernel level '{}' is not supported by this CPU (supported: {})", isa,
+                      fmt::join(supported_isas(), ", "));
+  return level;
+}
+
+// The int4 rule (RuntimeOptions::int4). `int8_bytes`: the model's Linear weights as the int8
+// kernels would hold them. When they exceed the L3, every run streams them from memory (batch 1)
+// or once per row block (batch 32), and the nibble-packed kernel moves half the bytes for a few
+// extra instructions per 64 weights; while they fit, the int8 kernel skips the unpacking.
+constexpr size_t kUnknownL3Bytes = size_t{32} << 20;  // one Zen 3/4 CCD, a mid Xeon socket
+
+bool choose_packed_int4(std::string mode, size_t int8_bytes) {
+  if (mode.empty() || mode == "auto") {
+    const char* env = std::getenv("VITOPT_INT4");
+    mode = env != nullptr && *env != '\0' ? env : "auto";
+  }
+  if (mode == "packed") return true;
+  if (mode == "int8") return false;
+  if (mode != "auto") core::throw_input("runtime: int4 kernel '{}': expected auto, packed or int8", mode);
+  const size_t l3 = kernels::l3_cache_bytes();
+  return int8_bytes > (l3 > 0 ? l3 : kUnknownL3Bytes);
+}
+
+size_t int8_kernel_bytes(const LoadedModel& m, bool simulate) {
+  size_t total = 0;
+  auto add = [&](const LinearData& d) {
+    const size_t n = static_cast<size_t>(d.in) * static_cast<size_t>(d.out);
+    total += runs_integer(d, simulate) ? n : n * sizeof(float);
+  };
+  add(m.patch);
+  add(m.head);
+  if (m.config.distill_token) add(m.head_dist);
+  for (const BlockData& b : m.blocks) {
+    if (b.owner >= 0) continue;  // shared weights are read once
+    for (const auto* p : {&b.qkv, &b.proj, &b.fc1, &b.fc2})
+      for (const LinearData& d : *p) add(d);
+  }
+  return total;
+}
 
 // One head's keys of n tokens (rows of stride ld) into (D, np) columns: dst[d * np + t] = k_t[d].
 void transpose_head(const float* k, size_t ld, int n, size_t D, float* dst, size_t np) {
@@ -136,13 +187,13 @@ Plan& Engine::Impl::plan(int batch) {
   auto& slot = plans[batch];
   if (slot) return *slot;
   auto p = std::make_unique<Plan>();
-  const ModelConfig& c = config;
+  const io::ViTConfig& c = config;
   const size_t B = static_cast<size_t>(batch), N = static_cast<size_t>(c.num_tokens());
   const size_t C = static_cast<size_t>(c.embed_dim), rows = B * N;
   const size_t np = (N + 15) / 16 * 16;
   size_t qkv_ld = 0, hidden_ld = 0, hd = 0, low = 0, heads = 0, act = 0, fake = 0;
   auto need_op = [&](const LinearOp& f) {
-    act = std::max(act, static_cast<size_t>(f.act_row_elems()));
+    act = std::max(act, static_cast<size_t>(f.act_row_bytes()));
     fake = std::max(fake, static_cast<size_t>(f.fake_row_floats()));
   };
   auto need = [&](const Proj& pr) {
@@ -192,9 +243,10 @@ Plan& Engine::Impl::plan(int batch) {
   p->pooled2.resize(B * C);
   p->logits2.resize(B * static_cast<size_t>(c.num_classes));
   p->pending.reserve(static_cast<size_t>(c.depth) * 4);
+  act = (act + 63) / 64 * 64;  // bytes: every op's element stride (u8 or s16) divides it
   p->scratch.act_ld = static_cast<int>(act);
   p->scratch.fake_ld = static_cast<int>(fake);
-  p->scratch.act.resize(rows * act * static_cast<size_t>(kt->q8_act_bytes));
+  p->scratch.act.resize(rows * act);
   p->scratch.row_a.resize(rows);
   p->scratch.row_b.resize(rows);
   p->scratch.row_scale.resize(rows);
@@ -351,7 +403,7 @@ void Engine::Impl::blocks_by_layer(Plan& pl) {
 // Each thread reads every weight, which pays while the weights of a chain stay in its L2.
 void Engine::Impl::blocks_by_rows(Plan& pl) {
   const int rows = pl.batch * config.num_tokens(), C = config.embed_dim;
-  const int mr = std::max(kt->f32_mr, kt->q8_mr), tiles = (rows + mr - 1) / mr;
+  const int mr = std::max({kt->f32_mr, kt->q8.mr, kt->q4.mr}), tiles = (rows + mr - 1) / mr;
   const int chunks = std::min(tiles, pool->size());
   using Step = RowStep;
   auto& pending = pl.pending;
@@ -404,7 +456,7 @@ void Engine::Impl::blocks_by_rows(Plan& pl) {
 }
 
 void Engine::Impl::forward(const float* images, int batch, float* logits) {
-  const ModelConfig& c = config;
+  const io::ViTConfig& c = config;
   Plan& pl = plan(batch);
   const int N = c.num_tokens(), C = c.embed_dim, P = c.patch_size, G = c.grid();
   const int Np = c.num_patches(), F = c.patch_features(), pre = c.num_prefix_tokens();
@@ -503,13 +555,13 @@ std::unique_ptr<Engine> Engine::load_bytes(std::vector<uint8_t> bytes, const std
                                            const RuntimeOptions& options) {
   const auto file = bytes.empty() ? io::SafeTensorsFile::load(source)
                                   : io::SafeTensorsFile::parse(std::move(bytes), source);
-  const LoadedModel m = load_model_data(file);
+  io::ImportHints hints;
+  if (options.import_heads > 0) hints.num_heads = options.import_heads;
+  const LoadedModel m = load_model_data(file, hints);
   auto impl = std::make_unique<Impl>();
-  const kernels::Isa isa =
-      options.isa.empty() ? kernels::default_isa() : kernels::parse_isa(options.isa.c_str());
-  if (!kernels::cpu_supports(isa))
-    core::throw_input("runtime: kernel level '{}' is not supported by this CPU", options.isa);
+  const kernels::Isa isa = resolve_isa(options.isa);
   impl->kt = &kernels::table(isa);
+  impl->packed_int4 = choose_packed_int4(options.int4, int8_kernel_bytes(m, options.simulate_quant));
   const int threads = options.threads > 0 ? options.threads : core::available_cores();
   impl->pool = std::make_unique<ThreadPool>(threads);
   impl->config = m.config;
@@ -520,7 +572,7 @@ std::unique_ptr<Engine> Engine::load_bytes(std::vector<uint8_t> bytes, const std
   } else if (!options.schedule.empty() && options.schedule != "auto") {
     core::throw_input("runtime: schedule '{}': expected auto, layer or rows", options.schedule);
   }
-  const ModelConfig& c = m.config;
+  const io::ViTConfig& c = m.config;
   const bool sim = options.simulate_quant;
 
   auto copy = [](const std::vector<float>& v, AlignedBuffer<float>& dst) {
@@ -530,16 +582,16 @@ std::unique_ptr<Engine> Engine::load_bytes(std::vector<uint8_t> bytes, const std
   copy(m.cls_token, impl->cls);
   copy(m.dist_token, impl->dist);
   copy(m.pos_embed, impl->pos);
-  impl->patch = LinearOp(m.patch, *impl->kt, sim);
-  impl->head = LinearOp(m.head, *impl->kt, sim);
-  if (c.distill_token) impl->head_dist = LinearOp(m.head_dist, *impl->kt, sim);
+  impl->patch = impl->make_op(m.patch, sim);
+  impl->head = impl->make_op(m.head, sim);
+  if (c.distill_token) impl->head_dist = impl->make_op(m.head_dist, sim);
   impl->norm = PackedNorm(m.norm);
   for (const BlockData& bd : m.blocks) {
     if (bd.owner >= 0) {
       impl->block_of.push_back(impl->block_of[static_cast<size_t>(bd.owner)]);
       continue;
     }
-    const BlockShape& s = c.blocks[static_cast<size_t>(bd.index)];
+    const io::BlockConfig& s = c.blocks[static_cast<size_t>(bd.index)];
     Block b;
     b.heads = s.num_heads;
     b.mlp = s.mlp_dim;
@@ -559,7 +611,7 @@ std::unique_ptr<Engine> Engine::load_bytes(std::vector<uint8_t> bytes, const std
         qa.k = to_act_quant(it->second.k);
         qa.v = to_act_quant(it->second.v);
         qa.prob_bits = aq.prob_bits;
-        qa.prob_log2 = aq.prob_log2;
+        qa.prob_log2 = aq.prob_log2();
         // float(D^-1/2) computed in double, as the LibTorch simulation scales q.
         qa.scale = static_cast<float>(std::pow(static_cast<double>(c.head_dim), -0.5));
         b.attn_quant = qa;
@@ -572,28 +624,53 @@ std::unique_ptr<Engine> Engine::load_bytes(std::vector<uint8_t> bytes, const std
   for (const Block& b : impl->owned)
     for (const Proj* p : {&b.qkv, &b.proj, &b.fc1, &b.fc2})
       for (const LinearOp& f : p->f) impl->weight_bytes += f.weight_bytes();
+  bool small_int = false;  // <= 4-bit weights on the integer path (packed or as int8)
+  auto small = [&](const LinearData& d) { small_int = small_int || (runs_integer(d, sim) && d.wq->bits <= 4); };
+  small(m.patch);
+  small(m.head);
+  for (const BlockData& bd : m.blocks)
+    for (const auto* p : {&bd.qkv, &bd.proj, &bd.fc1, &bd.fc2})
+      for (const LinearData& d : *p) small(d);
   ModelInfo& info = impl->info;
   info.image_size = c.image_size;
   info.in_channels = c.in_channels;
   info.num_classes = c.num_classes;
-  info.mean = c.mean;
-  info.std = c.std;
+  info.mean = c.preprocess.mean;
+  info.std = c.preprocess.std;
   info.class_names = m.class_names;
   info.precision = m.precision;
   info.name = c.name;
   info.isa = kernels::isa_name(isa);
+  info.isa_fp32 = kernels::isa_name(impl->kt->fp32_isa);
+  info.isa_int8 = kernels::isa_name(impl->kt->q8.isa);
+  info.isa_int4 = kernels::isa_name(impl->kt->q4.isa);
+  info.int4_kernel = !small_int ? "" : impl->packed_int4 ? "packed" : "int8";
   info.threads = impl->pool->size();
   info.params = m.params;
-  info.macs = c.macs();
+  info.macs = io::count_macs(c);
   return std::unique_ptr<Engine>(new Engine(std::move(impl)));
 }
 
 std::vector<std::string> supported_isas() {
   std::vector<std::string> out;
-  for (auto isa : {kernels::Isa::kRef, kernels::Isa::kAvx2, kernels::Isa::kAvx512}) {
+  for (auto isa : kernels::kAllIsas) {
     if (kernels::cpu_supports(isa)) out.emplace_back(kernels::isa_name(isa));
   }
   return out;
+}
+
+KernelReport kernel_report(const std::string& isa) {
+  KernelReport r;
+  r.cpu = kernels::cpu_model_name();
+  r.cpu_flags = kernels::cpu_flag_names();
+  r.levels = supported_isas();
+  const kernels::KernelTable& t = kernels::table(resolve_isa(isa));
+  r.level = t.name;
+  r.fp32 = kernels::isa_name(t.fp32_isa);
+  r.int8 = kernels::isa_name(t.q8.isa);
+  r.int4 = kernels::isa_name(t.q4.isa);
+  r.l3_bytes = kernels::l3_cache_bytes();
+  return r;
 }
 
 }  // namespace vitopt::runtime

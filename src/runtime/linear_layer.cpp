@@ -53,10 +53,10 @@ void run_split(ThreadPool& pool, const Args& g, int mr, int nr, Fn kernel, int64
 
 }  // namespace
 
-kernels::ActQuant to_act_quant(const InputQuant& iq) {
+kernels::ActQuant to_act_quant(const io::InputQuant& iq) {
   kernels::ActQuant q;
-  q.qmin = iq.qmin();
-  q.qmax = iq.qmax();
+  q.qmin = iq.range().qmin;
+  q.qmax = iq.range().qmax;
   q.symmetric = iq.symmetric;
   q.dynamic = iq.dynamic;
   q.scale = iq.scale;
@@ -68,13 +68,17 @@ void gemm_f32(const kernels::KernelTable& kt, ThreadPool& pool, const kernels::G
   run_split(pool, g, kt.f32_mr, kt.f32_nr, kt.gemm_f32, g.k);
 }
 
-void gemm_q8(const kernels::KernelTable& kt, ThreadPool& pool, const kernels::GemmQ8Args& g) {
-  run_split(pool, g, kt.q8_mr, kt.q8_nr, kt.gemm_q8, g.kp);
+void gemm_int(const kernels::GemmIntKernels& ik, ThreadPool& pool, const kernels::GemmIntArgs& g) {
+  run_split(pool, g, ik.mr, ik.nr, ik.gemm, g.kp);
 }
 
-LinearOp::LinearOp(const LinearData& d, const kernels::KernelTable& kt, bool simulate)
+bool runs_integer(const LinearData& d, bool simulate) {
+  return !simulate && d.wq && d.wq->bits <= 8 && d.iq && d.iq->bits <= 8;
+}
+
+LinearOp::LinearOp(const LinearData& d, const kernels::KernelTable& kt, bool simulate, bool packed_int4)
     : name_(d.name), kt_(&kt), in_(d.in), out_(d.out) {
-  const int nr = std::max(kt.f32_nr, kt.q8_nr);
+  const int nr = std::max({kt.f32_nr, kt.q8.nr, kt.q4.nr});
   const size_t padded_out = static_cast<size_t>((out_ + nr - 1) / nr * nr);
   bias_.resize(padded_out);
   has_bias_ = !d.bias.empty();
@@ -83,22 +87,23 @@ LinearOp::LinearOp(const LinearData& d, const kernels::KernelTable& kt, bool sim
     has_input_quant_ = true;
     aq_ = to_act_quant(*d.iq);
   }
-  const bool int_ok = d.wq && d.wq->bits <= 8 && d.iq && d.iq->bits <= 8;
-  if (int_ok && !simulate) {
+  if (runs_integer(d, simulate)) {
     path_ = Path::kInt;
-    kp_ = (in_ + kt.q8_kgroup - 1) / kt.q8_kgroup * kt.q8_kgroup;
-    std::vector<int8_t> q8(d.q.size());
-    for (size_t i = 0; i < q8.size(); ++i) q8[i] = static_cast<int8_t>(d.q[i]);
-    wq_.resize(kt.packed_q8_bytes(out_, kp_));
-    kt.pack_q8(q8.data(), out_, in_, kp_, wq_.data());
+    ik_ = packed_int4 && d.wq->bits <= kt.q4.max_bits ? &kt.q4 : &kt.q8;
+    kp_ = (in_ + ik_->kgroup - 1) / ik_->kgroup * ik_->kgroup;
+    std::vector<int8_t> codes(d.q.size());
+    for (size_t i = 0; i < codes.size(); ++i) codes[i] = static_cast<int8_t>(d.q[i]);
+    wq_.resize(ik_->packed_bytes(out_, kp_));
+    ik_->pack(codes.data(), out_, in_, kp_, wq_.data());
+    // Sums and zero points over the stored values (code + offset): the offset cancels (kernels.h).
     colsum_.resize(padded_out);
     wzp_.resize(padded_out);
     wscale_.resize(padded_out);
     for (int o = 0; o < out_; ++o) {
       int32_t sum = 0;
-      for (int i = 0; i < in_; ++i) sum += q8[static_cast<size_t>(o) * static_cast<size_t>(in_) + static_cast<size_t>(i)];
-      colsum_[static_cast<size_t>(o)] = sum;
-      wzp_[static_cast<size_t>(o)] = d.zero[static_cast<size_t>(o)];
+      for (int i = 0; i < in_; ++i) sum += codes[static_cast<size_t>(o) * static_cast<size_t>(in_) + static_cast<size_t>(i)];
+      colsum_[static_cast<size_t>(o)] = sum + in_ * ik_->code_offset;
+      wzp_[static_cast<size_t>(o)] = d.zero[static_cast<size_t>(o)] + ik_->code_offset;
       wscale_[static_cast<size_t>(o)] = d.scale[static_cast<size_t>(o)];
     }
     return;
@@ -109,7 +114,7 @@ LinearOp::LinearOp(const LinearData& d, const kernels::KernelTable& kt, bool sim
   kt.pack_f32(w.data(), out_, in_, wf_.data());
 }
 
-int LinearOp::act_row_elems() const { return path_ == Path::kInt ? kp_ : 0; }
+int LinearOp::act_row_bytes() const { return path_ == Path::kInt ? kp_ * ik_->act_bytes : 0; }
 
 int LinearOp::fake_row_floats() const {
   return path_ == Path::kSimulated && has_input_quant_ ? in_ : 0;
@@ -133,11 +138,11 @@ void LinearOp::prepare_rows(LinearScratch& s, const float* x, int ldx, int m, in
     qa.kp = kp_;
     qa.q = aq_;
     qa.out = s.act.data();
-    qa.ldo = s.act_ld;
+    qa.ldo = s.act_ld / ik_->act_bytes;
     qa.row_a = s.row_a.data();
     qa.row_b = s.row_b.data();
     qa.row_scale = s.row_scale.data();
-    kt_->quantize_rows(qa, r0, r1);
+    ik_->quantize_rows(qa, r0, r1);
     return;
   }
   if (path_ != Path::kSimulated || !has_input_quant_) return;
@@ -156,11 +161,11 @@ void LinearOp::prepare_rows(LinearScratch& s, const float* x, int ldx, int m, in
   }
 }
 
-kernels::GemmQ8Args LinearOp::q8_args(LinearScratch& s, int m, float* y, int ldy,
-                                      kernels::Epilogue ep) const {
-  kernels::GemmQ8Args g;
+kernels::GemmIntArgs LinearOp::int_args(LinearScratch& s, int m, float* y, int ldy,
+                                        kernels::Epilogue ep) const {
+  kernels::GemmIntArgs g;
   g.a = s.act.data();
-  g.lda = s.act_ld;
+  g.lda = s.act_ld / ik_->act_bytes;
   g.w = wq_.data();
   g.m = m;
   g.n = out_;
@@ -202,7 +207,7 @@ void LinearOp::run(ThreadPool& pool, LinearScratch& s, const float* x, int ldx, 
       prepare_rows(s, x, ldx, m, static_cast<int>(int64_t{c} * m / chunks),
                    static_cast<int>(int64_t{c + 1} * m / chunks));
     });
-    gemm_q8(*kt_, pool, q8_args(s, m, y, ldy, ep));
+    gemm_int(*ik_, pool, int_args(s, m, y, ldy, ep));
     return;
   }
   prepare_rows(s, x, ldx, m, 0, m);
@@ -215,7 +220,7 @@ void LinearOp::run_rows(LinearScratch& s, const float* x, int ldx, int r0, int r
   const kernels::Epilogue ep = epilogue(gelu, accumulate);
   prepare_rows(s, x, ldx, r1, r0, r1);
   if (path_ == Path::kInt) {
-    kt_->gemm_q8(q8_args(s, r1, y, ldy, ep), 0, (out_ + kt_->q8_nr - 1) / kt_->q8_nr, r0, r1);
+    ik_->gemm(int_args(s, r1, y, ldy, ep), 0, (out_ + ik_->nr - 1) / ik_->nr, r0, r1);
   } else {
     kt_->gemm_f32(f32_args(s, x, ldx, r1, y, ldy, ep), 0, (out_ + kt_->f32_nr - 1) / kt_->f32_nr, r0, r1);
   }

@@ -1,7 +1,8 @@
 // One Linear factor ready to run: weights packed at load for the chosen kernel level, bias padded,
 // and the path fixed once: fp32 GEMM, integer GEMM (int weights <= 8 bits and a quantized input
-// <= 8 bits), or the exact simulation (dequantized fp32 weights, fake-quantized input) for
-// everything else or when RuntimeOptions::simulate_quant asks for it.
+// <= 8 bits; weights of <= 4 bits nibble-packed when the engine asks for it, else as int8), or
+// the exact simulation (dequantized fp32 weights, fake-quantized input) for everything else or
+// when RuntimeOptions::simulate_quant asks for it.
 // Legend: M rows (tokens), in/out features, Kp = in rounded up to the kernel's k group.
 #pragma once
 
@@ -16,31 +17,38 @@
 namespace vitopt::runtime {
 
 // The kernels' form of a Linear's or attention matmul's input quantizer.
-kernels::ActQuant to_act_quant(const InputQuant& iq);
+kernels::ActQuant to_act_quant(const io::InputQuant& iq);
 
 // Per-plan scratch the Linears share (sized by the plan for its largest user). Row strides are
 // the largest user's, not each op's, so row r of every op occupies the same bytes: threads that
 // run different ops on disjoint row ranges (Engine's row chains) never overlap.
 struct LinearScratch {
-  AlignedBuffer<uint8_t> act;   // quantized activations (M, act_ld) of the kernel's act bytes
+  AlignedBuffer<uint8_t> act;   // quantized activations, rows of act_ld bytes (u8 or s16 codes)
   AlignedBuffer<int32_t> row_a, row_b;
   AlignedBuffer<float> row_scale;
   AlignedBuffer<float> fake;    // fake-quantized input (M, fake_ld) for the simulation path
-  int act_ld = 0, fake_ld = 0;  // elements per row
+  int act_ld = 0;               // bytes per row (a multiple of 64)
+  int fake_ld = 0;              // floats per row
 };
+
+// Whether a Linear runs on the integer kernels (int weights <= 8 bits, input quantized to <= 8).
+bool runs_integer(const LinearData& d, bool simulate);
 
 class LinearOp {
  public:
   enum class Path { kF32, kInt, kSimulated };
   LinearOp() = default;
-  LinearOp(const LinearData& d, const kernels::KernelTable& kt, bool simulate);
+  // packed_int4: weights of <= 4 bits run the nibble-packed kernel (else the int8 one).
+  LinearOp(const LinearData& d, const kernels::KernelTable& kt, bool simulate, bool packed_int4);
 
   int in() const { return in_; }
   int out() const { return out_; }
   Path path() const { return path_; }
   const std::string& name() const { return name_; }
-  // Scratch row widths this op needs: quantized activations (elements), fake-quantized input.
-  int act_row_elems() const;
+  // The integer family in use (int path only), e.g. for reports.
+  const kernels::GemmIntKernels* int_kernels() const { return ik_; }
+  // Scratch row widths this op needs: quantized activations (bytes), fake-quantized input.
+  int act_row_bytes() const;
   size_t weight_bytes() const { return wf_.size() * sizeof(float) + wq_.size(); }  // as packed
   int fake_row_floats() const;
 
@@ -55,6 +63,7 @@ class LinearOp {
  private:
   std::string name_;
   const kernels::KernelTable* kt_ = nullptr;
+  const kernels::GemmIntKernels* ik_ = nullptr;  // int path: q8 or q4 of kt_
   Path path_ = Path::kF32;
   int in_ = 0, out_ = 0, kp_ = 0;
   AlignedBuffer<float> wf_;        // packed fp32 (F32 and simulated paths)
@@ -67,7 +76,7 @@ class LinearOp {
 
   // Quantizes (integer path) or fake-quantizes (simulated path) input rows [r0, r1) into s.
   void prepare_rows(LinearScratch& s, const float* x, int ldx, int m, int r0, int r1) const;
-  kernels::GemmQ8Args q8_args(LinearScratch& s, int m, float* y, int ldy, kernels::Epilogue ep) const;
+  kernels::GemmIntArgs int_args(LinearScratch& s, int m, float* y, int ldy, kernels::Epilogue ep) const;
   kernels::GemmF32Args f32_args(LinearScratch& s, const float* x, int ldx, int m, float* y, int ldy,
                                 kernels::Epilogue ep) const;
   kernels::Epilogue epilogue(bool gelu, bool accumulate) const;
@@ -75,6 +84,6 @@ class LinearOp {
 
 // fp32 GEMM over the pool: splits panels x row tiles into a few tasks per thread.
 void gemm_f32(const kernels::KernelTable& kt, ThreadPool& pool, const kernels::GemmF32Args& g);
-void gemm_q8(const kernels::KernelTable& kt, ThreadPool& pool, const kernels::GemmQ8Args& g);
+void gemm_int(const kernels::GemmIntKernels& ik, ThreadPool& pool, const kernels::GemmIntArgs& g);
 
 }  // namespace vitopt::runtime

@@ -1,17 +1,17 @@
-// load_model_data: the model file -> LoadedModel with every check docs/model-format.md implies.
-// Tensors are claimed as they are read; anything left unclaimed is an error (a pruned-away tensor
-// left in the file, a typo, a quantization sibling without its weight).
+// load_model_data: the model file -> LoadedModel with every check docs/model-format.md implies. The
+// header (config, quant spec and its names, class names) comes from io::read_model_header; here
+// tensors are claimed as they are read, and anything left unclaimed is an error (a pruned-away
+// tensor left in the file, a typo, a quantization sibling without its weight).
 #include "runtime/model_loader.h"
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
 #include <cmath>
-#include <cstring>
 #include <set>
 
 #include "core/error.h"
-#include "core/json_util.h"
+#include "io/code_packing.h"
 
 namespace vitopt::runtime {
 namespace {
@@ -22,7 +22,7 @@ std::string shape_str(const std::vector<int64_t>& s) { return fmt::format("[{}]"
 
 class Reader {
  public:
-  Reader(const io::SafeTensorsFile& file, const std::optional<QuantSpec>& quant)
+  Reader(const io::SafeTensorsFile& file, const std::optional<io::QuantSpec>& quant)
       : file_(file), quant_(quant) {}
 
   const io::TensorInfo& expect(const std::string& name, const std::vector<int64_t>& shape) {
@@ -66,8 +66,6 @@ class Reader {
       l.w = floats(wname, shape);
     } else {
       read_quantized(l, quant_->weights.at(wname));
-      ++quantized_count_;
-      bits_seen_.insert(l.wq->bits);
     }
     if (bias) l.bias = floats(lname + ".bias", {out});
     return l;
@@ -81,88 +79,30 @@ class Reader {
     }
   }
   int64_t params() const { return params_; }
-  int quantized_count() const { return quantized_count_; }
-  const std::set<int>& bits_seen() const { return bits_seen_; }
 
  private:
-  void read_quantized(LinearData& l, const WeightQuant& wq) {
-    const std::string& name = l.weight_name;
-    const int64_t out = l.out, in = l.in;
+  // Codes, scales and zero points through io (every check there), expanded to one scale and zero
+  // point per output row.
+  void read_quantized(LinearData& l, const io::WeightQuant& wq) {
+    claimed_.insert(l.weight_name);
+    claimed_.insert(l.weight_name + ".scale");
+    if (!wq.symmetric) claimed_.insert(l.weight_name + ".zero_point");
+    io::QuantizedWeightData w = io::read_quantized_weight(file_, l.weight_name, wq, l.out, l.in);
     l.wq = wq;
-    const int qmin = wq.qmin(), qmax = wq.qmax();
-    const DType want = wq.bits <= 4 ? DType::U8 : wq.bits <= 8 ? DType::I8 : DType::I16;
-    const std::vector<int64_t> shape = wq.bits <= 4 ? std::vector<int64_t>{out, (in + 1) / 2}
-                                                    : std::vector<int64_t>{out, in};
-    const io::TensorInfo& info = expect(name, shape);
-    if (info.dtype != want)
-      core::throw_input("{}: tensor '{}': {}-bit weights must be stored as {}, got {}",
-                        file_.source(), name, wq.bits, io::dtype_name(want), io::dtype_name(info.dtype));
-    const uint8_t* raw = file_.data(name);
-    l.q.resize(static_cast<size_t>(out * in));
-    for (int64_t o = 0; o < out; ++o) {
-      for (int64_t i = 0; i < in; ++i) {
-        int v = 0;
-        if (want == DType::U8) {
-          const uint8_t byte = raw[o * ((in + 1) / 2) + i / 2];
-          v = ((i % 2 == 0) ? (byte & 0xF) : (byte >> 4)) + qmin;
-        } else if (want == DType::I8) {
-          v = static_cast<int8_t>(raw[o * in + i]);
-        } else {
-          int16_t s;
-          std::memcpy(&s, raw + 2 * (o * in + i), 2);
-          v = s;
-        }
-        if (v < qmin || v > qmax)
-          core::throw_input("{}: tensor '{}': element [{}, {}] = {} outside the {}-bit {} range [{}, {}]",
-                            file_.source(), name, o, i, v, wq.bits,
-                            wq.symmetric ? "symmetric" : "asymmetric", qmin, qmax);
-        l.q[static_cast<size_t>(o * in + i)] = static_cast<int16_t>(v);
-      }
-      if (want == DType::U8 && in % 2 == 1 && (raw[o * ((in + 1) / 2) + in / 2] >> 4) != 0)
-        core::throw_input("{}: tensor '{}': row {}: the pad nibble must be 0", file_.source(), name, o);
+    l.q = std::move(w.codes);
+    l.scale.resize(static_cast<size_t>(l.out));
+    l.zero.resize(static_cast<size_t>(l.out));
+    for (int64_t o = 0; o < l.out; ++o) {
+      l.scale[static_cast<size_t>(o)] = w.scale_of(o);
+      l.zero[static_cast<size_t>(o)] = w.zero_of(o);
     }
-    params_ += out * in;
-    const int64_t ns = wq.per_channel ? out : 1;
-    const auto& sinfo = expect(name + ".scale", {ns});
-    if (sinfo.dtype != DType::F32)
-      core::throw_input("{}: tensor '{}.scale': expected F32, got {}", file_.source(), name,
-                        io::dtype_name(sinfo.dtype));
-    const auto scales = file_.read_f32(name + ".scale");
-    for (float s : scales) {
-      if (!(s > 0) || !std::isfinite(s))
-        core::throw_input("{}: tensor '{}.scale': expected positive finite scales, got {}",
-                          file_.source(), name, s);
-    }
-    l.scale.resize(static_cast<size_t>(out));
-    l.zero.assign(static_cast<size_t>(out), 0);
-    for (int64_t o = 0; o < out; ++o) l.scale[static_cast<size_t>(o)] = scales[static_cast<size_t>(wq.per_channel ? o : 0)];
-    const std::string zname = name + ".zero_point";
-    if (wq.symmetric) {
-      if (file_.has(zname))
-        core::throw_input("{}: tensor '{}': symmetric weights have no zero point", file_.source(), zname);
-    } else {
-      const auto& zinfo = expect(zname, {ns});
-      if (zinfo.dtype != DType::I32)
-        core::throw_input("{}: tensor '{}': expected I32, got {}", file_.source(), zname,
-                          io::dtype_name(zinfo.dtype));
-      const uint8_t* zraw = file_.data(zname);
-      for (int64_t o = 0; o < out; ++o) {
-        int32_t z;
-        std::memcpy(&z, zraw + 4 * (wq.per_channel ? o : 0), 4);
-        if (z < qmin || z > qmax)
-          core::throw_input("{}: tensor '{}': zero point {} outside [{}, {}]", file_.source(), zname,
-                            z, qmin, qmax);
-        l.zero[static_cast<size_t>(o)] = z;
-      }
-    }
+    params_ += int64_t{l.out} * l.in;
   }
 
   const io::SafeTensorsFile& file_;
-  const std::optional<QuantSpec>& quant_;
+  const std::optional<io::QuantSpec>& quant_;
   std::set<std::string> claimed_;
   int64_t params_ = 0;
-  int quantized_count_ = 0;
-  std::set<int> bits_seen_;
 };
 
 }  // namespace
@@ -179,35 +119,18 @@ std::vector<float> LinearData::dequantized() const {
   return out_w;
 }
 
-LoadedModel load_model_data(const io::SafeTensorsFile& file) {
-  const std::string& src = file.source();
+LoadedModel load_model_data(const io::SafeTensorsFile& file, const io::ImportHints& hints) {
+  io::ModelHeader header = io::read_model_header(file, hints);
   LoadedModel m;
-  if (const std::string* v = file.metadata_value("vitopt.format_version"); v != nullptr && *v != "1")
-    core::throw_input("{}: metadata 'vitopt.format_version': expected 1, got '{}'", src, *v);
-  const std::string* cfg = file.metadata_value("vitopt.config");
-  if (cfg == nullptr)
-    core::throw_input("{}: metadata 'vitopt.config' missing: the runtime needs a vitopt model file "
-                      "(a timm checkpoint must first be loaded and saved by vitopt)", src);
-  m.config = ModelConfig::from_json(core::json_parse(*cfg, src + " metadata 'vitopt.config'"),
-                                    src + " metadata 'vitopt.config'");
-  if (const std::string* names = file.metadata_value("vitopt.class_names")) {
-    const auto j = core::json_parse(*names, src + " metadata 'vitopt.class_names'");
-    if (!j.is_array()) core::throw_input("{}: metadata 'vitopt.class_names': expected a JSON array", src);
-    for (const auto& e : j) {
-      if (!e.is_string())
-        core::throw_input("{}: metadata 'vitopt.class_names': expected strings, got {}", src, e.dump());
-      m.class_names.push_back(e.get<std::string>());
-    }
-  }
-  if (const std::string* q = file.metadata_value(kQuantKey))
-    m.quant = QuantSpec::from_json(core::json_parse(*q, src + " metadata 'vitopt.quant'"), src);
+  m.config = std::move(header.config);
+  m.class_names = std::move(header.class_names);
+  m.quant = std::move(header.quant);
+  m.precision = header.precision;
 
-  const ModelConfig& c = m.config;
+  const io::ViTConfig& c = m.config;
   const int C = c.embed_dim, N = c.num_tokens();
   Reader r(file, m.quant);
-  std::set<std::string> linear_names;
   auto linear = [&](const std::string& name, int in, int out, bool bias, int rank) {
-    linear_names.insert(name);
     std::vector<LinearData> f;
     if (rank > 0) {
       f.push_back(r.linear(name, name + ".weight_v", in, rank, false));
@@ -221,11 +144,10 @@ LoadedModel load_model_data(const io::SafeTensorsFile& file) {
   if (c.distill_token) m.dist_token = r.floats("dist_token", {1, 1, C});
   m.pos_embed = r.floats("pos_embed", {1, N, C});
   const int P = c.patch_size;
-  linear_names.insert("patch_embed.proj");
   m.patch = r.linear("patch_embed.proj", "patch_embed.proj.weight", c.patch_features(), C, true,
                      {C, c.in_channels, P, P});
   for (int b = 0; b < c.depth; ++b) {
-    const BlockShape& s = c.blocks[static_cast<size_t>(b)];
+    const io::BlockConfig& s = c.blocks[static_cast<size_t>(b)];
     BlockData bd;
     bd.index = b;
     bd.owner = s.shared_with;
@@ -246,37 +168,13 @@ LoadedModel load_model_data(const io::SafeTensorsFile& file) {
     m.blocks.push_back(std::move(bd));
   }
   m.norm = {r.floats("norm.weight", {C}), r.floats("norm.bias", {C})};
-  linear_names.insert("head");
   m.head = r.linear("head", "head.weight", C, c.num_classes, true);
   if (c.distill_token) {
-    linear_names.insert("head_dist");
     m.head_dist = r.linear("head_dist", "head_dist.weight", C, c.num_classes, true);
   }
   r.check_all_claimed();
 
-  if (m.quant) {
-    for (const auto& [wname, q] : m.quant->weights) {
-      if (!file.has(wname))
-        core::throw_input("{}: metadata 'vitopt.quant' weights['{}']: no such weight in this model",
-                          src, wname);
-    }
-    // Attach input quantization to the first factor of each Linear.
-    for (const auto& [lname, iq] : m.quant->inputs) {
-      if (linear_names.count(lname) == 0)
-        core::throw_input("{}: metadata 'vitopt.quant' inputs['{}']: no Linear of that name in this "
-                          "model (expected e.g. 'blocks.0.attn.qkv')", src, lname);
-    }
-    if (m.quant->attention) {
-      for (const auto& [index, b] : m.quant->attention->blocks) {
-        const bool ok = index < static_cast<int>(m.blocks.size()) &&
-                        m.blocks[static_cast<size_t>(index)].owner < 0 &&
-                        !m.config.blocks[static_cast<size_t>(index)].skip_attn;
-        if (!ok)
-          core::throw_input("{}: metadata 'vitopt.quant' extras.attention.blocks['{}']: expected "
-                            "the index of a block with its own attention (depth {})",
-                            src, index, m.blocks.size());
-      }
-    }
+  if (m.quant) {  // names were checked by the header reader: attach input quantization
     auto attach = [&](std::vector<LinearData>& f) {
       if (f.empty()) return;
       if (auto it = m.quant->inputs.find(f.front().name); it != m.quant->inputs.end())
@@ -293,14 +191,6 @@ LoadedModel load_model_data(const io::SafeTensorsFile& file) {
     }
   }
   m.params = r.params();
-  if (r.quantized_count() == 0) {
-    m.precision = "fp32";
-  } else {
-    const auto& bits = r.bits_seen();
-    if (bits.size() == 1 && *bits.begin() == 8) m.precision = "int8";
-    else if (bits.size() == 1 && *bits.begin() == 4) m.precision = "int4";
-    else m.precision = "mixed";
-  }
   return m;
 }
 

@@ -1,5 +1,6 @@
-// Reads and completely validates a model file into plain arrays (no packing, no kernels): config,
-// every expected tensor with its exact shape and dtype, quantized weights unpacked to one int per
+// Reads and completely validates a model file into plain arrays (no packing, no kernels): the
+// header through io's one reader (config, quant spec, class names), then every expected tensor
+// with its exact shape and dtype, quantized weights unpacked (io/code_packing) to one int per
 // element with per-row scales/zero points, input quantization per Linear, and nothing unexpected.
 // The engine packs what this returns; the fuzz target runs exactly this step.
 // Legend: C embed dim, N tokens, P patch, in/out Linear features.
@@ -10,9 +11,10 @@
 #include <string>
 #include <vector>
 
+#include "io/model_header.h"
+#include "io/quant_spec.h"
 #include "io/safetensors.h"
-#include "runtime/model_config.h"
-#include "runtime/quant_spec.h"
+#include "io/vit_config.h"
 
 namespace vitopt::runtime {
 
@@ -23,12 +25,12 @@ struct LinearData {
   std::string weight_name;  // tensor name, e.g. "blocks.0.attn.qkv.weight" or ".weight_v"
   int in = 0, out = 0;
   std::vector<float> w;     // (out, in) fp32, when not quantized
-  std::optional<WeightQuant> wq;
+  std::optional<io::WeightQuant> wq;
   std::vector<int16_t> q;      // (out, in) integer codes in [qmin, qmax], when quantized
   std::vector<float> scale;    // (out) per row (a per-tensor scale is repeated)
   std::vector<int32_t> zero;   // (out) zero points (0 when symmetric)
   std::vector<float> bias;     // (out) or empty
-  std::optional<InputQuant> iq;  // input quantization (first factor only)
+  std::optional<io::InputQuant> iq;  // input quantization (first factor only)
   std::vector<float> dequantized() const;  // (out, in) fp32: w, or scale * (q - zero)
 };
 
@@ -44,19 +46,20 @@ struct BlockData {
 };
 
 struct LoadedModel {
-  ModelConfig config;
+  io::ViTConfig config;
   std::vector<std::string> class_names;
-  std::optional<QuantSpec> quant;
+  std::optional<io::QuantSpec> quant;
   std::vector<float> cls_token, dist_token;  // (C)
   std::vector<float> pos_embed;              // (N, C)
   LinearData patch;                          // (C, in_ch*P*P)
   std::vector<BlockData> blocks;
   Norm norm;
   LinearData head, head_dist;                // head_dist only with a distillation token
-  std::string precision;                     // "fp32", "int8", "int4", "mixed"
+  std::string precision;                     // io::precision_label: "fp32", "int8", "int6", "mixed"
   int64_t params = 0;
 };
 
-LoadedModel load_model_data(const io::SafeTensorsFile& file);
+// `hints` reach io::read_model_header (timm/HF checkpoints without vitopt metadata).
+LoadedModel load_model_data(const io::SafeTensorsFile& file, const io::ImportHints& hints = {});
 
 }  // namespace vitopt::runtime

@@ -1,7 +1,7 @@
-// Synthesizes complete model files without LibTorch: random weights for any ModelConfig, written
+// Synthesizes complete model files without LibTorch: random weights for any io::ViTConfig, written
 // as fp32 or quantized per docs/model-format.md (I8/I16, packed U8 nibbles, per channel/tensor
 // scales, asymmetric zero points, static or dynamic inputs). Used by the runtime tests, the fuzz
-// seeds and the benchmarks; also the named shape presets the benchmarks use.
+// seeds and the benchmarks (shapes: io::preset or any normalized config).
 #pragma once
 
 #include <cstdint>
@@ -9,12 +9,12 @@
 #include <string>
 #include <vector>
 
-#include "runtime/model_config.h"
+#include "io/vit_config.h"
 
 namespace vitopt::runtime {
 
 struct RandomModelOptions {
-  ModelConfig config;             // validated (ModelConfig::from_json) or a preset_config()
+  io::ViTConfig config;           // normalized (io::ViTConfig::normalize), e.g. an io::preset()
   uint64_t seed = 1;
   float weight_std = 0.05f;       // Linear weights ~ N(0, std); biases, norms, tokens also random
   int weight_bits = 0;            // 0: fp32 weights; 2..16: every Linear weight quantized
@@ -30,9 +30,5 @@ struct RandomModelOptions {
 
 std::vector<uint8_t> random_model_bytes(const RandomModelOptions& o);
 void write_random_model(const RandomModelOptions& o, const std::filesystem::path& path);
-
-// Shapes of the project presets: vit-fmnist, vit-fmnist-student, vit-tiny-test, deit-tiny,
-// deit-small, vit-base-16 (InputError for other names).
-ModelConfig preset_config(const std::string& name);
 
 }  // namespace vitopt::runtime

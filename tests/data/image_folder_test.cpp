@@ -1,6 +1,9 @@
 // ImageFolder and Tiny-ImageNet: generated PNG/JPEG trees read back with sorted classes, exact
 // PNG pixels, lazy decoding errors naming the file, and the val_annotations.txt layout.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
+
+#include <set>
 
 #include "data/image_decode.h"
 #include "data/image_folder_dataset.h"
@@ -52,25 +55,62 @@ TEST(ImageFolder, TrainValSplitsWithSortedClasses) {
   EXPECT_FLOAT_EQ(val->default_mean().at(1), 0.456f);
 }
 
-TEST(ImageFolder, GreyFolderWithoutSplitsServesBoth) {
+TEST(ImageFolder, GreyFolderWithoutSplitsHoldsOutADisjointTestSplit) {
+  TempDir dir;
+  // 40 images in two classes, image k has first pixel k (unique); one RGB among grey is converted.
+  auto tagged = [](int k, int c) {
+    return make_image(4, 4, c, [k](int y, int x, int) { return y == 0 && x == 0 ? k : 7; });
+  };
+  for (int i = 0; i < 20; ++i) {
+    write_png(dir / fmt::format("0/a{:02}.png", i), tagged(i, 1));
+    write_png(dir / fmt::format("1/b{:02}.png", i), tagged(20 + i, i == 7 ? 3 : 1));
+  }
+  auto test = open_image_folder(dir.path(), Split::Test);
+  auto train = open_image_folder(dir.path(), Split::Train);
+  EXPECT_EQ(train->size() + test->size(), 40u);
+  EXPECT_GE(test->size(), 2u);  // about 20% (8 expected); the exact count is fixed by the hash
+  EXPECT_LE(test->size(), 16u);
+  EXPECT_EQ(test->channels(), 1);
+  EXPECT_EQ(train->channels(), 1);
+  EXPECT_NE(test->description().find("held out"), std::string::npos) << test->description();
+  EXPECT_NE(train->description().find("held out"), std::string::npos) << train->description();
+  // Disjoint and complete: every image is in exactly one split.
+  std::set<int> seen;
+  for (auto* ds : {train.get(), test.get()})
+    for (size_t i = 0; i < ds->size(); ++i) {
+      const int k = ds->image(i).pixels[0];
+      EXPECT_TRUE(seen.insert(k).second) << "image " << k << " is in both splits";
+      EXPECT_EQ(ds->label(i), k < 20 ? 0 : 1);
+    }
+  EXPECT_EQ(seen.size(), 40u);
+  // Deterministic: the same folder copied elsewhere splits identically (relative paths only).
+  TempDir copy;
+  std::filesystem::copy(dir.path(), copy.path(), std::filesystem::copy_options::recursive);
+  auto test2 = open_image_folder(copy.path(), Split::Test);
+  ASSERT_EQ(test2->size(), test->size());
+  for (size_t i = 0; i < test->size(); ++i)
+    EXPECT_EQ(test2->image(i).pixels[0], test->image(i).pixels[0]);
+}
+
+TEST(ImageFolder, TinyFolderWithoutSplitsStillHoldsOutOneImage) {
   TempDir dir;
   write_png(dir / "0/a.png", pattern(1, 4, 4, 1));
   write_png(dir / "1/a.png", pattern(2, 4, 4, 1));
-  write_png(dir / "1/b.png", pattern(3, 4, 4, 3));  // RGB among grey: converted to grey
-  auto ds = open_image_folder(dir.path(), Split::Test);
-  ASSERT_EQ(ds->size(), 3u);
-  EXPECT_EQ(ds->channels(), 1);
-  EXPECT_NE(ds->description().find("both splits"), std::string::npos) << ds->description();
-  EXPECT_EQ(ds->image(1).pixels, pattern(2, 4, 4, 1).pixels);
-  EXPECT_EQ(ds->image(2).channels, 1);
-  EXPECT_EQ(open_image_folder(dir.path(), Split::Train)->size(), 3u);
+  auto test = open_image_folder(dir.path(), Split::Test);
+  auto train = open_image_folder(dir.path(), Split::Train);
+  EXPECT_GE(test->size(), 1u);
+  EXPECT_EQ(train->size() + test->size(), 2u);
+  TempDir one;
+  write_png(one / "0/a.png", pattern(1, 4, 4, 1));
+  EXPECT_EQ(open_image_folder(one.path(), Split::Test)->size(), 1u);
+  expect_input_error([&] { open_image_folder(one.path(), Split::Train); }, {"held out"});
 }
 
 TEST(ImageFolder, JpegDecodesCloseToOriginal) {
   TempDir dir;
   const Image flat = make_image(16, 16, 3, [](int, int, int c) { return 60 + c * 70; });
-  write_jpeg(dir / "k/a.jpg", flat, 95);
-  write_jpeg(dir / "k/b.jpeg", flat, 95);
+  write_jpeg(dir / "train/k/a.jpg", flat, 95);
+  write_jpeg(dir / "train/k/b.jpeg", flat, 95);
   auto ds = open_image_folder(dir.path(), Split::Train);
   ASSERT_EQ(ds->size(), 2u);
   const Image img = ds->image(1);
@@ -81,10 +121,10 @@ TEST(ImageFolder, JpegDecodesCloseToOriginal) {
 
 TEST(ImageFolder, UndecodableFileErrorNamesFileAndSample) {
   TempDir dir;
-  write_png(dir / "c/a.png", pattern(1));
-  write_text(dir / "c/b.png", "this is not a png");
+  write_png(dir / "train/c/a.png", pattern(1));
+  write_text(dir / "train/c/b.png", "this is not a png");
   auto ds = open_image_folder(dir.path(), Split::Train);
-  expect_input_error([&] { ds->image(1); }, {(dir / "c/b.png").string(), "sample 1"});
+  expect_input_error([&] { ds->image(1); }, {(dir / "train/c/b.png").string(), "sample 1"});
 }
 
 TEST(ImageFolder, MissingSplitAndStrayClassAreErrors) {

@@ -24,7 +24,8 @@ void write_seeds(const std::filesystem::path& dir) {
                       {"embed_dim", 8}, {"depth", 2}, {"num_heads", 2}, {"mlp_dim", 8},
                       {"num_classes", 3}};
   RandomModelOptions o;
-  o.config = ModelConfig::from_json(j, "seed");
+  o.config = vitopt::io::ViTConfig::from_json(j, "seed");
+  o.config.normalize("seed");
   write_random_model(o, dir / "fp32.safetensors");
   o.weight_bits = 8;
   o.input_bits = 8;
@@ -36,7 +37,8 @@ void write_seeds(const std::filesystem::path& dir) {
   write_random_model(o, dir / "int4_dynamic.safetensors");
   j["distill_token"] = true;
   j["blocks"] = {{{"num_heads", 1}, {"skip_mlp", true}}, {{"qkv_rank", 2}, {"mlp_dim", 5}}};
-  o.config = ModelConfig::from_json(j, "seed");
+  o.config = vitopt::io::ViTConfig::from_json(j, "seed");
+  o.config.normalize("seed");
   o.weight_bits = 0;
   o.input_bits = 0;
   write_random_model(o, dir / "slim.safetensors");

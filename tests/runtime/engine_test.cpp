@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 
 #include "core/error.h"
+#include "io/presets.h"
 #include "io/safetensors.h"
 #include "runtime/model_loader.h"
 #include "runtime_test_util.h"
@@ -75,7 +76,7 @@ TEST(Engine, Fp32LogitsMatchNaiveForwardOnEveryLevel) {
 
 TEST(Engine, BatchAndThreadCountDoNotChangeResultsBitwise) {
   RandomModelOptions o;
-  o.config = preset_config("vit-tiny-test");
+  o.config = io::preset("vit-tiny-test");
   o.weight_bits = 8;
   o.input_bits = 8;
   o.input_dynamic = true;
@@ -132,7 +133,7 @@ TEST(Engine, RowAndLayerSchedulesAgreeBitwise) {
     }
   }
   RandomModelOptions tiny;
-  tiny.config = preset_config("vit-tiny-test");
+  tiny.config = io::preset("vit-tiny-test");
   RuntimeOptions bad;
   bad.schedule = "columns";
   EXPECT_THROW(Engine::load_bytes(random_model_bytes(tiny), "m", bad), core::InputError);
@@ -207,9 +208,43 @@ TEST(Engine, QuantizedModelsIntegerKernelsMatchExactSimulation) {
   }
 }
 
+// Weights of 2..4 bits: the nibble-packed kernels and the int8 kernels compute the same integer
+// sums with the same epilogue, so the logits agree bit for bit at every level and schedule.
+TEST(Engine, PackedInt4KernelsGiveTheInt8KernelsLogitsExactly) {
+  for (int bits : {4, 3, 2}) {
+    RandomModelOptions o;
+    o.config = testing::slimmed_config(true, "token");
+    o.seed = 5;
+    o.weight_std = 0.3f;
+    o.weight_bits = bits;
+    o.weight_symmetric = bits != 3;
+    o.input_bits = 8;
+    o.input_dynamic = bits != 2;
+    const auto bytes = random_model_bytes(o);
+    const int B = 5, per = 3 * 12 * 12;
+    const auto images = randn(static_cast<size_t>(B * per), 9);
+    for (const auto& isa : levels()) {
+      for (const std::string schedule : {"layer", "rows"}) {
+        std::vector<float> got[2];
+        for (int packed = 0; packed < 2; ++packed) {
+          RuntimeOptions ro;
+          ro.isa = isa;
+          ro.threads = 2;
+          ro.schedule = schedule;
+          ro.int4 = packed ? "packed" : "int8";
+          auto e = Engine::load_bytes(bytes, "q", ro);
+          EXPECT_EQ(e->info().int4_kernel, ro.int4);
+          got[packed] = run(*e, images, B);
+        }
+        EXPECT_EQ(got[0], got[1]) << isa << " " << schedule << " w" << bits;
+      }
+    }
+  }
+}
+
 TEST(Engine, InfoReportsPrecisionAndPreprocessing) {
   RandomModelOptions o;
-  o.config = preset_config("vit-fmnist");
+  o.config = io::preset("vit-fmnist");
   o.class_names = {"a", "b", "c", "d", "e", "f", "g", "h", "i", "j"};
   auto e = load(o);
   EXPECT_EQ(e->info().image_size, 28);

@@ -9,6 +9,7 @@
 #include <map>
 
 #include "core/error.h"
+#include "io/presets.h"
 #include "io/safetensors.h"
 #include "runtime/model_loader.h"
 #include "runtime_test_util.h"
@@ -44,7 +45,7 @@ std::vector<uint8_t> rewrite(const std::vector<uint8_t>& bytes,
 
 RandomModelOptions tiny(int wbits = 0) {
   RandomModelOptions o;
-  o.config = preset_config("vit-tiny-test");
+  o.config = io::preset("vit-tiny-test");
   if (wbits) {
     o.weight_bits = wbits;
     o.input_bits = 8;
@@ -146,7 +147,7 @@ TEST(Loader, RefusesBadQuantization) {
                    j["extras"]["attention"] = attention;
                    j["extras"]["attention"]["blocks"]["0"].erase("v");
                  }),
-                 "'v'");
+                 "blocks['0'].v'");
   expect_refused(with_quant(q8, [&](nlohmann::json& j) {
                    j["extras"]["attention"] = attention;
                    j["extras"]["attention"]["blocks"]["0"]["k"]["scale"] = 0.0;
@@ -166,7 +167,7 @@ TEST(Loader, RefusesBadQuantization) {
   expect_refused(with_quant(q8, [](nlohmann::json& j) { j["version"] = 2; }), "version");
   // Symmetric 8-bit weights never use the code -128.
   expect_refused(rewrite(q8, [](Tensors& t, Meta&) { t["blocks.0.mlp.fc2.weight"].bytes[5] = 0x80; }),
-                 "outside the 8-bit symmetric range");
+                 "outside [-127, 127] for 8-bit symmetric");
   expect_refused(rewrite(q8, [](Tensors& t, Meta&) {
                    float z = 0.0f;
                    std::memcpy(t["head.weight.scale"].bytes.data(), &z, 4);
@@ -178,7 +179,7 @@ TEST(Loader, RefusesBadQuantization) {
   auto o3 = tiny(3);
   const auto q3 = random_model_bytes(o3);
   expect_refused(rewrite(q3, [](Tensors& t, Meta&) { t["blocks.0.attn.qkv.weight"].bytes[0] = 0x07; }),
-                 "outside the 3-bit");
+                 "outside [-3, 3] for 3-bit");
   expect_refused(rewrite(q3, [](Tensors& t, Meta&) {
                    auto& b = t["patch_embed.proj.weight"].bytes;  // (32, 25): in = 49 -> odd
                    b[24] = static_cast<uint8_t>(b[24] | 0x10);

@@ -14,10 +14,11 @@
 
 namespace vitopt::runtime::testing {
 
+// Every SIMD level this CPU supports (each forces its own per-family kernels, kernels.h).
 inline std::vector<kernels::Isa> simd_levels() {
   std::vector<kernels::Isa> out;
-  for (auto isa : {kernels::Isa::kAvx2, kernels::Isa::kAvx512})
-    if (kernels::cpu_supports(isa)) out.push_back(isa);
+  for (auto isa : kernels::kAllIsas)
+    if (isa != kernels::Isa::kRef && kernels::cpu_supports(isa)) out.push_back(isa);
   return out;
 }
 
@@ -30,8 +31,8 @@ inline std::vector<float> randn(size_t n, uint64_t seed, float sd = 1.0f) {
 }
 
 // x (in) -> fake-quantized copy per the Linear's input spec (the documented semantics).
-inline std::vector<float> fake_quant(const std::vector<float>& x, const InputQuant& q) {
-  kernels::ActQuant aq{q.qmin(), q.qmax(), q.symmetric, q.dynamic, q.scale, q.zero_point};
+inline std::vector<float> fake_quant(const std::vector<float>& x, const io::InputQuant& q) {
+  kernels::ActQuant aq{q.range().qmin, q.range().qmax, q.symmetric, q.dynamic, q.scale, q.zero_point};
   float s = q.scale;
   int zp = q.zero_point;
   if (q.dynamic) {
@@ -47,7 +48,7 @@ inline std::vector<float> fake_quant(const std::vector<float>& x, const InputQua
 
 // One image through the model in double precision (inputs fake-quantized where the file says).
 inline std::vector<double> naive_forward(const LoadedModel& m, const float* image) {
-  const ModelConfig& c = m.config;
+  const io::ViTConfig& c = m.config;
   const int C = c.embed_dim, N = c.num_tokens(), P = c.patch_size, G = c.grid(), D = c.head_dim;
   using Mat = std::vector<std::vector<double>>;
   auto apply = [](const std::vector<LinearData>& f, const Mat& x) {
@@ -99,7 +100,7 @@ inline std::vector<double> naive_forward(const LoadedModel& m, const float* imag
   for (int t = 0; t < N; ++t)
     for (int j = 0; j < C; ++j) x[static_cast<size_t>(t)][static_cast<size_t>(j)] += m.pos_embed[static_cast<size_t>(t * C + j)];
   for (int b = 0; b < c.depth; ++b) {
-    const BlockShape& s = c.blocks[static_cast<size_t>(b)];
+    const io::BlockConfig& s = c.blocks[static_cast<size_t>(b)];
     const BlockData& bd = m.blocks[static_cast<size_t>(s.shared_with >= 0 ? s.shared_with : b)];
     if (!s.skip_attn) {
       const int H = s.num_heads, HD = H * D;
@@ -155,7 +156,7 @@ inline std::vector<double> naive_forward(const LoadedModel& m, const float* imag
 
 // A small config exercising every structural feature: per-block heads/MLP widths, skipped
 // sub-blocks, low-rank factors, a shared block, the distillation token.
-inline ModelConfig slimmed_config(bool distill = true, const std::string& pool = "token") {
+inline io::ViTConfig slimmed_config(bool distill = true, const std::string& pool = "token") {
   nlohmann::json j = {
       {"name", "slim"}, {"image_size", 12}, {"in_channels", 3}, {"patch_size", 3},
       {"embed_dim", 24}, {"depth", 5}, {"num_heads", 3}, {"mlp_dim", 40}, {"num_classes", 7},
@@ -165,7 +166,9 @@ inline ModelConfig slimmed_config(bool distill = true, const std::string& pool =
                   {{"num_heads", 1}, {"skip_mlp", true}},
                   {{"qkv_rank", 5}, {"fc2_rank", 3}},
                   {{"shared_with", 0}, {"num_heads", 2}, {"mlp_dim", 17}}}}};
-  return ModelConfig::from_json(j, "test config");
+  auto c = io::ViTConfig::from_json(j, "test config");
+  c.normalize("test config");
+  return c;
 }
 
 }  // namespace vitopt::runtime::testing

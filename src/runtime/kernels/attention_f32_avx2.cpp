@@ -1,14 +1,16 @@
 // Fused attention (online softmax over key tiles), avx2 level: attention_impl.inc instantiated
 // with the avx2 vector traits.
+#include <immintrin.h>
+
 #include <cmath>
 #include <cstddef>
 #include <vector>
 
 #include "runtime/kernels/kernels.h"
-#include "runtime/kernels/simd_avx2.h"
 
 namespace vitopt::runtime::kernels::avx2 {
 namespace {
+#include "runtime/kernels/simd_avx2.inc"
 #include "runtime/kernels/attention_impl.inc"
 #include "runtime/kernels/attention_q_impl.inc"
 }  // namespace

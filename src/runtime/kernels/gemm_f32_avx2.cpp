@@ -1,13 +1,15 @@
 // fp32 GEMM, avx2 level: the shared packed-panel micro-kernel (gemm_f32_impl.inc) instantiated
 // with the avx2 vector traits. Compiled with this level's flags only (src/runtime/CMakeLists.txt).
+#include <immintrin.h>
+
 #include <cmath>
 #include <cstddef>
 
 #include "runtime/kernels/kernels.h"
-#include "runtime/kernels/simd_avx2.h"
 
 namespace vitopt::runtime::kernels::avx2 {
 namespace {
+#include "runtime/kernels/simd_avx2.inc"
 #include "runtime/kernels/epilogue_impl.inc"
 #include "runtime/kernels/gemm_f32_impl.inc"
 }  // namespace

@@ -1,13 +1,15 @@
 // fp32 GEMM, avx512 level: the shared packed-panel micro-kernel (gemm_f32_impl.inc) instantiated
 // with the avx512 vector traits. Compiled with this level's flags only (src/runtime/CMakeLists.txt).
+#include <immintrin.h>
+
 #include <cmath>
 #include <cstddef>
 
 #include "runtime/kernels/kernels.h"
-#include "runtime/kernels/simd_avx512.h"
 
 namespace vitopt::runtime::kernels::avx512 {
 namespace {
+#include "runtime/kernels/simd_avx512.inc"
 #include "runtime/kernels/epilogue_impl.inc"
 #include "runtime/kernels/gemm_f32_impl.inc"
 }  // namespace

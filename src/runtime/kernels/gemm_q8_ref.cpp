@@ -1,10 +1,12 @@
-// Integer GEMM and activation quantization, scalar reference: u8 activations (q + 128) times s8
-// weights in their (N, Kp) layout, int32 sums, then the exact correction and fp32 scaling of
-// kernels.h. Also the shared quantization helpers (dynamic ranges, round half to even).
+// Integer GEMM (int8 weights) and activation quantization, scalar reference: u8 activations
+// (q + 128) times s8 weights in their (N, Kp) layout, int32 sums, then the exact correction and
+// fp32 scaling of kernels.h. Also the shared quantization helpers (dynamic ranges, round half to
+// even) and the u8 quantizer every reference integer family uses.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 
+#include "io/quant_spec.h"
 #include "runtime/kernels/kernels.h"
 
 namespace vitopt::runtime::kernels {
@@ -24,7 +26,7 @@ void pack(const int8_t* w, int n, int k, int kp, void* out) {
   }
 }
 
-void gemm(const GemmQ8Args& g, int p0, int p1, int r0, int r1) {
+void gemm(const GemmIntArgs& g, int p0, int p1, int r0, int r1) {
   const int n1 = std::min(g.n, p1 * kNr);
   const auto* act = static_cast<const uint8_t*>(g.a);
   const auto* wq = static_cast<const int8_t*>(g.w);
@@ -44,7 +46,9 @@ void gemm(const GemmQ8Args& g, int p0, int p1, int r0, int r1) {
   }
 }
 
-void quantize_rows(const QuantRowsArgs& a, int r0, int r1) {
+}  // namespace
+
+void quantize_rows_u8_ref(const QuantRowsArgs& a, int r0, int r1) {
   auto* out = static_cast<uint8_t*>(a.out);
   for (int i = r0; i < r1; ++i) {
     const float* x = a.x + static_cast<size_t>(i) * static_cast<size_t>(a.ldx);
@@ -72,21 +76,11 @@ void quantize_rows(const QuantRowsArgs& a, int r0, int r1) {
   }
 }
 
-}  // namespace
-
 void dynamic_params(float mn, float mx, const ActQuant& q, float* scale, int* zero_point) {
-  mn = std::min(mn, 0.0f);  // the range always holds 0, so 0 is exactly representable
-  mx = std::max(mx, 0.0f);
-  float s = q.symmetric ? std::max(-mn, mx) / static_cast<float>(q.qmax)
-                        : (mx - mn) / static_cast<float>(q.qmax - q.qmin);
-  if (!(s > 0.0f) || !std::isfinite(s)) s = 1.0f;  // all-zero row (or inf/NaN input)
-  int zp = 0;
-  if (!q.symmetric) {
-    zp = q.qmin - static_cast<int>(std::nearbyint(mn / s));
-    zp = std::clamp(zp, q.qmin, q.qmax);
-  }
-  *scale = s;
-  *zero_point = zp;
+  // The format's one rule (docs/model-format.md, "Dynamic input ranges").
+  const io::QParams p = io::choose_qparams(mn, mx, io::QRange{q.qmin, q.qmax}, q.symmetric);
+  *scale = p.scale;
+  *zero_point = p.zero_point;
 }
 
 int quantize_value(float x, float scale, int zero_point, int qmin, int qmax) {
@@ -98,15 +92,18 @@ int quantize_value(float x, float scale, int zero_point, int qmin, int qmax) {
   return std::clamp(q, qmin, qmax);
 }
 
-void fill_gemm_q8_ref(KernelTable& t) {
-  t.q8_mr = 4;
-  t.q8_nr = kNr;
-  t.q8_kgroup = 4;
-  t.q8_act_bytes = 1;
-  t.packed_q8_bytes = packed_bytes;
-  t.pack_q8 = pack;
-  t.gemm_q8 = gemm;
-  t.quantize_rows = quantize_rows;
+void fill_gemm_q8_ref(GemmIntKernels& k) {
+  k.isa = Isa::kRef;
+  k.mr = 4;
+  k.nr = kNr;
+  k.kgroup = 4;
+  k.act_bytes = 1;
+  k.max_bits = 8;
+  k.code_offset = 0;
+  k.packed_bytes = packed_bytes;
+  k.pack = pack;
+  k.gemm = gemm;
+  k.quantize_rows = quantize_rows_u8_ref;
 }
 
 }  // namespace vitopt::runtime::kernels

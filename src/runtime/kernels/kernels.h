@@ -1,17 +1,49 @@
 // The kernel table: every kernel family has a scalar reference (`*_ref.cpp`, the spec) and SIMD
-// versions (`*_avx2.cpp`, `*_avx512.cpp`) with the same signatures. One table is chosen once at
-// load by CPU detection (or VITOPT_ISA / RuntimeOptions::isa); only src/runtime includes this.
-// Kernels here work on a sub-range (rows, panels) single-threaded; gemm.cpp and the engine split
-// the work across the thread pool.
+// versions (`*_<isa>.cpp`) with the same signatures. A table per level (dispatch.cpp) picks, per
+// family, the best version the level's features allow: fp32 (GEMM, attention, LayerNorm, GELU),
+// int8 GEMM and packed-int4 GEMM choose independently (see choose_kernels). Only src/runtime
+// includes this. Kernels work on a sub-range (rows, panels) single-threaded; linear_layer.cpp and
+// the engine split the work across the thread pool.
 // Legend: M rows (tokens), K reduction (input features), N outputs, Kp = K rounded up to kgroup.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
+#include <vector>
 
 namespace vitopt::runtime::kernels {
 
-enum class Isa { kRef = 0, kAvx2 = 1, kAvx512 = 2 };
+// Kernel levels (VITOPT_ISA names in isa_name): each is a set of CPU features (level_features),
+// modelled on a real CPU class so that forcing one on a bigger CPU runs exactly what that class
+// runs: avx2 = Zen 3 / Haswell (AVX2+FMA), avx2vnni = Alder Lake class (+ AVX-VNNI, VEX
+// vpdpbusd on ymm), avx512 = Skylake-SP (AVX-512 F/BW/DQ/VL, no VNNI), avx512vnni = Ice Lake /
+// Sapphire Rapids / Zen 4 (+ AVX-512 VNNI). The order is only for "best": a level is usable when
+// the CPU has all its features (cpu_supports), not because a lower one is.
+enum class Isa { kRef = 0, kAvx2 = 1, kAvx2Vnni = 2, kAvx512 = 3, kAvx512Vnni = 4 };
+inline constexpr Isa kAllIsas[] = {Isa::kRef, Isa::kAvx2, Isa::kAvx2Vnni, Isa::kAvx512, Isa::kAvx512Vnni};
+inline constexpr int kIsaCount = 5;
+
+// CPU features the kernels use, each already combined with the OS support it needs (XGETBV: ymm
+// state for AVX2/AVX-VNNI, opmask + zmm state for AVX-512).
+struct CpuFeatures {
+  bool avx2 = false;        // AVX2 + FMA (+ F16C), ymm state enabled
+  bool avx_vnni = false;    // AVX-VNNI (CPUID 7.1 EAX[4]), VEX vpdpbusd on ymm
+  bool avx512 = false;      // AVX-512 F + BW + DQ + VL, zmm and opmask state enabled
+  bool avx512_vnni = false; // AVX-512 VNNI (CPUID 7.0 ECX[11]) on top of avx512
+  bool operator==(const CpuFeatures&) const = default;
+};
+
+// The implementation each family runs for a feature set: the rule documented in README/DESIGN.
+//   fp32: avx512 if avx512, else avx2 if avx2, else ref (VNNI plays no part).
+//   int8: avx512vnni, else avx2vnni (AVX-VNNI), else avx512 (exact s16 vpmaddwd on zmm), else
+//         avx2 (exact s16 vpmaddwd on ymm), else ref.
+//   int4: the same order as int8 (the non-VNNI versions use vpmaddubsw, exact for 4-bit codes).
+struct KernelChoice {
+  Isa fp32 = Isa::kRef, int8 = Isa::kRef, int4 = Isa::kRef;
+};
+KernelChoice choose_kernels(const CpuFeatures& f);
+CpuFeatures level_features(Isa isa);  // the features a level allows (and requires)
 
 // y = (accumulate ? y : 0) + act(x @ w^T + bias): the fused epilogue of every GEMM.
 struct Epilogue {
@@ -55,19 +87,21 @@ struct QuantRowsArgs {
   float* row_scale = nullptr;
 };
 
-// Integer GEMM: acc = sum_k u[i,k] * qw[o,k] (int32, exact), then
+// Integer GEMM: acc = sum_k u[i,k] * c[o,k] (int32, exact), then
 //   y = float(acc - row_a[i]*colsum[o] - row_b[i]*wzp[o]) * (row_scale[i] * wscale[o]) + bias[o]
 // which equals sum_k (q_x - zp_x)(q_w - zp_w) * s_x * s_w exactly up to the final fp32 scaling.
-struct GemmQ8Args {
-  const void* a = nullptr;  // quantized activations (QuantRowsArgs::out)
+// c is the stored weight value: the code q_w plus the family's code_offset (8 for the unsigned
+// int4 nibbles), and colsum / wzp are taken over c (sum_k c, zp_w + offset): the offset cancels.
+struct GemmIntArgs {
+  const void* a = nullptr;  // quantized activations (QuantRowsArgs::out), u8 or s16
   int lda = 0;              // elements
   const void* w = nullptr;  // packed int weights
   int m = 0, n = 0, kp = 0;
   const int32_t* row_a = nullptr;
   const int32_t* row_b = nullptr;
   const float* row_scale = nullptr;
-  const int32_t* colsum = nullptr;  // (N) sum_k q_w[o,k]
-  const int32_t* wzp = nullptr;     // (N) weight zero points (0 when symmetric)
+  const int32_t* colsum = nullptr;  // (N) sum_k c[o,k]
+  const int32_t* wzp = nullptr;     // (N) weight zero points + code_offset
   const float* wscale = nullptr;    // (N) weight scales (per tensor expanded)
   float* c = nullptr;
   int ldc = 0;
@@ -128,20 +162,31 @@ inline int row_block_rows(int rows, int block, int mr) {
   return (per + mr - 1) / mr * mr;
 }
 
+// One integer GEMM family (int8 weights or nibble-packed int4 weights) at one implementation.
+// Weights are packed once at load; activations are quantized per call by quantize_rows into the
+// family's element type (act_bytes: 1 = u8 codes for vpdpbusd / vpmaddubsw, 2 = s16 for vpmaddwd).
+struct GemmIntKernels {
+  Isa isa = Isa::kRef;   // implementation level
+  int mr = 4, nr = 16, kgroup = 4, act_bytes = 1;
+  int max_bits = 8;      // widest weight codes it takes: 8 (s8) or 4 (nibbles, codes in [-8, 7])
+  int code_offset = 0;   // stored value = code + code_offset (see GemmIntArgs)
+  size_t (*packed_bytes)(int n, int kp) = nullptr;
+  void (*pack)(const int8_t* w, int n, int k, int kp, void* out) = nullptr;  // w (N, K) codes
+  void (*gemm)(const GemmIntArgs& g, int panel0, int panel1, int row0, int row1) = nullptr;
+  void (*quantize_rows)(const QuantRowsArgs& a, int row0, int row1) = nullptr;
+};
+
 struct KernelTable {
-  Isa isa = Isa::kRef;
+  Isa isa = Isa::kRef;   // the level this table was built for
   const char* name = "ref";
+  Isa fp32_isa = Isa::kRef;  // implementation of the fp32 family (GEMM, attention, LayerNorm, GELU)
   // fp32 GEMM: packed weights are panels of `f32_nr` outputs; rows in tiles of `f32_mr`.
   int f32_mr = 4, f32_nr = 16;
   size_t (*packed_f32_floats)(int n, int k) = nullptr;
   void (*pack_f32)(const float* w, int n, int k, float* out) = nullptr;  // w (N, K)
   void (*gemm_f32)(const GemmF32Args& g, int panel0, int panel1, int row0, int row1) = nullptr;
-  // Integer GEMM (u8/s16 activations x s8 weights).
-  int q8_mr = 4, q8_nr = 16, q8_kgroup = 4, q8_act_bytes = 1;
-  size_t (*packed_q8_bytes)(int n, int kp) = nullptr;
-  void (*pack_q8)(const int8_t* w, int n, int k, int kp, void* out) = nullptr;  // w (N, K)
-  void (*gemm_q8)(const GemmQ8Args& g, int panel0, int panel1, int row0, int row1) = nullptr;
-  void (*quantize_rows)(const QuantRowsArgs& a, int row0, int row1) = nullptr;
+  GemmIntKernels q8;  // int8 weights (codes of 2..8 bits)
+  GemmIntKernels q4;  // nibble-packed weights (codes of 2..4 bits)
   // LayerNorm over the last dim: y[i] = (x[i] - mean) / sqrt(var + eps) * gamma + beta.
   void (*layernorm)(const float* x, int ldx, float* y, int ldy, int rows, int c,
                     const float* gamma, const float* beta, float eps) = nullptr;
@@ -155,23 +200,52 @@ struct KernelTable {
 
 // The table for a level (throws InternalError if this CPU cannot run it).
 const KernelTable& table(Isa isa);
-// Best level this CPU supports, overridden by $VITOPT_ISA (ref|avx2|avx512) when set.
+// The level to run: $VITOPT_ISA when set (a level this CPU lacks is capped, with a warning on
+// stderr, to the best supported level whose features it includes), else the best this CPU has.
 Isa default_isa();
 Isa parse_isa(const char* name);  // InputError on an unknown name
 bool cpu_supports(Isa isa);
 const char* isa_name(Isa isa);
+const char* isa_names();          // "ref, avx2, avx2vnni, avx512, avx512vnni" (for messages)
+// Capping rule of default_isa as a pure function: the best level whose features are both in
+// `requested` and in `cpu`.
+Isa cap_level(Isa requested, const CpuFeatures& cpu);
 
-// Fillers: each kernel file sets its family's entries for its level (ref first, then SIMD
-// levels overwrite what they implement).
-#define VITOPT_KERNEL_FILLERS(isa)                                       \
+// What this CPU reports (CPUID + XGETBV, cached): the kernels' features, the raw flag names for
+// reports, the model name and the L3 size the int4 rule compares weights with.
+const CpuFeatures& cpu_features();
+std::vector<std::string> cpu_flag_names();  // e.g. {"avx2", "fma", "avx512f", ..., "avx512_vnni"}
+std::string cpu_model_name();               // CPUID brand string ("" if none)
+// Bytes of one L3 instance (the cache the running cores share): sysfs cache/index*/ level 3, else
+// CPUID leaf 4 (Intel) / 0x8000001D (AMD); 0 when neither says. CPUID 0x80000006 is not used: in
+// VMs it reports the host's total (508 MB on a 2-vCPU EPYC guest), not what a core can use.
+size_t l3_cache_bytes();
+
+// Fillers: each kernel file sets its family's entries for its implementation (the ref fillers
+// first, then the chosen SIMD ones overwrite what they implement).
+#define VITOPT_F32_FILLERS(isa)                                          \
   void fill_gemm_f32_##isa(KernelTable& t);                              \
-  void fill_gemm_q8_##isa(KernelTable& t);                               \
   void fill_attention_f32_##isa(KernelTable& t);                         \
   void fill_layernorm_f32_##isa(KernelTable& t);
-VITOPT_KERNEL_FILLERS(ref)
-VITOPT_KERNEL_FILLERS(avx2)
-VITOPT_KERNEL_FILLERS(avx512)
-#undef VITOPT_KERNEL_FILLERS
+VITOPT_F32_FILLERS(ref)
+VITOPT_F32_FILLERS(avx2)
+VITOPT_F32_FILLERS(avx512)
+#undef VITOPT_F32_FILLERS
+#define VITOPT_INT_FILLERS(isa)                                          \
+  void fill_gemm_q8_##isa(GemmIntKernels& k);                            \
+  void fill_gemm_q4_##isa(GemmIntKernels& k);
+VITOPT_INT_FILLERS(ref)
+VITOPT_INT_FILLERS(avx2)
+VITOPT_INT_FILLERS(avx2vnni)
+VITOPT_INT_FILLERS(avx512)
+VITOPT_INT_FILLERS(avx512vnni)
+#undef VITOPT_INT_FILLERS
+// Activation quantizers shared by the integer families of a vector width (quantize_rows_*.cpp).
+void quantize_rows_u8_ref(const QuantRowsArgs& a, int row0, int row1);
+void quantize_rows_u8_avx2(const QuantRowsArgs& a, int row0, int row1);
+void quantize_rows_s16_avx2(const QuantRowsArgs& a, int row0, int row1);
+void quantize_rows_u8_avx512(const QuantRowsArgs& a, int row0, int row1);
+void quantize_rows_s16_avx512(const QuantRowsArgs& a, int row0, int row1);
 
 // Shared scalar helpers (also the reference semantics of the SIMD versions).
 float gelu_ref(float x);

@@ -1,12 +1,14 @@
 // LayerNorm and elementwise GELU, avx2 level: layernorm_impl.inc with the avx2 vector traits.
+#include <immintrin.h>
+
 #include <cmath>
 #include <cstddef>
 
 #include "runtime/kernels/kernels.h"
-#include "runtime/kernels/simd_avx2.h"
 
 namespace vitopt::runtime::kernels::avx2 {
 namespace {
+#include "runtime/kernels/simd_avx2.inc"
 #include "runtime/kernels/layernorm_impl.inc"
 }  // namespace
 }  // namespace vitopt::runtime::kernels::avx2

@@ -1,12 +1,14 @@
 // LayerNorm and elementwise GELU, avx512 level: layernorm_impl.inc with the avx512 vector traits.
+#include <immintrin.h>
+
 #include <cmath>
 #include <cstddef>
 
 #include "runtime/kernels/kernels.h"
-#include "runtime/kernels/simd_avx512.h"
 
 namespace vitopt::runtime::kernels::avx512 {
 namespace {
+#include "runtime/kernels/simd_avx512.inc"
 #include "runtime/kernels/layernorm_impl.inc"
 }  // namespace
 }  // namespace vitopt::runtime::kernels::avx512

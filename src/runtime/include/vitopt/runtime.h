@@ -16,7 +16,16 @@ namespace vitopt::runtime {
 
 struct RuntimeOptions {
   int threads = 0;              // 0: all cores this process may use
-  std::string isa;              // "" (best the CPU has, or $VITOPT_ISA), "ref", "avx2", "avx512"
+  // Kernel level: "ref", "avx2", "avx2vnni", "avx512", "avx512vnni" (a level this CPU lacks is an
+  // InputError), or "" for $VITOPT_ISA when set (a level this CPU lacks is capped to the best it
+  // has within that level, with a warning on stderr) and else the best level this CPU has.
+  std::string isa;
+  // Weights of <= 4 bits on the integer path: "packed" (nibbles unpacked in registers, half the
+  // bytes of int8), "int8" (codes stored as int8), or "" / "auto": $VITOPT_INT4 when set, else
+  // packed when the model's weights as the int8 kernels would hold them (1 byte per integer
+  // weight, 4 per fp32 one) exceed the L3 size (kernel_report().l3_bytes; 32 MB when unknown):
+  // inference then streams them from memory and half the bytes beats the unpacking work.
+  std::string int4;
   bool simulate_quant = false;  // quantized Linears run the exact fp32 simulation (dequantized
                                 // weights, fake-quantized inputs) instead of integer kernels
   // How the blocks are spread over the threads (results are bit-identical either way):
@@ -25,16 +34,25 @@ struct RuntimeOptions {
   // around attention (far fewer synchronisations, every thread reads every weight);
   // "" or "auto": rows while the packed weights total at most 32 MB (they stay in cache), else layer.
   std::string schedule;
+  // timm/HF checkpoints without vitopt metadata record no head count: heads per block to assume
+  // (0: embed_dim / 64), as `--heads` on the LibTorch side. Ignored for vitopt files.
+  int import_heads = 0;
 };
 
 struct ModelInfo {
   int image_size = 0, in_channels = 0, num_classes = 0;
   std::vector<float> mean, std;         // preprocessing from the model file
   std::vector<std::string> class_names;
-  std::string precision;                // "fp32", "int8", "int4", "mixed"
+  std::string precision;                // "fp32", "int<b>" (every quantized weight b bits), "mixed"
   // Additions beyond the shared API:
   std::string name;                     // config name, e.g. "deit-small"
-  std::string isa;                      // kernel level in use: "ref", "avx2", "avx512"
+  std::string isa;                      // kernel level in use, e.g. "avx512vnni"
+  // Implementation per kernel family at that level (they choose independently by CPU feature):
+  std::string isa_fp32;                 // fp32 GEMM, attention, LayerNorm: "ref", "avx2", "avx512"
+  std::string isa_int8;                 // int8 GEMM: also "avx2vnni" (AVX-VNNI), "avx512vnni"
+  std::string isa_int4;                 // packed-int4 GEMM: the same names as int8
+  std::string int4_kernel;              // this model's <= 4-bit integer Linears: "packed", "int8",
+                                        // or "" when it has none
   int threads = 0;                      // pool size in use
   int64_t params = 0;                   // parameters stored in the file (weights counted once)
   int64_t macs = 0;                     // multiply-accumulates per image
@@ -70,5 +88,16 @@ void reset_peak_allocated_bytes();
 
 // The kernel levels this CPU supports, best last (always starts with "ref").
 std::vector<std::string> supported_isas();
+
+// The CPU and the kernels a level runs on it (`vitopt info`, `vitopt bench --json`).
+struct KernelReport {
+  std::string cpu;                     // CPUID brand string
+  std::vector<std::string> cpu_flags;  // detected features the kernels care about
+  std::vector<std::string> levels;     // supported levels, best last
+  std::string level;                   // the level resolved from `isa` (as Engine::load does)
+  std::string fp32, int8, int4;        // implementation per family at that level
+  size_t l3_bytes = 0;                 // one L3 instance as detected (0: unknown)
+};
+KernelReport kernel_report(const std::string& isa = "");
 
 }  // namespace vitopt::runtime

@@ -1,0 +1,28 @@
+// Importing a timm/HF ViT checkpoint (a .safetensors file without vitopt metadata): the config is
+// inferred from tensor shapes (timm records neither heads nor preprocessing, so those come from
+// hints or defaults). The `interchange` work extends this file (more checkpoint layouts); the
+// header reader calls it for every file without "vitopt.config".
+#pragma once
+
+#include <optional>
+#include <vector>
+
+#include "io/safetensors.h"
+#include "io/vit_config.h"
+
+namespace vitopt::io {
+
+// What the user may tell about a file that does not say it itself (--heads/--mean/--std).
+struct ImportHints {
+  std::optional<int> num_heads;            // timm files do not record heads (default: C / 64)
+  std::optional<std::vector<float>> mean;  // --mean override (any file)
+  std::optional<std::vector<float>> std;   // --std override (any file)
+};
+
+// The config of a timm-named checkpoint, from the shapes of patch_embed.proj.weight, pos_embed,
+// blocks.<i>.*, head.weight (+ dist_token/head_dist): per-block MLP widths and heads (a pruned
+// timm-named file) included. Not yet normalized. InputError naming the file and tensor when the
+// shapes are not a ViT's.
+ViTConfig config_from_checkpoint(const SafeTensorsFile& file, const ImportHints& hints);
+
+}  // namespace vitopt::io

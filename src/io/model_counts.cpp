@@ -1,0 +1,116 @@
+// Parameter and MAC counts from a config (see model_counts.h). Checked against instantiated
+// modules and a naive counted forward in tests/io and tests/eval.
+#include "io/model_counts.h"
+
+#include <functional>
+#include <map>
+#include <numeric>
+#include <string>
+
+#include "io/code_packing.h"
+#include "io/tensor_layout.h"
+
+namespace vitopt::io {
+namespace {
+
+// Parameters of one Linear (dense, or two factors (out, r) x (r, in) when rank > 0).
+int64_t linear_params(int64_t in, int64_t out, bool bias, int64_t rank) {
+  return (rank > 0 ? rank * (in + out) : in * out) + (bias ? out : 0);
+}
+
+// MACs of one Linear applied to `tokens` rows.
+int64_t linear_macs(int64_t tokens, int64_t in, int64_t out, int64_t rank) {
+  return tokens * (rank > 0 ? rank * (in + out) : in * out);
+}
+
+// Block b's config, or the defaults when `blocks` was never filled (before normalize()).
+BlockConfig block_at(const ViTConfig& c, int b) {
+  return b < static_cast<int>(c.blocks.size()) ? c.blocks[static_cast<size_t>(b)] : BlockConfig{};
+}
+
+int64_t head_dim_of(const ViTConfig& c) {
+  return c.head_dim > 0 ? c.head_dim : c.embed_dim / c.num_heads;
+}
+
+}  // namespace
+
+std::vector<int64_t> block_params(const ViTConfig& c) {
+  const int64_t C = c.embed_dim, D = head_dim_of(c);
+  std::vector<int64_t> out;
+  for (int b = 0; b < c.depth; ++b) {
+    const BlockConfig bc = block_at(c, b);
+    int64_t n = 0;
+    if (bc.shared_with < 0) {  // a shared block reuses an earlier block's tensors
+      const int64_t hd = c.block_heads(b) * D, m = c.block_mlp(b);
+      if (!bc.skip_attn) {
+        n += 2 * C + linear_params(C, 3 * hd, c.qkv_bias, bc.qkv_rank) +
+             linear_params(hd, C, true, bc.proj_rank);
+      }
+      if (!bc.skip_mlp) {
+        n += 2 * C + linear_params(C, m, true, bc.fc1_rank) +
+             linear_params(m, C, true, bc.fc2_rank);
+      }
+    }
+    out.push_back(n);
+  }
+  return out;
+}
+
+int64_t other_params(const ViTConfig& c) {
+  const int64_t C = c.embed_dim, K = c.num_classes;
+  int64_t n = C * c.patch_features() + C;          // patch_embed.proj
+  n += C * c.num_prefix_tokens();                  // cls (+ dist) token
+  n += int64_t{c.num_tokens()} * C;                // pos_embed
+  n += 2 * C;                                      // final norm
+  n += (C * K + K) * (c.distill_token ? 2 : 1);    // head (+ head_dist)
+  return n;
+}
+
+int64_t count_params(const ViTConfig& c) {
+  const auto blocks = block_params(c);
+  return std::accumulate(blocks.begin(), blocks.end(), other_params(c));
+}
+
+int64_t count_macs(const ViTConfig& c) {
+  const int64_t C = c.embed_dim, N = c.num_tokens(), D = head_dim_of(c);
+  int64_t n = int64_t{c.num_patches()} * C * c.patch_features();  // patch conv
+  for (int b = 0; b < c.depth; ++b) {
+    const BlockConfig bc = block_at(c, b);
+    const int64_t h = c.block_heads(b), hd = h * D, m = c.block_mlp(b);
+    if (!bc.skip_attn) {
+      n += linear_macs(N, C, 3 * hd, bc.qkv_rank);  // qkv
+      n += 2 * h * N * N * D;                       // q @ k^T and attn @ v
+      n += linear_macs(N, hd, C, bc.proj_rank);     // proj
+    }
+    if (!bc.skip_mlp) n += linear_macs(N, C, m, bc.fc1_rank) + linear_macs(N, m, C, bc.fc2_rank);
+  }
+  n += C * c.num_classes * (c.distill_token ? 2 : 1);  // head (+ head_dist)
+  return n;
+}
+
+int64_t quantized_weight_bytes(int64_t rows, int64_t cols, const WeightQuant& spec) {
+  const auto shape = packed_shape(rows, cols, spec.bits);
+  const int64_t codes = shape[0] * shape[1] * static_cast<int64_t>(dtype_size(code_dtype(spec.bits)));
+  const int64_t n = spec.per_channel ? rows : 1;
+  return codes + 4 * n + (spec.symmetric ? 0 : 4 * n);
+}
+
+int64_t tensor_bytes(const ViTConfig& c, const std::optional<QuantSpec>& quant) {
+  std::map<std::string, const WeightLayout*> weights;
+  const auto linears = model_linears(c);
+  for (const auto& l : linears)
+    for (const auto& w : l.weights) weights[w.name] = &w;
+  int64_t n = 0;
+  for (const TensorLayout& t : model_tensors(c)) {
+    const auto q = quant ? quant->weights.find(t.name) : std::map<std::string, WeightQuant>::const_iterator{};
+    if (quant && q != quant->weights.end()) {
+      const WeightLayout& w = *weights.at(t.name);
+      n += quantized_weight_bytes(w.out, w.in, q->second);
+      continue;
+    }
+    n += 4 * std::accumulate(t.shape.begin(), t.shape.end(), int64_t{1}, std::multiplies<>());
+  }
+  return n;
+}
+
+}  // namespace vitopt::io

@@ -1,0 +1,75 @@
+// ViTConfig: everything needed to build a ViT, as plain data with a JSON round trip that keeps
+// every field. Stored in the model file's __metadata__ ("vitopt.config") so a file alone rebuilds
+// its model; read by both halves (LibTorch module, runtime) through this one definition. Pruning
+// and search edit `blocks` (per-block heads/MLP widths/skips/ranks/sharing) with the weights.
+// Legend: C embed dim, H heads, D head dim, M MLP width, P patch, N tokens.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+namespace vitopt::io {
+
+// Input preprocessing the model expects (like timm's pretrained_cfg).
+struct Preprocess {
+  std::vector<float> mean{0.5f};  // per channel, applied after scaling pixels to [0, 1]
+  std::vector<float> std{0.5f};   // per channel (one value broadcasts to every channel)
+  std::string interpolation = "bilinear";  // "bilinear", "bicubic" or "nearest"
+  float crop_pct = 1.0f;  // eval: resize to image_size / crop_pct, then center crop (e.g. 0.875)
+  bool operator==(const Preprocess&) const = default;
+};
+
+// One transformer block. Defaults (0 / empty) mean "as the model-level value"; normalize() makes
+// num_heads and mlp_dim explicit.
+struct BlockConfig {
+  int num_heads = 0;            // H_b: heads kept in this block (0: ViTConfig::num_heads)
+  std::vector<int> kept_heads;  // original head indices kept, for bookkeeping (may be empty)
+  int mlp_dim = 0;              // M_b: hidden width of fc1 (0: ViTConfig::mlp_dim)
+  bool skip_attn = false;       // attention sub-block removed (identity residual)
+  bool skip_mlp = false;        // MLP sub-block removed
+  int qkv_rank = 0, proj_rank = 0, fc1_rank = 0, fc2_rank = 0;  // low-rank factors (0: dense)
+  int shared_with = -1;  // reuse the weights of an earlier block (-1: own weights)
+  bool operator==(const BlockConfig&) const = default;
+};
+
+struct ViTConfig {
+  std::string name = "custom";
+  int image_size = 28;   // square input side, e.g. 28 (Fashion-MNIST) or 224
+  int in_channels = 1;   // 1 (grey) or 3 (RGB)
+  int patch_size = 4;    // P: patch side, e.g. 4 or 16
+  int embed_dim = 128;   // C: token width, e.g. 128, 192 (DeiT-Tiny), 768 (ViT-B)
+  int depth = 6;         // number of blocks
+  int num_heads = 4;     // default heads per block
+  int head_dim = 0;      // D per head (0: embed_dim / num_heads)
+  int mlp_dim = 256;     // default MLP hidden width (4x embed_dim in DeiT/ViT)
+  int num_classes = 10;  // K
+  bool qkv_bias = true;
+  bool distill_token = false;  // DeiT distillation token + second head ("head_dist")
+  std::string pool = "token";  // "token" (class token) or "avg" (mean of patch tokens)
+  double ln_eps = 1e-6;        // timm's LayerNorm eps
+  std::vector<BlockConfig> blocks;  // size depth after normalize(); overrides per block
+  Preprocess preprocess;
+
+  // Fills defaults (head_dim, blocks[] of size depth, per-block heads/widths, per-channel mean/std)
+  // and checks every value against docs/model-format.md (including the size limits that keep
+  // every product of dimensions far from int overflow); throws InputError naming `source` and the
+  // field. Idempotent. Every reader calls it, so both halves accept exactly the same configs.
+  void normalize(const std::string& source = "config");
+
+  int grid() const { return image_size / patch_size; }  // patches per side
+  int num_patches() const { return grid() * grid(); }
+  int num_prefix_tokens() const { return distill_token ? 2 : 1; }
+  int num_tokens() const { return num_patches() + num_prefix_tokens(); }  // N
+  int patch_features() const { return in_channels * patch_size * patch_size; }
+  int block_heads(int b) const;
+  int block_mlp(int b) const;
+  int block_attn_dim(int b) const { return block_heads(b) * head_dim; }  // H_b * D
+
+  nlohmann::json to_json() const;
+  // Parses every field (unknown fields and wrong types refused, naming `source` and the field).
+  // Does not normalize: callers may still edit the config (e.g. command-line overrides) first.
+  static ViTConfig from_json(const nlohmann::json& j, const std::string& source = "config");
+};
+
+}  // namespace vitopt::io

@@ -1,0 +1,253 @@
+// ViTConfig: JSON round trip of every field, normalize() errors naming the field, strict field
+// types, and the analytic MAC/parameter counts checked by hand for vit-tiny-test. Every preset is
+// checked in presets_test.cpp.
+#include "io/vit_config.h"
+
+#include <gtest/gtest.h>
+
+#include <functional>
+#include <limits>
+#include <string>
+
+#include "core/error.h"
+#include "io/model_counts.h"
+#include "io/presets.h"
+#include "test_util.h"
+
+namespace vitopt::io {
+
+using nlohmann::json;
+namespace {
+
+// Runs `fn` and expects an InputError whose message contains every string in `parts`.
+void expect_input_error(const std::function<void()>& fn, const std::vector<std::string>& parts) {
+  try {
+    fn();
+    ADD_FAILURE() << "accepted; expected an InputError mentioning '" << parts.front() << "'";
+  } catch (const core::InputError& e) {
+    for (const auto& p : parts)
+      EXPECT_NE(std::string(e.what()).find(p), std::string::npos) << e.what() << "\nlacks: " << p;
+  }
+}
+
+ViTConfig unusual_config() {
+  ViTConfig c;
+  c.name = "odd";
+  c.image_size = 32;
+  c.in_channels = 3;
+  c.patch_size = 8;
+  c.embed_dim = 48;
+  c.depth = 3;
+  c.num_heads = 4;
+  c.head_dim = 16;
+  c.mlp_dim = 100;
+  c.num_classes = 7;
+  c.qkv_bias = false;
+  c.distill_token = true;
+  c.pool = "token";
+  c.ln_eps = 1e-5;
+  c.preprocess.mean = {0.1f, 0.2f, 0.3f};
+  c.preprocess.std = {0.4f, 0.5f, 0.6f};
+  c.preprocess.interpolation = "bicubic";
+  c.preprocess.crop_pct = 0.9f;
+  c.blocks.resize(3);
+  c.blocks[0].num_heads = 2;
+  c.blocks[0].kept_heads = {3, 1};
+  c.blocks[0].mlp_dim = 40;
+  c.blocks[0].qkv_rank = 5;
+  c.blocks[0].proj_rank = 6;
+  c.blocks[0].fc1_rank = 7;
+  c.blocks[0].fc2_rank = 8;
+  c.blocks[1].skip_attn = true;
+  c.blocks[1].skip_mlp = true;
+  c.blocks[2] = c.blocks[0];
+  c.blocks[2].kept_heads = {0, 2};
+  c.blocks[2].shared_with = 0;
+  return c;
+}
+
+TEST(ViTConfig, JsonRoundTripKeepsEveryField) {
+  ViTConfig c = unusual_config();
+  c.normalize("test");
+  const json j = json::parse(c.to_json().dump());
+  for (const char* key : {"name", "image_size", "in_channels", "patch_size", "embed_dim", "depth",
+                          "num_heads", "head_dim", "mlp_dim", "num_classes", "qkv_bias",
+                          "distill_token", "pool", "ln_eps", "blocks", "preprocess"}) {
+    EXPECT_TRUE(j.contains(key)) << key;
+  }
+  ViTConfig r = ViTConfig::from_json(j, "test");
+  EXPECT_EQ(r.name, c.name);
+  EXPECT_EQ(r.image_size, c.image_size);
+  EXPECT_EQ(r.in_channels, c.in_channels);
+  EXPECT_EQ(r.patch_size, c.patch_size);
+  EXPECT_EQ(r.embed_dim, c.embed_dim);
+  EXPECT_EQ(r.depth, c.depth);
+  EXPECT_EQ(r.num_heads, c.num_heads);
+  EXPECT_EQ(r.head_dim, c.head_dim);
+  EXPECT_EQ(r.mlp_dim, c.mlp_dim);
+  EXPECT_EQ(r.num_classes, c.num_classes);
+  EXPECT_EQ(r.qkv_bias, c.qkv_bias);
+  EXPECT_EQ(r.distill_token, c.distill_token);
+  EXPECT_EQ(r.pool, c.pool);
+  EXPECT_DOUBLE_EQ(r.ln_eps, c.ln_eps);
+  ASSERT_EQ(r.blocks.size(), c.blocks.size());
+  for (size_t b = 0; b < c.blocks.size(); ++b) EXPECT_EQ(r.blocks[b], c.blocks[b]) << b;
+  EXPECT_EQ(r.preprocess.mean, c.preprocess.mean);
+  EXPECT_EQ(r.preprocess.std, c.preprocess.std);
+  EXPECT_EQ(r.preprocess.interpolation, c.preprocess.interpolation);
+  EXPECT_FLOAT_EQ(r.preprocess.crop_pct, c.preprocess.crop_pct);
+  EXPECT_EQ(r.to_json(), c.to_json());
+  r.normalize("again");  // idempotent
+  EXPECT_EQ(r.to_json(), c.to_json());
+}
+
+TEST(ViTConfig, NormalizeFillsDefaults) {
+  ViTConfig c;
+  c.embed_dim = 96;
+  c.num_heads = 3;
+  c.mlp_dim = 200;
+  c.depth = 4;
+  c.normalize();
+  EXPECT_EQ(c.head_dim, 32);
+  ASSERT_EQ(c.blocks.size(), 4u);
+  EXPECT_EQ(c.block_heads(2), 3);
+  EXPECT_EQ(c.block_mlp(3), 200);
+  EXPECT_EQ(c.block_attn_dim(1), 96);
+  EXPECT_EQ(c.num_tokens(), 50);  // 7 * 7 patches + cls
+}
+
+TEST(ViTConfig, NormalizeErrorsNameTheField) {
+  auto bad = [](const std::function<void(ViTConfig&)>& edit) {
+    return [edit] {
+      ViTConfig c;
+      edit(c);
+      c.normalize("my.json");
+    };
+  };
+  expect_input_error(bad([](ViTConfig& c) { c.embed_dim = 100, c.num_heads = 3; }),
+                     {"my.json", "num_heads", "divisor of embed_dim 100", "got 3"});
+  expect_input_error(bad([](ViTConfig& c) { c.patch_size = 5; }),
+                     {"my.json", "patch_size", "image_size 28", "got 5"});
+  expect_input_error(bad([](ViTConfig& c) { c.depth = -1; }), {"depth", "got -1"});
+  expect_input_error(bad([](ViTConfig& c) { c.image_size = 0; }), {"image_size", "got 0"});
+  expect_input_error(bad([](ViTConfig& c) { c.mlp_dim = -4; }), {"mlp_dim", "got -4"});
+  expect_input_error(bad([](ViTConfig& c) { c.head_dim = -2; }), {"head_dim", "got -2"});
+  expect_input_error(bad([](ViTConfig& c) { c.num_classes = 0; }), {"num_classes"});
+  expect_input_error(bad([](ViTConfig& c) { c.pool = "max"; }), {"pool", "max"});
+  expect_input_error(bad([](ViTConfig& c) { c.ln_eps = 0; }), {"ln_eps"});
+  expect_input_error(bad([](ViTConfig& c) { c.distill_token = true, c.pool = "avg"; }), {"pool"});
+  expect_input_error(bad([](ViTConfig& c) { c.blocks.resize(2); }),
+                     {"blocks", "6 entries", "got 2"});
+  expect_input_error(bad([](ViTConfig& c) {
+                       c.preprocess.mean = {0.1f, 0.2f};
+                     }),
+                     {"preprocess.mean", "1 values"});
+  expect_input_error(bad([](ViTConfig& c) { c.preprocess.std = {0.0f}; }), {"preprocess.std"});
+  expect_input_error(bad([](ViTConfig& c) { c.preprocess.crop_pct = 1.5f; }),
+                     {"preprocess.crop_pct"});
+  expect_input_error(bad([](ViTConfig& c) {
+                       c.blocks.resize(6);
+                       c.blocks[3].num_heads = -1;
+                     }),
+                     {"blocks[3].num_heads", "got -1"});
+  expect_input_error(bad([](ViTConfig& c) {
+                       c.blocks.resize(6);
+                       c.blocks[2].shared_with = 2;
+                     }),
+                     {"blocks[2].shared_with", "earlier block"});
+  expect_input_error(bad([](ViTConfig& c) {
+                       c.blocks.resize(6);
+                       c.blocks[1].mlp_dim = 10;
+                       c.blocks[2].shared_with = 1;
+                     }),
+                     {"blocks[2].shared_with", "same heads"});
+  expect_input_error(bad([](ViTConfig& c) {
+                       c.blocks.resize(6);
+                       c.blocks[0].fc1_rank = 1000;
+                     }),
+                     {"blocks[0].fc1_rank", "got 1000"});
+  expect_input_error(bad([](ViTConfig& c) {
+                       c.blocks.resize(6);
+                       c.blocks[0].kept_heads = {0, 0, 1, 2};
+                     }),
+                     {"blocks[0].kept_heads", "distinct"});
+}
+
+TEST(ViTConfig, FromJsonErrorsNameTheField) {
+  expect_input_error(
+      [] {
+        ViTConfig::from_json(json{{"mlp_dims", 4}}, "cfg.json");
+      },
+      {"cfg.json", "mlp_dims", "unknown"});
+  expect_input_error(
+      [] {
+        ViTConfig::from_json(json{{"depth", "six"}}, "cfg.json");
+      },
+      {"cfg.json", "depth", "six"});
+  expect_input_error(
+      [] {
+        ViTConfig::from_json(json{{"blocks", json::array({{{"skip_mlp", 3.5}}})}}, "c.json");
+      },
+      {"blocks[0]", "skip_mlp"});
+  expect_input_error(
+      [] {
+        ViTConfig::from_json(json{{"preprocess", {{"meen", 1}}}}, "c.json");
+      },
+      {"preprocess.meen"});
+  // Strict types: no float, string or out-of-range number reaches an int field.
+  for (const json& bad : {json(3.5), json("6"), json(1e300), json(int64_t{1} << 40), json(true)}) {
+    expect_input_error([&] { ViTConfig::from_json(json{{"depth", bad}}, "c.json"); },
+                       {"c.json", "depth"});
+  }
+  expect_input_error([] { ViTConfig::from_json(json{{"qkv_bias", 1}}, "c.json"); }, {"qkv_bias"});
+  expect_input_error(
+      [] { ViTConfig::from_json(json{{"blocks", json::array({{{"kept_heads", {0, 1.5}}}})}}, "c"); },
+      {"blocks[0].kept_heads[1]"});
+  expect_input_error([] { ViTConfig::from_json(json{{"blocks", json::array({{{"heads", 2}}})}}, "c"); },
+                     {"blocks[0].heads", "unknown"});
+  expect_input_error([] { ViTConfig::from_json(json{{"preprocess", {{"std", {1e60}}}}}, "c"); },
+                     {"preprocess.std[0]", "float range"});
+  expect_input_error([] { ViTConfig::from_json(json::array(), "c.json"); }, {"c.json", "object"});
+}
+
+TEST(ViTConfig, SizeLimitsKeepArithmeticInRange) {
+  auto bad = [](const std::function<void(ViTConfig&)>& edit) {
+    return [edit] {
+      ViTConfig c;
+      edit(c);
+      c.normalize("limits");
+    };
+  };
+  expect_input_error(bad([](ViTConfig& c) { c.image_size = 8192, c.patch_size = 8192; }),
+                     {"image_size", "4096"});
+  expect_input_error(bad([](ViTConfig& c) { c.image_size = 2048, c.patch_size = 2; }),
+                     {"tokens"});
+  expect_input_error(bad([](ViTConfig& c) { c.embed_dim = 16384, c.num_heads = 1024, c.head_dim = 512; }),
+                     {"qkv weight"});
+  expect_input_error(bad([](ViTConfig& c) { c.ln_eps = std::numeric_limits<double>::infinity(); }),
+                     {"ln_eps"});
+}
+
+TEST(ViTConfig, CountsByHandForTinyTest) {
+  const ViTConfig c = preset("vit-tiny-test");  // 28/7 -> 16 patches, N 17, C 32, H 2, D 16, M 64
+  // patch conv 16*32*49; per block qkv 17*32*96, q@k^T and attn@v 2*2*17*17*16, proj 17*32*32,
+  // fc1 + fc2 2*17*32*64; head 32*10.
+  const int64_t block = 17 * 32 * 96 + 2 * 2 * 17 * 17 * 16 + 17 * 32 * 32 + 2 * 17 * 32 * 64;
+  EXPECT_EQ(count_macs(c), 16 * 32 * 49 + 2 * block + 32 * 10);
+  EXPECT_EQ(count_macs(c), 340928);
+  // patch 32*49+32, cls 32, pos 17*32, block (2 norms 128, qkv 3168, proj 1056, fc1 2112,
+  // fc2 2080), final norm 64, head 330.
+  EXPECT_EQ(count_params(c), 1600 + 32 + 544 + 2 * 8544 + 64 + 330);
+
+  ViTConfig s = c;
+  s.blocks[1].skip_mlp = true;
+  EXPECT_EQ(count_params(s), count_params(c) - 64 - 2112 - 2080);
+  EXPECT_EQ(count_macs(s), count_macs(c) - 2 * 17 * 32 * 64);
+  ViTConfig r = c;
+  r.blocks[0].fc1_rank = 4;  // (64, 4) x (4, 32) instead of (64, 32)
+  EXPECT_EQ(count_params(r), count_params(c) - 64 * 32 + 4 * (64 + 32));
+  EXPECT_EQ(count_macs(r), count_macs(c) - 17 * 64 * 32 + 17 * 4 * (64 + 32));
+}
+
+}  // namespace
+}  // namespace vitopt::io
