@@ -4,6 +4,7 @@
 #include <benchmark/benchmark.h>
 
 #include "core/threads.h"
+#include "io/presets.h"
 #include "model/vit.h"
 #include "train/adamw.h"
 #include "train/torch_env.h"
@@ -15,7 +16,7 @@ namespace F = torch::nn::functional;
 void BM_TrainStep(benchmark::State& state, const std::string& preset) {
   const auto batch = state.range(0);
   const int threads = vitopt::train::configure_threads(static_cast<int>(state.range(1)));
-  vitopt::model::ViT vit(vitopt::model::preset(preset));
+  vitopt::model::ViT vit(vitopt::io::preset(preset));
   vit->init_weights(0);
   vit->train();
   const auto& c = vit->config();

@@ -1,8 +1,11 @@
-// Helpers for tests: a fresh temporary folder per test, and the source/build paths from CTest.
+// Helpers for tests: a fresh temporary folder per test, the source/build paths from CTest, and the
+// check that bad input is refused with a message naming what is wrong.
 #pragma once
 
 #include <filesystem>
+#include <functional>
 #include <string>
+#include <vector>
 
 namespace vitopt::testing {
 
@@ -20,5 +23,9 @@ class TempDir {
 
 std::filesystem::path source_dir();  // $VITOPT_SOURCE_DIR or the compiled-in fallback
 std::filesystem::path build_dir();   // $VITOPT_BUILD_DIR
+
+// Runs `fn` and expects a core::InputError whose message contains every string in `parts`
+// (a gtest failure naming the missing part otherwise).
+void expect_input_error(const std::function<void()>& fn, const std::vector<std::string>& parts);
 
 }  // namespace vitopt::testing

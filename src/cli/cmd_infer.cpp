@@ -37,10 +37,9 @@ void register_infer(CLI::App& app) {
   add_output_flags(cmd, f->common);
   cmd->callback([f] {
     const auto hints = import_hints(f->import);
-    const model::ViTConfig config =
-        model::config_from_file(io::SafeTensorsFile::load(f->model), hints);
-    const auto names = f->labels.empty() ? model::class_names_from_file(f->model)
-                                          : class_names_from(f->labels);
+    const io::ModelHeader header = io::read_model_header(f->model, hints);
+    const io::ViTConfig& config = header.config;
+    const auto names = f->labels.empty() ? header.class_names : class_names_from(f->labels);
     const auto transform = train::eval_transform(config);
     const int64_t per_image = int64_t{config.in_channels} * config.image_size * config.image_size;
     const auto count = static_cast<int64_t>(f->images.size());
@@ -56,6 +55,7 @@ void register_infer(CLI::App& app) {
         core::throw_input("--engine runtime runs on the CPU only (got --device {})", f->common.device);
       runtime::RuntimeOptions ro;
       ro.threads = f->common.threads;
+      ro.import_heads = hints.num_heads.value_or(0);
       auto engine = runtime::Engine::load(f->model, ro);
       std::vector<float> logits(static_cast<size_t>(count) * static_cast<size_t>(config.num_classes));
       engine->run(buffer.data(), static_cast<int>(count), logits.data());

@@ -8,6 +8,7 @@
 
 #include "cli/commands.h"
 #include "cli/common.h"
+#include "io/model_counts.h"
 #include "io/safetensors.h"
 #include "model/model_file.h"
 #include "vitopt/runtime.h"
@@ -60,9 +61,10 @@ void register_info(CLI::App& app) {
       return;
     }
     const auto file = io::SafeTensorsFile::load(f->model);
-    const auto config = model::config_from_file(file, import_hints(f->import));
-    const auto params = model::count_params(config);
-    const auto macs = model::count_macs(config);
+    const io::ModelHeader header = io::read_model_header(file, import_hints(f->import));
+    const io::ViTConfig& config = header.config;
+    const auto params = io::count_params(config);
+    const auto macs = io::count_macs(config);
     nlohmann::json blocks = nlohmann::json::array();
     for (int b = 0; b < config.depth; ++b) {
       const auto& bc = config.blocks[static_cast<size_t>(b)];
@@ -75,15 +77,17 @@ void register_info(CLI::App& app) {
       const auto& t = file.info(name);
       tensors.push_back({{"name", name}, {"dtype", io::dtype_name(t.dtype)}, {"shape", t.shape}});
     }
-    const bool imported = file.metadata_value(model::kConfigKey) == nullptr;
+    const bool imported = header.imported;
     if (f->common.json) {
       print_json({{"model", f->model}, {"file_bytes", file.file_size()}, {"imported", imported},
+                  {"precision", header.precision},
                   {"config", config.to_json()}, {"params", params}, {"macs", macs},
                   {"blocks", blocks}, {"tensors", tensors}, {"kernels", kernels_json(kernels)}});
       return;
     }
     fmt::print("model      {}{}\n", f->model, imported ? " (timm checkpoint, config inferred)" : "");
     fmt::print("name       {}\n", config.name);
+    fmt::print("precision  {}\n", header.precision);
     fmt::print("input      {}x{}x{}, patch {}, {} tokens\n", config.image_size, config.image_size,
                config.in_channels, config.patch_size, config.num_tokens());
     fmt::print("width      dim {}, depth {}, heads {} x {}, mlp {}\n", config.embed_dim,

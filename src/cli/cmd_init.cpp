@@ -4,6 +4,8 @@
 
 #include "cli/commands.h"
 #include "cli/common.h"
+#include "export/model_writer.h"
+#include "io/model_counts.h"
 #include "model/model_file.h"
 #include "train/torch_env.h"
 
@@ -27,14 +29,14 @@ void register_init(CLI::App& app) {
     auto config = build_config(f->config, "vit-fmnist");
     model::ViT vit(config);
     vit->init_weights(f->common.seed);
-    model::save_model(vit, f->out);
-    const auto params = model::count_params(config);
+    exporter::save_model(vit, f->out);
+    const auto params = io::count_params(config);
     if (f->common.json) {
       print_json({{"out", f->out}, {"config", config.to_json()}, {"params", params},
-                  {"macs", model::count_macs(config)}});
+                  {"macs", io::count_macs(config)}});
     } else if (!f->common.quiet) {
       fmt::print("wrote {} ({}, {} params, {:.1f} MMACs/image)\n", f->out, config.name, params,
-                 static_cast<double>(model::count_macs(config)) / 1e6);
+                 static_cast<double>(io::count_macs(config)) / 1e6);
     }
   });
 }

@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "core/file_util.h"
 #include "core/json_util.h"
+#include "io/presets.h"
 
 namespace vitopt::cli {
 
@@ -32,7 +33,7 @@ void add_device_flag(CLI::App* cmd, CommonFlags& f) {
 
 void add_config_flags(CLI::App* cmd, ConfigFlags& f) {
   cmd->add_option("--preset", f.preset,
-                  "Model preset: " + fmt::format("{}", fmt::join(model::preset_names(), ", ")));
+                  "Model preset: " + fmt::format("{}", fmt::join(io::preset_names(), ", ")));
   cmd->add_option("--config", f.config_file, "ViTConfig JSON file (instead of --preset)")
       ->check(CLI::ExistingFile);
   cmd->add_option("--image-size", f.image_size, "Override: input image side")->check(CLI::PositiveNumber);
@@ -46,15 +47,15 @@ void add_config_flags(CLI::App* cmd, ConfigFlags& f) {
   cmd->add_flag("--distill-token", f.distill_token, "Add a DeiT distillation token and head");
 }
 
-model::ViTConfig build_config(const ConfigFlags& f, const std::string& default_preset) {
+io::ViTConfig build_config(const ConfigFlags& f, const std::string& default_preset) {
   if (!f.preset.empty() && !f.config_file.empty())
     core::throw_input("--preset and --config are exclusive: give one");
-  model::ViTConfig c;
+  io::ViTConfig c;
   if (!f.config_file.empty()) {
-    c = model::ViTConfig::from_json(
+    c = io::ViTConfig::from_json(
         core::json_parse(core::read_file_text(f.config_file), f.config_file), f.config_file);
   } else {
-    c = model::preset(f.preset.empty() ? default_preset : f.preset);
+    c = io::preset(f.preset.empty() ? default_preset : f.preset);
   }
   const bool shape_changed = f.dim || f.depth || f.heads || f.mlp;
   if (f.image_size) c.image_size = *f.image_size;
@@ -87,8 +88,8 @@ void add_import_flags(CLI::App* cmd, ImportFlags& f) {
   cmd->add_option("--std", f.std, "Override the model's input std (one value per channel)");
 }
 
-model::ImportHints import_hints(const ImportFlags& f) {
-  model::ImportHints h;
+io::ImportHints import_hints(const ImportFlags& f) {
+  io::ImportHints h;
   h.num_heads = f.heads;
   if (!f.mean.empty()) h.mean = f.mean;
   if (!f.std.empty()) h.std = f.std;

@@ -9,8 +9,8 @@
 #include <vector>
 
 #include "data/dataset.h"
+#include "io/vit_config.h"
 #include "model/model_file.h"
-#include "model/vit_config.h"
 
 namespace vitopt::cli {
 
@@ -35,7 +35,7 @@ struct ConfigFlags {
   bool distill_token = false;
 };
 void add_config_flags(CLI::App* cmd, ConfigFlags& f);
-model::ViTConfig build_config(const ConfigFlags& f, const std::string& default_preset);
+io::ViTConfig build_config(const ConfigFlags& f, const std::string& default_preset);
 
 // --heads / --mean / --std hints for files without vitopt metadata (timm imports).
 struct ImportFlags {
@@ -43,7 +43,7 @@ struct ImportFlags {
   std::vector<float> mean, std;
 };
 void add_import_flags(CLI::App* cmd, ImportFlags& f);
-model::ImportHints import_hints(const ImportFlags& f);
+io::ImportHints import_hints(const ImportFlags& f);
 
 // Class names from a text file (one per line) or a dataset spec.
 std::vector<std::string> class_names_from(const std::string& spec);

@@ -1,4 +1,4 @@
-// Latency statistics, per-block parameter counts, RSS high-water mark and RAPL energy.
+// Latency statistics, RSS high-water mark and RAPL energy (parameter counts: io/model_counts).
 #include "eval/efficiency.h"
 
 #include <fmt/format.h>
@@ -11,10 +11,6 @@
 namespace vitopt::eval {
 
 namespace {
-
-int64_t linear_params(int64_t in, int64_t out, bool bias, int64_t rank) {
-  return (rank > 0 ? rank * (in + out) : in * out) + (bias ? out : 0);
-}
 
 // A "VmXXX:   1234 kB" line of /proc/self/status, in bytes.
 std::optional<int64_t> status_kb(const std::string& key) {
@@ -63,37 +59,6 @@ report::Latency latency_stats(const std::vector<double>& ms, int warmup, int64_t
   l.min_ms = *std::min_element(ms.begin(), ms.end());
   l.max_ms = *std::max_element(ms.begin(), ms.end());
   return l;
-}
-
-std::vector<int64_t> block_params(const model::ViTConfig& c) {
-  const int64_t C = c.embed_dim;
-  std::vector<int64_t> out;
-  for (int b = 0; b < c.depth; ++b) {
-    const model::BlockConfig bc =
-        b < static_cast<int>(c.blocks.size()) ? c.blocks[b] : model::BlockConfig{};
-    int64_t n = 0;
-    if (bc.shared_with < 0) {
-      const int64_t hd = static_cast<int64_t>(c.block_heads(b)) * c.head_dim, m = c.block_mlp(b);
-      if (!bc.skip_attn)
-        n += 2 * C + linear_params(C, 3 * hd, c.qkv_bias, bc.qkv_rank) +
-             linear_params(hd, C, true, bc.proj_rank);
-      if (!bc.skip_mlp)
-        n +=
-            2 * C + linear_params(C, m, true, bc.fc1_rank) + linear_params(m, C, true, bc.fc2_rank);
-    }
-    out.push_back(n);
-  }
-  return out;
-}
-
-int64_t other_params(const model::ViTConfig& c) {
-  const int64_t C = c.embed_dim, K = c.num_classes;
-  int64_t n = C * c.in_channels * c.patch_size * c.patch_size + C;  // patch_embed.proj
-  n += C * c.num_prefix_tokens();                                   // cls (+ dist) token
-  n += static_cast<int64_t>(c.num_tokens()) * C;                    // pos_embed
-  n += 2 * C;                                                       // final norm
-  n += (C * K + K) * (c.distill_token ? 2 : 1);                     // head (+ head_dist)
-  return n;
 }
 
 bool RssProbe::reset(std::string* note) {

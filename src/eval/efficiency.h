@@ -1,6 +1,6 @@
-// Efficiency measurements that do not depend on the engine: latency statistics, per-block
-// parameter counts from a config, the process's peak memory (RSS high-water mark) and energy from
-// RAPL. Every probe says why when it cannot measure; nothing is estimated.
+// Efficiency measurements that do not depend on the engine: latency statistics, the process's peak
+// memory (RSS high-water mark) and energy from RAPL. Every probe says why when it cannot measure;
+// nothing is estimated. Parameter/MAC counts from a config live in io/model_counts.h.
 #pragma once
 
 #include <cstdint>
@@ -9,7 +9,6 @@
 #include <string>
 #include <vector>
 
-#include "model/vit_config.h"
 #include "report/metrics_schema.h"
 
 namespace vitopt::eval {
@@ -18,11 +17,6 @@ namespace vitopt::eval {
 double percentile(std::vector<double> samples, double p);
 // p50/p90/p99/mean/min/max of per-run milliseconds.
 report::Latency latency_stats(const std::vector<double>& ms, int warmup, int64_t batch);
-
-// Parameters of each block (0 for a block sharing another's weights) and of everything else
-// (patch embedding, tokens, position embedding, final norm, heads). Sums to count_params(c).
-std::vector<int64_t> block_params(const model::ViTConfig& c);
-int64_t other_params(const model::ViTConfig& c);
 
 // Process RSS high-water mark: reset() asks the kernel to restart it (writes "5" to
 // /proc/self/clear_refs); peak_bytes() reads VmHWM from /proc/self/status.

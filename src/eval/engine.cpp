@@ -9,11 +9,8 @@
 #include <cstring>
 #include <map>
 #include <mutex>
-#include <set>
 
 #include "core/error.h"
-#include "core/json_util.h"
-#include "io/safetensors.h"
 #include "model/model_file.h"
 #include "train/torch_env.h"
 
@@ -25,7 +22,7 @@ class TorchEngine : public Engine {
  public:
   TorchEngine(const std::filesystem::path& file, const EngineOptions& o)
       : device_(train::parse_device(o.device)) {
-    model::ImportHints hints;
+    io::ImportHints hints;
     hints.num_heads = o.import_heads;
     if (!o.import_mean.empty()) hints.mean = o.import_mean;
     if (!o.import_std.empty()) hints.std = o.import_std;
@@ -34,7 +31,7 @@ class TorchEngine : public Engine {
     vit_->eval();
   }
   std::string name() const override { return "torch"; }
-  const model::ViTConfig& config() const override { return vit_->config(); }
+  const io::ViTConfig& config() const override { return vit_->config(); }
 
   void run(const float* images, int64_t batch, float* logits) override {
     c10::InferenceMode guard;
@@ -121,20 +118,6 @@ std::unique_ptr<Engine> make_engine(const std::string& name,
                       name);
   }
   return factory(model_file, options);
-}
-
-std::string file_precision(const std::filesystem::path& model_file) {
-  const auto file = io::SafeTensorsFile::load(model_file);
-  const auto& meta = file.metadata();
-  auto it = meta.find("vitopt.quant");
-  if (it == meta.end()) return "fp32";
-  const auto q = core::json_parse(it->second, model_file.string() + ": metadata vitopt.quant");
-  std::set<int> bits;
-  if (q.contains("weights") && q["weights"].is_object())
-    for (const auto& [name, w] : q["weights"].items()) bits.insert(w.value("bits", 0));
-  if (bits.empty()) return "fp32";
-  if (bits.size() == 1) return fmt::format("int{}", *bits.begin());
-  return "mixed";
 }
 
 }  // namespace vitopt::eval

@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "model/vit_config.h"
+#include "io/vit_config.h"
 
 namespace vitopt::eval {
 
@@ -26,7 +26,7 @@ class Engine {
   virtual ~Engine() = default;
   virtual std::string name() const = 0;
   // The model's config (input shape, classes, preprocessing) as stored in / inferred from the file.
-  virtual const model::ViTConfig& config() const = 0;
+  virtual const io::ViTConfig& config() const = 0;
   // images: (B, C, H, W) float32 contiguous, normalized with config().preprocess;
   // logits: (B, num_classes) float32 written by the engine. One call at a time.
   virtual void run(const float* images, int64_t batch, float* logits) = 0;
@@ -48,9 +48,5 @@ std::vector<std::string> engine_names();
 std::unique_ptr<Engine> make_engine(const std::string& name,
                                     const std::filesystem::path& model_file,
                                     const EngineOptions& options);
-
-// Precision of a model file from its metadata: "fp32", or from vitopt.quant: "int8", "int4", ...
-// (one bit width for every weight) or "mixed".
-std::string file_precision(const std::filesystem::path& model_file);
 
 }  // namespace vitopt::eval

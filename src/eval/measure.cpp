@@ -13,6 +13,7 @@
 #include "data/loader.h"
 #include "eval/engine.h"
 #include "eval/metrics.h"
+#include "io/model_counts.h"
 #include "model/model_file.h"
 #include "train/data_bridge.h"
 
@@ -73,7 +74,12 @@ MeasuredModel measure_model(const std::filesystem::path& file, const std::string
   m.label = label;
   m.path = file.string();
   m.engine = req.engine;
-  m.precision = file_precision(file);
+  io::ImportHints hints;  // the header every engine reads (io::read_model_header)
+  hints.num_heads = req.import_heads;
+  if (!req.import_mean.empty()) hints.mean = req.import_mean;
+  if (!req.import_std.empty()) hints.std = req.import_std;
+  const io::ModelHeader header = io::read_model_header(file, hints);
+  m.precision = header.precision;
   auto& eff = m.efficiency;
   eff.memory.rss_reset = RssProbe::reset(&eff.memory.rss_note);
 
@@ -85,7 +91,7 @@ MeasuredModel measure_model(const std::filesystem::path& file, const std::string
   eo.import_std = req.import_std;
   auto engine = make_engine(req.engine, file, eo);
   engine->reset_allocator_peak();
-  const model::ViTConfig config = engine->config();
+  const io::ViTConfig config = engine->config();
   m.config = config.to_json();
   const int64_t K = config.num_classes;
 
@@ -99,7 +105,7 @@ MeasuredModel measure_model(const std::filesystem::path& file, const std::string
   out.data.description = ds->description();
   out.data.images = static_cast<int64_t>(ds->size());
   out.data.num_classes = static_cast<int>(K);
-  auto names = model::class_names_from_file(file);
+  auto names = header.class_names;
   if (static_cast<int64_t>(names.size()) != K) names = ds->class_names();
   if (static_cast<int64_t>(names.size()) != K) names.clear();
   out.data.class_names = names;
@@ -146,11 +152,11 @@ MeasuredModel measure_model(const std::filesystem::path& file, const std::string
   progress.finish(
       fmt::format("{} images, top-1 {:.2f}%", out.labels.size(), 100 * m.classification.top1));
 
-  eff.params = model::count_params(config);
-  eff.params_per_block = block_params(config);
-  eff.params_other = other_params(config);
+  eff.params = io::count_params(config);
+  eff.params_per_block = io::block_params(config);
+  eff.params_other = io::other_params(config);
   eff.nonzero_params = engine->nonzero_params();
-  eff.macs = model::count_macs(config);
+  eff.macs = io::count_macs(config);
   eff.flops = 2 * eff.macs;
   eff.file_bytes = static_cast<int64_t>(std::filesystem::file_size(file));
   eff.latency = time_batch1(*engine, sample.data(), K, req.latency_runs);

@@ -1,12 +1,12 @@
-// RuntimeEngine: eval::Engine over runtime::Engine. Import hints that only change the evaluator's
-// normalization (--mean/--std) apply as with LibTorch; a heads hint cannot reach the runtime's
-// loader (it infers heads as C/64 for timm files without vitopt metadata), so a disagreeing one is
-// refused rather than silently ignored.
+// RuntimeEngine: eval::Engine over runtime::Engine. Both read the header through
+// io::read_model_header with the same import hints (--heads reaches the runtime's loader;
+// --mean/--std only change the evaluator's normalization), so they see the same config.
 #include "eval/runtime_engine.h"
 
 #include "core/error.h"
+#include "io/metadata_keys.h"
 #include "io/safetensors.h"
-#include "model/model_file.h"
+#include "io/model_header.h"
 #include "vitopt/runtime.h"
 
 namespace vitopt::eval {
@@ -20,14 +20,15 @@ class RuntimeEngine : public Engine {
       core::throw_input("--device {}: the runtime engine runs on the CPU only (use --engine torch)",
                         o.device);
     const auto st = io::SafeTensorsFile::load(file);
-    model::ImportHints hints;
+    io::ImportHints hints;
     hints.num_heads = o.import_heads;
     if (!o.import_mean.empty()) hints.mean = o.import_mean;
     if (!o.import_std.empty()) hints.std = o.import_std;
-    config_ = model::config_from_file(st, hints);
+    config_ = io::read_model_header(st, hints).config;
     nonzero_ = count_nonzero_fp32(st);
     runtime::RuntimeOptions ro;
     ro.threads = o.threads;
+    ro.import_heads = o.import_heads.value_or(0);
     engine_ = runtime::Engine::load(file, ro);
     const auto& info = engine_->info();
     if (info.image_size != config_.image_size || info.in_channels != config_.in_channels ||
@@ -37,16 +38,10 @@ class RuntimeEngine : public Engine {
                         file.string(), info.image_size, info.image_size, info.in_channels,
                         info.num_classes, config_.image_size, config_.image_size,
                         config_.in_channels, config_.num_classes);
-    if (o.import_heads && !st.metadata().count(model::kConfigKey) &&
-        *o.import_heads != config_.embed_dim / 64)
-      core::throw_input("--heads {}: the runtime engine infers heads as embed_dim/64 = {} for timm "
-                        "files without vitopt metadata; re-save the model with `vitopt info` or "
-                        "use --engine torch",
-                        *o.import_heads, config_.embed_dim / 64);
   }
 
   std::string name() const override { return "runtime"; }
-  const model::ViTConfig& config() const override { return config_; }
+  const io::ViTConfig& config() const override { return config_; }
 
   void run(const float* images, int64_t batch, float* logits) override {
     engine_->run(images, static_cast<int>(batch), logits);
@@ -66,7 +61,7 @@ class RuntimeEngine : public Engine {
   // Non-zero parameters of an fp32 file (every tensor is a parameter); quantized files store
   // integers whose zero depends on the zero-point, so they report none rather than a guess.
   static std::optional<int64_t> count_nonzero_fp32(const io::SafeTensorsFile& st) {
-    if (st.metadata().count("vitopt.quant")) return std::nullopt;
+    if (st.metadata().count(io::kQuantKey)) return std::nullopt;
     int64_t n = 0;
     for (const auto& name : st.names()) {
       if (st.info(name).dtype != io::DType::F32) return std::nullopt;
@@ -75,7 +70,7 @@ class RuntimeEngine : public Engine {
     return n;
   }
 
-  model::ViTConfig config_;
+  io::ViTConfig config_;
   std::optional<int64_t> nonzero_;
   std::unique_ptr<runtime::Engine> engine_;
 };

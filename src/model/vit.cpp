@@ -124,8 +124,8 @@ torch::Tensor MlpImpl::forward(const torch::Tensor& x, Trace* trace, int block) 
 
 // ---- Block --------------------------------------------------------------------------------------
 
-BlockImpl::BlockImpl(const ViTConfig& c, int i) : index(i) {
-  const BlockConfig& bc = c.blocks.at(i);
+BlockImpl::BlockImpl(const io::ViTConfig& c, int i) : index(i) {
+  const io::BlockConfig& bc = c.blocks.at(i);
   shared_with = bc.shared_with;
   if (shared_with >= 0) return;  // modules come from share_from(); nothing registered here
   const auto ln = torch::nn::LayerNormOptions({c.embed_dim}).eps(c.ln_eps);
@@ -169,9 +169,9 @@ torch::Tensor BlockImpl::forward(const torch::Tensor& input, Trace* trace) {
 
 // ---- ViT ----------------------------------------------------------------------------------------
 
-ViTImpl::ViTImpl(ViTConfig config) : config_(std::move(config)) {
+ViTImpl::ViTImpl(io::ViTConfig config) : config_(std::move(config)) {
   config_.normalize(config_.name);
-  const ViTConfig& c = config_;
+  const io::ViTConfig& c = config_;
   const int64_t C = c.embed_dim;
 
   auto patch_embed = register_module("patch_embed", std::make_shared<torch::nn::Module>());
@@ -225,7 +225,7 @@ void ViTImpl::init_weights(uint64_t seed) {
 }
 
 torch::Tensor ViTImpl::forward_features(const torch::Tensor& x, Trace* trace) {
-  const ViTConfig& c = config_;
+  const io::ViTConfig& c = config_;
   if (x.dim() != 4 || x.size(1) != c.in_channels || x.size(2) != c.image_size ||
       x.size(3) != c.image_size) {
     core::throw_input("ViT '{}': expected input of shape [B, {}, {}, {}], got [{}]", c.name,

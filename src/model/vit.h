@@ -11,7 +11,7 @@
 #include <utility>
 #include <vector>
 
-#include "model/vit_config.h"
+#include "io/vit_config.h"
 
 namespace vitopt::model {
 
@@ -76,7 +76,7 @@ TORCH_MODULE(Mlp);
 // the earlier block's modules, so forward runs those weights and named_parameters() has no entry.
 class BlockImpl : public torch::nn::Module {
  public:
-  BlockImpl(const ViTConfig& c, int index);
+  BlockImpl(const io::ViTConfig& c, int index);
   torch::Tensor forward(const torch::Tensor& x, Trace* trace = nullptr);
   void share_from(const BlockImpl& other);  // use other's modules (for shared_with)
   int index;
@@ -89,7 +89,7 @@ TORCH_MODULE(Block);
 
 class ViTImpl : public torch::nn::Module {
  public:
-  explicit ViTImpl(ViTConfig config);  // config is normalize()d; weights timm-initialized
+  explicit ViTImpl(io::ViTConfig config);  // config is normalize()d; weights timm-initialized
   // x (B, in_channels, image_size, image_size) normalized -> logits (B, num_classes). With a
   // distillation token: training mode returns (cls_logits + dist_logits) / 2 as well (see
   // forward_heads for both); eval mode returns their average like DeiT.
@@ -98,7 +98,7 @@ class ViTImpl : public torch::nn::Module {
   // Both heads: {cls head logits, dist head logits (undefined without distillation token)}.
   std::pair<torch::Tensor, torch::Tensor> forward_heads(const torch::Tensor& x,
                                                         Trace* trace = nullptr);
-  const ViTConfig& config() const { return config_; }
+  const io::ViTConfig& config() const { return config_; }
   BlockImpl& block(int i) { return *blocks[i]->as<BlockImpl>(); }
   void init_weights(uint64_t seed);  // trunc_normal(0.02) linears/pos/cls, zeros biases, LN 1/0
 
@@ -112,7 +112,7 @@ class ViTImpl : public torch::nn::Module {
   Linear head{nullptr}, head_dist{nullptr};
 
  private:
-  ViTConfig config_;
+  io::ViTConfig config_;
 };
 TORCH_MODULE(ViT);
 

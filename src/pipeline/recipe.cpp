@@ -7,7 +7,8 @@
 
 #include "core/error.h"
 #include "core/file_util.h"
-#include "model/vit_config.h"
+#include "io/presets.h"
+#include "io/vit_config.h"
 
 namespace vitopt::pipeline {
 
@@ -68,11 +69,11 @@ class Section {
   std::set<std::string> known_;
 };
 
-model::ViTConfig parse_model(const YAML::Node& node, const std::string& source) {
+io::ViTConfig parse_model(const YAML::Node& node, const std::string& source) {
   Section s(node, "model", source);
   std::string preset = "vit-fmnist";
   s.get("preset", preset);
-  auto c = model::preset(preset);
+  auto c = io::preset(preset);
   bool shape_changed = false;
   auto get_shape = [&](const char* key, int& field) {
     const int before = field;

@@ -116,7 +116,7 @@ struct BaselineComparison {
 struct ModelMetrics {
   std::string label;  // unique display name, used as the id everywhere in the report
   std::string path;
-  std::string precision;  // "fp32", "int8", "int4", "mixed" (from the file's metadata)
+  std::string precision;  // io::precision_label: "fp32", "int8", "int6", "mixed", ...
   std::string engine;
   nlohmann::json config;  // the model's ViTConfig JSON
   bool is_baseline = false;

@@ -2,6 +2,8 @@
 
 #include "core/error.h"
 #include "core/json_util.h"
+#include "export/model_writer.h"
+#include "io/metadata_keys.h"
 #include "io/safetensors.h"
 #include "model/model_file.h"
 
@@ -20,15 +22,15 @@ void add_f32(io::SafeTensorsWriter& w, const std::string& name, const torch::Ten
 void save_checkpoint(const std::filesystem::path& path, model::ViT& model, const AdamW& optimizer,
                      const TrainerState& state) {
   io::SafeTensorsWriter w;
-  model::add_model_tensors(model, w, "model.");
+  exporter::add_model_tensors(model, w, "model.");
   for (const auto& [name, t] : optimizer.state()) add_f32(w, "optim." + name, t);
   nlohmann::json s = {{"epoch", state.epoch},           {"batch", state.batch},
                       {"global_step", state.global_step}, {"best_top1", state.best_top1},
                       {"best_epoch", state.best_epoch},   {"history", state.history},
                       {"fingerprint", state.fingerprint}, {"optimizer_step", optimizer.step_count()}};
   w.set_metadata(kStateKey, s.dump());
-  w.set_metadata(model::kConfigKey, model->config().to_json().dump());
-  w.set_metadata(model::kFormatVersionKey, std::to_string(model::kFormatVersion));
+  w.set_metadata(io::kConfigKey, model->config().to_json().dump());
+  w.set_metadata(io::kFormatVersionKey, std::to_string(io::kFormatVersion));
   w.write(path);
 }
 

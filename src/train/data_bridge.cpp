@@ -4,7 +4,7 @@
 
 namespace vitopt::train {
 
-data::TransformOptions eval_transform(const model::ViTConfig& config) {
+data::TransformOptions eval_transform(const io::ViTConfig& config) {
   data::TransformOptions t;
   t.size = config.image_size;
   t.channels = config.in_channels;
@@ -15,7 +15,7 @@ data::TransformOptions eval_transform(const model::ViTConfig& config) {
   return t;
 }
 
-data::TransformOptions train_transform(const model::ViTConfig& config, int crop_padding,
+data::TransformOptions train_transform(const io::ViTConfig& config, int crop_padding,
                                        bool hflip) {
   data::TransformOptions t = eval_transform(config);
   t.train = true;
@@ -38,7 +38,7 @@ torch::Tensor batch_labels(data::Batch& batch, const torch::Device& device) {
 }
 
 std::shared_ptr<data::Dataset> open_dataset_for(const std::string& spec_text,
-                                                const model::ViTConfig& config, data::Split split,
+                                                const io::ViTConfig& config, data::Split split,
                                                 size_t limit, uint64_t seed) {
   auto spec = data::parse_dataset_spec(spec_text);
   if (spec.kind == "synthetic") {
@@ -53,7 +53,7 @@ std::shared_ptr<data::Dataset> open_dataset_for(const std::string& spec_text,
   return limit > 0 ? data::limit_dataset(ds, limit) : ds;
 }
 
-void check_dataset_fits(const data::Dataset& dataset, const model::ViTConfig& config) {
+void check_dataset_fits(const data::Dataset& dataset, const io::ViTConfig& config) {
   if (dataset.num_classes() > config.num_classes)
     core::throw_input(
         "{} has {} classes but the model's head has {} outputs (num_classes); use a model with "

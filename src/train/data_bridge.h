@@ -5,14 +5,14 @@
 #include <torch/torch.h>
 
 #include "data/loader.h"
-#include "model/vit_config.h"
+#include "io/vit_config.h"
 
 namespace vitopt::train {
 
 // Eval-time transform for `config`: its image size/channels and preprocess mean/std/crop_pct.
-data::TransformOptions eval_transform(const model::ViTConfig& config);
+data::TransformOptions eval_transform(const io::ViTConfig& config);
 // Train-time transform: eval_transform + augmentation (crop padding in pixels, optional flip).
-data::TransformOptions train_transform(const model::ViTConfig& config, int crop_padding,
+data::TransformOptions train_transform(const io::ViTConfig& config, int crop_padding,
                                        bool hflip);
 
 // Views the batch's buffers as tensors (no copy on CPU) and moves them to `device`.
@@ -23,11 +23,11 @@ torch::Tensor batch_labels(data::Batch& batch, const torch::Device& device);
 // Opens a --data spec for a split, limited to `limit` images (0: all). A plain "synthetic" spec
 // takes the model's input shape and class count; its pixels derive from `seed` (test split: +1).
 std::shared_ptr<data::Dataset> open_dataset_for(const std::string& spec_text,
-                                                const model::ViTConfig& config, data::Split split,
+                                                const io::ViTConfig& config, data::Split split,
                                                 size_t limit, uint64_t seed);
 
 // Checks that a dataset can feed a model (channels convertible, classes within the head);
 // throws InputError naming both otherwise.
-void check_dataset_fits(const data::Dataset& dataset, const model::ViTConfig& config);
+void check_dataset_fits(const data::Dataset& dataset, const io::ViTConfig& config);
 
 }  // namespace vitopt::train

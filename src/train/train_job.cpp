@@ -4,6 +4,7 @@
 
 #include "core/error.h"
 #include "data/dataset.h"
+#include "io/model_counts.h"
 #include "io/safetensors.h"
 #include "train/data_bridge.h"
 
@@ -17,7 +18,7 @@ TrainResult run_train_job(const TrainJob& job) {
       core::throw_input("--resume: no checkpoint at {} (run without --resume to start fresh)",
                         ckpt.string());
     // The checkpoint knows its own config; weights are restored by the trainer.
-    vit.emplace(model::config_from_file(io::SafeTensorsFile::load(ckpt)));
+    vit.emplace(io::read_model_header(ckpt).config);
   } else if (!job.init_model.empty()) {
     vit.emplace(model::load_model(job.init_model, job.hints));
   } else {
@@ -30,7 +31,7 @@ TrainResult run_train_job(const TrainJob& job) {
   if (job.validate)
     val_set = open_dataset_for(job.data, config, data::Split::Test, job.val_limit, job.options.seed);
   if (!job.options.quiet)
-    fmt::print(stderr, "training {} ({} params) on {}{}\n", config.name, model::count_params(config),
+    fmt::print(stderr, "training {} ({} params) on {}{}\n", config.name, io::count_params(config),
                train_set->description(), val_set ? ", validating on " + val_set->description() : "");
   return train_model(*vit, train_set, val_set, job.options);
 }

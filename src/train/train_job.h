@@ -12,9 +12,9 @@
 namespace vitopt::train {
 
 struct TrainJob {
-  model::ViTConfig config;                 // used when neither init_model nor a checkpoint applies
+  io::ViTConfig config;                 // used when neither init_model nor a checkpoint applies
   std::string init_model;                  // optional model file to start from (fine-tuning)
-  model::ImportHints hints;                // for init_model without vitopt metadata
+  io::ImportHints hints;                // for init_model without vitopt metadata
   std::string data = "fashion-mnist";      // --data spec
   size_t limit = 0;                        // train subset size (0: all)
   size_t val_limit = 0;                    // validation subset size (0: all)

@@ -7,6 +7,8 @@
 #include "core/error.h"
 #include "core/file_util.h"
 #include "core/progress.h"
+#include "export/model_writer.h"
+#include "io/metadata_keys.h"
 #include "model/model_file.h"
 #include "train/adamw.h"
 #include "train/checkpoint.h"
@@ -33,7 +35,7 @@ void validate_options(const TrainOptions& o) {
 }
 
 // Options that must be identical for a resumed run to continue the same trajectory.
-nlohmann::json fingerprint(const TrainOptions& o, const model::ViTConfig& c, size_t train_size) {
+nlohmann::json fingerprint(const TrainOptions& o, const io::ViTConfig& c, size_t train_size) {
   return {{"epochs", o.epochs},           {"batch_size", o.batch_size},
           {"lr", o.lr},                   {"min_lr", o.min_lr},
           {"weight_decay", o.weight_decay}, {"warmup_epochs", o.warmup_epochs},
@@ -123,7 +125,7 @@ TrainResult train_model(model::ViT& model, std::shared_ptr<const data::Dataset> 
   int64_t steps_this_run = 0;
   // Saved with every model so `vitopt infer` can print class names.
   const std::map<std::string, std::string> names_meta = {
-      {model::kClassNamesKey, nlohmann::json(train_set->class_names()).dump()}};
+      {io::kClassNamesKey, nlohmann::json(train_set->class_names()).dump()}};
 
   for (int epoch = state.epoch; epoch < options.epochs; ++epoch) {
     model->train();
@@ -218,7 +220,7 @@ TrainResult train_model(model::ViT& model, std::shared_ptr<const data::Dataset> 
       state.best_epoch = epoch + 1;
       auto meta = names_meta;
       meta["vitopt.train_epoch"] = std::to_string(epoch + 1);
-      model::save_model(model, best_path, meta);
+      exporter::save_model(model, best_path, meta);
     }
     state.epoch = epoch + 1;
     state.batch = 0;
@@ -226,7 +228,7 @@ TrainResult train_model(model::ViT& model, std::shared_ptr<const data::Dataset> 
     write_metrics_log(metrics_path, state.history);
     if (options.on_epoch) options.on_epoch(epoch, rec);
   }
-  model::save_model(model, final_path, names_meta);
+  exporter::save_model(model, final_path, names_meta);
   result.history = state.history;
   result.best_top1 = state.best_top1;
   result.best_epoch = state.best_epoch;

@@ -10,6 +10,9 @@
 
 #include "core/error.h"
 #include "core/file_util.h"
+#include "export/model_writer.h"
+#include "io/model_counts.h"
+#include "io/presets.h"
 #include "model/model_file.h"
 #include "report/metrics_schema.h"
 #include "test_util.h"
@@ -22,7 +25,7 @@ namespace {
 namespace fs = std::filesystem;
 
 fs::path make_model(const fs::path& path, uint64_t seed, int mlp = 0) {
-  auto c = model::preset("vit-tiny-test");
+  auto c = io::preset("vit-tiny-test");
   if (mlp > 0) {
     c.normalize("test");
     for (auto& b : c.blocks) b.mlp_dim = mlp;  // a slimmed variant
@@ -33,7 +36,7 @@ fs::path make_model(const fs::path& path, uint64_t seed, int mlp = 0) {
     torch::NoGradGuard no_grad;  // a head bias so predictions are not all one class
     vit->head->bias.copy_(torch::linspace(-0.05, 0.05, c.num_classes));
   }
-  model::save_model(vit, path);
+  exporter::save_model(vit, path);
   return path;
 }
 
@@ -96,7 +99,7 @@ TEST(Evaluator, ReportOnTinyModels) {
     EXPECT_LE(m.efficiency.latency.p50_ms, m.efficiency.latency.p99_ms);
     EXPECT_GT(m.efficiency.throughput.images_per_s, 0);
     EXPECT_EQ(m.efficiency.file_bytes, int64_t(fs::file_size(m.path)));
-    EXPECT_EQ(m.efficiency.macs, model::count_macs(model::ViTConfig::from_json(m.config)));
+    EXPECT_EQ(m.efficiency.macs, io::count_macs(io::ViTConfig::from_json(m.config)));
     EXPECT_TRUE(m.efficiency.memory.peak_rss_bytes.has_value());
     EXPECT_FALSE(m.efficiency.memory.allocator_peak_bytes.has_value());
     EXPECT_FALSE(m.efficiency.memory.allocator_note.empty());

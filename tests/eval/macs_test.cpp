@@ -1,4 +1,4 @@
-// model::count_macs against counted operations: an independent naive ViT forward (plain loops
+// io::count_macs against counted operations: an independent naive ViT forward (plain loops
 // over the module's weights) counts every multiply-accumulate it performs and must reproduce both
 // the analytic count and the LibTorch logits. Also per-block parameter counts vs the module.
 #include <gtest/gtest.h>
@@ -7,6 +7,8 @@
 #include <cmath>
 
 #include "eval/efficiency.h"
+#include "io/model_counts.h"
+#include "io/presets.h"
 #include "model/vit.h"
 
 namespace vitopt::eval {
@@ -150,7 +152,7 @@ std::vector<double> naive_forward(model::ViTImpl& vit, const Mat& image, Counter
   return logits;
 }
 
-void check_model(model::ViTConfig config) {
+void check_model(io::ViTConfig config) {
   config.normalize("test");
   model::ViT vit(config);
   {
@@ -163,14 +165,14 @@ void check_model(model::ViTConfig config) {
   auto x = torch::randn({1, c.in_channels, c.image_size, c.image_size});
   Counter n;
   const auto naive = naive_forward(*vit, values(x), n);
-  EXPECT_EQ(n.macs, model::count_macs(c)) << c.to_json().dump();
+  EXPECT_EQ(n.macs, io::count_macs(c)) << c.to_json().dump();
   torch::NoGradGuard no_grad;
   const auto ref = values(vit->forward(x));
   ASSERT_EQ(ref.size(), naive.size());
   for (size_t i = 0; i < ref.size(); ++i) EXPECT_NEAR(naive[i], ref[i], 1e-3) << "logit " << i;
 
   // Per-block parameters against the module's own tensors.
-  const auto per_block = block_params(c);
+  const auto per_block = io::block_params(c);
   int64_t total = 0, blocks = 0;
   for (const auto& p : vit->named_parameters()) {
     total += p.value().numel();
@@ -179,8 +181,8 @@ void check_model(model::ViTConfig config) {
   int64_t sum_blocks = 0;
   for (auto v : per_block) sum_blocks += v;
   EXPECT_EQ(sum_blocks, blocks);
-  EXPECT_EQ(sum_blocks + other_params(c), total);
-  EXPECT_EQ(total, model::count_params(c));
+  EXPECT_EQ(sum_blocks + io::other_params(c), total);
+  EXPECT_EQ(total, io::count_params(c));
   for (int b = 0; b < c.depth; ++b) {
     int64_t mine = 0;
     for (const auto& p : vit->named_parameters())
@@ -189,13 +191,13 @@ void check_model(model::ViTConfig config) {
   }
 }
 
-TEST(Macs, TinyPresetMatchesCountedOps) { check_model(model::preset("vit-tiny-test")); }
+TEST(Macs, TinyPresetMatchesCountedOps) { check_model(io::preset("vit-tiny-test")); }
 
 TEST(Macs, SlimmedLowRankDistilledMatchesCountedOps) {
-  auto c = model::preset("vit-tiny-test");
+  auto c = io::preset("vit-tiny-test");
   c.depth = 3;
   c.distill_token = true;
-  c.blocks.assign(3, model::BlockConfig{});
+  c.blocks.assign(3, io::BlockConfig{});
   c.blocks[0].num_heads = 1;  // one head kept
   c.blocks[0].kept_heads = {1};
   c.blocks[0].mlp_dim = 24;  // slimmed MLP
@@ -207,7 +209,7 @@ TEST(Macs, SlimmedLowRankDistilledMatchesCountedOps) {
 }
 
 TEST(Macs, AveragePoolingMatchesCountedOps) {
-  auto c = model::preset("vit-tiny-test");
+  auto c = io::preset("vit-tiny-test");
   c.pool = "avg";
   check_model(c);
 }

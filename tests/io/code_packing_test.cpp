@@ -15,16 +15,7 @@
 namespace vitopt::io {
 namespace {
 
-// Runs `fn` and expects an InputError whose message contains every string in `parts`.
-void expect_input_error(const std::function<void()>& fn, const std::vector<std::string>& parts) {
-  try {
-    fn();
-    ADD_FAILURE() << "accepted; expected an InputError mentioning '" << parts.front() << "'";
-  } catch (const core::InputError& e) {
-    for (const auto& p : parts)
-      EXPECT_NE(std::string(e.what()).find(p), std::string::npos) << e.what() << "\nlacks: " << p;
-  }
-}
+using vitopt::testing::expect_input_error;
 
 std::vector<int16_t> random_codes(int64_t rows, int64_t cols, QRange r, uint64_t seed) {
   std::mt19937_64 rng(seed);

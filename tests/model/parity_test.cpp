@@ -31,7 +31,7 @@ TEST(Parity, MatchesIndependentPyTorchViT) {
                         Case{"distilled", 2, 18, true}}) {
     SCOPED_TRACE(c.name);
     const auto sub = dir.path() / c.name;
-    ImportHints hints;
+    io::ImportHints hints;
     hints.num_heads = c.heads;
     ViT model = load_model(sub / "model.safetensors", hints);
     EXPECT_EQ(model->config().num_tokens(), c.tokens);
@@ -50,7 +50,7 @@ TEST(Parity, MatchesIndependentPyTorchViT) {
   }
 
   // Negative control: the comparison is sensitive (a wrong head count changes the logits).
-  ImportHints one_head;
+  io::ImportHints one_head;
   one_head.num_heads = 1;
   ViT wrong = load_model(dir.path() / "fmnist_p4" / "model.safetensors", one_head);
   wrong->eval();

@@ -7,6 +7,8 @@
 #include <set>
 
 #include "core/error.h"
+#include "io/model_counts.h"
+#include "io/presets.h"
 
 namespace vitopt::model {
 namespace {
@@ -17,7 +19,7 @@ int64_t numel_of_parameters(ViT& m) {
   return n;
 }
 
-torch::Tensor input_for(const ViTConfig& c, int64_t batch, uint64_t seed = 7) {
+torch::Tensor input_for(const io::ViTConfig& c, int64_t batch, uint64_t seed = 7) {
   auto gen = at::detail::createCPUGenerator(seed);
   return torch::randn({batch, c.in_channels, c.image_size, c.image_size}, gen);
 }
@@ -34,14 +36,14 @@ float max_abs_diff(const torch::Tensor& a, const torch::Tensor& b) {
 }
 
 TEST(ViT, ParamsCountMatchesNamedParametersForPresets) {
-  for (const auto& name : preset_names()) {
-    ViT m(preset(name));
-    EXPECT_EQ(numel_of_parameters(m), count_params(m->config())) << name;
+  for (const auto& name : io::preset_names()) {
+    ViT m(io::preset(name));
+    EXPECT_EQ(numel_of_parameters(m), io::count_params(m->config())) << name;
   }
 }
 
 TEST(ViT, TimmParameterNames) {
-  ViTConfig c = preset("vit-tiny-test");
+  io::ViTConfig c = io::preset("vit-tiny-test");
   c.distill_token = true;
   ViT m(c);
   std::set<std::string> names;
@@ -72,7 +74,7 @@ TEST(ViT, TimmParameterNames) {
 }
 
 TEST(ViT, InitIsDeterministicAndTimmLike) {
-  const ViTConfig c = preset("vit-fmnist");
+  const io::ViTConfig c = io::preset("vit-fmnist");
   ViT a(c), b(c);
   a->init_weights(3);
   b->init_weights(3);
@@ -89,7 +91,7 @@ TEST(ViT, InitIsDeterministicAndTimmLike) {
 }
 
 TEST(ViT, ForwardShapesAndInputCheck) {
-  ViT m(preset("vit-tiny-test"));
+  ViT m(io::preset("vit-tiny-test"));
   torch::NoGradGuard no_grad;
   EXPECT_EQ(m->forward(input_for(m->config(), 3)).sizes(), (std::vector<int64_t>{3, 10}));
   EXPECT_EQ(m->forward_features(input_for(m->config(), 2)).sizes(),
@@ -99,7 +101,7 @@ TEST(ViT, ForwardShapesAndInputCheck) {
 }
 
 TEST(ViT, DistilledAveragesBothHeadsAndAvgPool) {
-  ViTConfig c = preset("vit-tiny-test");
+  io::ViTConfig c = io::preset("vit-tiny-test");
   c.distill_token = true;
   ViT m(c);
   randomize(m, 1);
@@ -110,7 +112,7 @@ TEST(ViT, DistilledAveragesBothHeadsAndAvgPool) {
   ASSERT_TRUE(dist.defined());
   EXPECT_LT(max_abs_diff(m->forward(x), (cls + dist) / 2), 1e-6);
 
-  ViTConfig a = preset("vit-tiny-test");
+  io::ViTConfig a = io::preset("vit-tiny-test");
   a.pool = "avg";
   ViT ma(a);
   randomize(ma, 2);
@@ -120,15 +122,15 @@ TEST(ViT, DistilledAveragesBothHeadsAndAvgPool) {
 }
 
 TEST(ViT, SkippedSubBlocksHaveNoParametersAndRun) {
-  const ViTConfig full = preset("vit-tiny-test");
-  ViTConfig c = full;
+  const io::ViTConfig full = io::preset("vit-tiny-test");
+  io::ViTConfig c = full;
   c.blocks[0].skip_attn = true;
   c.blocks[1].skip_mlp = true;
   c.blocks[1].num_heads = 1;
   c.blocks[0].mlp_dim = 24;
   ViT m(c);
-  EXPECT_EQ(numel_of_parameters(m), count_params(m->config()));
-  EXPECT_LT(count_params(c), count_params(full));
+  EXPECT_EQ(numel_of_parameters(m), io::count_params(m->config()));
+  EXPECT_LT(io::count_params(c), io::count_params(full));
   const auto params = m->named_parameters();
   EXPECT_EQ(params.find("blocks.0.norm1.weight"), nullptr);
   EXPECT_EQ(params.find("blocks.0.attn.qkv.weight"), nullptr);
@@ -148,17 +150,17 @@ TEST(ViT, SkippedSubBlocksHaveNoParametersAndRun) {
 }
 
 TEST(ViT, SharedBlockReusesWeights) {
-  ViTConfig c = preset("vit-tiny-test");
+  io::ViTConfig c = io::preset("vit-tiny-test");
   c.blocks[1].shared_with = 0;
   ViT shared(c);
   randomize(shared, 5);
-  EXPECT_EQ(numel_of_parameters(shared), count_params(shared->config()));
-  EXPECT_LT(count_params(c), count_params(preset("vit-tiny-test")));
+  EXPECT_EQ(numel_of_parameters(shared), io::count_params(shared->config()));
+  EXPECT_LT(io::count_params(c), io::count_params(io::preset("vit-tiny-test")));
   for (const auto& item : shared->named_parameters()) {
     EXPECT_NE(item.key().rfind("blocks.1.", 0), 0u) << item.key();
   }
   // The same network written out with two identical blocks.
-  ViT plain(preset("vit-tiny-test"));
+  ViT plain(io::preset("vit-tiny-test"));
   {
     torch::NoGradGuard no_grad;
     auto src = shared->named_parameters();
@@ -174,13 +176,13 @@ TEST(ViT, SharedBlockReusesWeights) {
 }
 
 TEST(ViT, LowRankLinearEqualsItsProduct) {
-  ViTConfig c = preset("vit-tiny-test");
+  io::ViTConfig c = io::preset("vit-tiny-test");
   c.blocks[0].qkv_rank = 8;
   c.blocks[0].proj_rank = 4;
   c.blocks[1].fc1_rank = 3;
   c.blocks[1].fc2_rank = 5;
   ViT m(c);
-  EXPECT_EQ(numel_of_parameters(m), count_params(m->config()));
+  EXPECT_EQ(numel_of_parameters(m), io::count_params(m->config()));
   const auto params = m->named_parameters();
   EXPECT_EQ(params["blocks.0.attn.qkv.weight_u"].sizes(), (std::vector<int64_t>{96, 8}));
   EXPECT_EQ(params["blocks.0.attn.qkv.weight_v"].sizes(), (std::vector<int64_t>{8, 32}));
@@ -213,7 +215,7 @@ TEST(ViT, MaskZeroesWeightsInForward) {
 }
 
 TEST(ViT, TraceRecordsShapesAndFastPathMatches) {
-  ViTConfig c = preset("vit-tiny-test");
+  io::ViTConfig c = io::preset("vit-tiny-test");
   c.distill_token = true;  // N = 18
   ViT m(c);
   randomize(m, 11);
@@ -245,7 +247,7 @@ TEST(ViT, TraceRecordsShapesAndFastPathMatches) {
 }
 
 TEST(ViT, GatesOfOnesLeaveLogitsUnchangedAndCarryGradients) {
-  ViT m(preset("vit-tiny-test"));
+  ViT m(io::preset("vit-tiny-test"));
   randomize(m, 12);
   const auto x = input_for(m->config(), 2);
   const auto base = m->forward(x).detach();
@@ -268,7 +270,7 @@ TEST(ViT, GatesOfOnesLeaveLogitsUnchangedAndCarryGradients) {
 }
 
 TEST(ViT, ZeroHeadGateEqualsZeroedProjColumns) {
-  ViT m(preset("vit-tiny-test"));
+  ViT m(io::preset("vit-tiny-test"));
   randomize(m, 13);
   torch::NoGradGuard no_grad;
   const auto x = input_for(m->config(), 2);
@@ -281,7 +283,7 @@ TEST(ViT, ZeroHeadGateEqualsZeroedProjColumns) {
   EXPECT_LT(max_abs_diff(gated, zeroed), 1e-5);
 
   // And a zero MLP gate equals removing the MLP sub-block.
-  ViTConfig c = preset("vit-tiny-test");
+  io::ViTConfig c = io::preset("vit-tiny-test");
   ViT full(c);
   randomize(full, 14);
   Trace g;

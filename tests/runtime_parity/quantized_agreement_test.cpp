@@ -14,6 +14,8 @@
 #include "compress/quant/quantize_job.h"
 #include "data/dataset.h"
 #include "eval/engine.h"
+#include "export/model_writer.h"
+#include "io/presets.h"
 #include "model/model_file.h"
 #include "train/data_bridge.h"
 #include "train/trainer.h"
@@ -29,7 +31,7 @@ constexpr const char* kFmnist = "/usr/share/datasets/fashion-mnist";
 std::filesystem::path train_small_model(const std::filesystem::path& dir) {
   auto train_set = data::limit_dataset(
       data::open_dataset(data::parse_dataset_spec("fashion-mnist"), data::Split::Train), 6000);
-  auto cfg = model::preset("vit-tiny-test");
+  auto cfg = io::preset("vit-tiny-test");
   cfg.preprocess.mean = train_set->default_mean();
   cfg.preprocess.std = train_set->default_std();
   model::ViT vit(cfg);
@@ -46,7 +48,7 @@ std::filesystem::path train_small_model(const std::filesystem::path& dir) {
   o.out_dir = dir / "train";
   train::train_model(vit, train_set, nullptr, o);
   const auto path = dir / "fp32.safetensors";
-  model::save_model(vit, path);
+  exporter::save_model(vit, path);
   return path;
 }
 

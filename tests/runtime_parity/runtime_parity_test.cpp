@@ -4,6 +4,8 @@
 // token), for every kernel level this CPU supports.
 #include <gtest/gtest.h>
 
+#include "export/model_writer.h"
+#include "io/presets.h"
 #include "model/attention_quant.h"
 #include "model/model_file.h"
 #include "model/vit.h"
@@ -29,13 +31,13 @@ void randomize(model::ViT& vit, uint64_t seed) {
 
 // Compares the runtime's logits with LibTorch's at every ISA level the CPU has; returns how many
 // levels were compared (each with its own EXPECT), so callers can assert that none was skipped.
-int check_parity(const model::ViTConfig& config, uint64_t seed) {
+int check_parity(const io::ViTConfig& config, uint64_t seed) {
   testing::TempDir dir;
   model::ViT vit(config);
   randomize(vit, seed);
   vit->eval();
   const auto path = dir / "model.safetensors";
-  model::save_model(vit, path);
+  exporter::save_model(vit, path);
   const auto& c = vit->config();
   const int B = 3;
   torch::manual_seed(seed + 1);
@@ -64,11 +66,11 @@ int check_parity(const model::ViTConfig& config, uint64_t seed) {
 }
 
 TEST(RuntimeParity, FmnistPresetMatchesLibTorch) {
-  EXPECT_GE(check_parity(model::preset("vit-fmnist"), 1), 1);
+  EXPECT_GE(check_parity(io::preset("vit-fmnist"), 1), 1);
 }
 
 TEST(RuntimeParity, SlimmedModelWithDistillTokenMatchesLibTorch) {
-  model::ViTConfig c = model::preset("vit-tiny-test");
+  io::ViTConfig c = io::preset("vit-tiny-test");
   c.name = "slimmed";
   c.image_size = 16;
   c.in_channels = 3;
@@ -82,7 +84,7 @@ TEST(RuntimeParity, SlimmedModelWithDistillTokenMatchesLibTorch) {
   c.distill_token = true;
   c.preprocess.mean = {0.5f};
   c.preprocess.std = {0.5f};
-  c.blocks.assign(5, model::BlockConfig{});
+  c.blocks.assign(5, io::BlockConfig{});
   c.blocks[0].num_heads = 3;
   c.blocks[0].mlp_dim = 37;
   c.blocks[1].skip_attn = true;
@@ -98,7 +100,7 @@ TEST(RuntimeParity, SlimmedModelWithDistillTokenMatchesLibTorch) {
 }
 
 TEST(RuntimeParity, AveragePoolingMatchesLibTorch) {
-  model::ViTConfig c = model::preset("vit-tiny-test");
+  io::ViTConfig c = io::preset("vit-tiny-test");
   c.pool = "avg";
   c.normalize("avg");
   EXPECT_GE(check_parity(c, 3), 1);
@@ -109,18 +111,18 @@ TEST(RuntimeParity, AveragePoolingMatchesLibTorch) {
 // order) may move one value by one code, so the check is the median error and the predictions.
 TEST(RuntimeParity, QuantizedAttentionMatchesLibTorchSimulation) {
   testing::TempDir dir;
-  model::ViTConfig c = model::preset("vit-tiny-test");
+  io::ViTConfig c = io::preset("vit-tiny-test");
   c.num_heads = 4;
   c.normalize("attnq");
   model::ViT vit(c);
   randomize(vit, 9);
   for (const char* kind : {"log2", "uniform"}) {
-    model::AttentionQuant aq;
+    io::AttentionQuant aq;
     aq.bits = 8;
     aq.prob_bits = 4;
     aq.prob_quantizer = kind;
     for (int b = 0; b < c.depth; ++b) {
-      model::AttentionQuant::Block blk;
+      io::AttentionQuant::Block blk;
       for (auto* q : {&blk.q, &blk.k, &blk.v}) {
         q->bits = 8;
         q->symmetric = true;
@@ -128,12 +130,12 @@ TEST(RuntimeParity, QuantizedAttentionMatchesLibTorchSimulation) {
       }
       aq.blocks[b] = blk;
     }
-    model::QuantSpec spec;
-    spec.extras[model::kAttentionExtrasKey] = aq.to_json();
+    io::QuantSpec spec;
+    spec.attention = aq;
     const auto path = dir / (std::string(kind) + ".safetensors");
-    model::save_quantized_model(vit, {}, spec, path);
+    exporter::save_quantized_model(vit, {}, spec, path);
     const auto plain = dir / "plain.safetensors";
-    model::save_model(vit, plain);
+    exporter::save_model(vit, plain);
 
     auto sim = model::load_model(path);
     sim->eval();

@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "core/file_util.h"
 #include "data/dataset.h"
+#include "io/presets.h"
 #include "model/model_file.h"
 #include "test_util.h"
 #include "train/torch_env.h"
@@ -28,7 +29,7 @@ std::shared_ptr<data::Dataset> synthetic(size_t count, uint64_t seed) {
 }
 
 model::ViT tiny_model(uint64_t seed) {
-  model::ViT vit(model::preset("vit-tiny-test"));
+  model::ViT vit(io::preset("vit-tiny-test"));
   vit->init_weights(seed);
   return vit;
 }
@@ -156,7 +157,7 @@ TEST(Trainer, LearnsFashionMnist) {
       data::open_dataset(data::parse_dataset_spec("fashion-mnist"), data::Split::Train), 6000);
   auto test_set = data::limit_dataset(
       data::open_dataset(data::parse_dataset_spec("fashion-mnist"), data::Split::Test), 1000);
-  auto cfg = model::preset("vit-tiny-test");
+  auto cfg = io::preset("vit-tiny-test");
   cfg.preprocess.mean = train_set->default_mean();
   cfg.preprocess.std = train_set->default_std();
   model::ViT vit(cfg);

@@ -11,6 +11,8 @@
 #include "core/file_util.h"
 #include "core/json_util.h"
 #include "core/timer.h"
+#include "io/model_counts.h"
+#include "io/presets.h"
 #include "model/model_file.h"
 #include "train/data_bridge.h"
 #include "train/evaluate.h"
@@ -119,7 +121,7 @@ json train_one(const DistillRequest& req, const std::string& mode_text,
   if (!modes.empty()) distiller.install(topts);  // "none": the trainer's own cross-entropy
   if (!o.quiet)
     fmt::print(stderr, "distill [{}]: student {} ({} params){} on {}\n", modes_name(modes),
-               cfg.name, model::count_params(cfg), token ? " with distillation token" : "",
+               cfg.name, io::count_params(cfg), token ? " with distillation token" : "",
                train_set->description());
   core::Stopwatch clock;
   const auto result = train::train_model(*student, train_set, val_set, topts);
@@ -136,8 +138,8 @@ json train_one(const DistillRequest& req, const std::string& mode_text,
               {"train_seconds", seconds},
               {"epochs", o.epochs},
               {"seed", o.seed},
-              {"params", model::count_params(cfg)},
-              {"macs", model::count_macs(cfg)},
+              {"params", io::count_params(cfg)},
+              {"macs", io::count_macs(cfg)},
               {"distill_token", cfg.distill_token},
               {"teacher_forwards", distiller.teacher_forwards()},
               {"cache_hits", distiller.cache_hits()},
@@ -233,17 +235,17 @@ std::string compare_markdown(const json& summary) {
 
 }  // namespace
 
-model::ViTConfig student_config(const std::string& spec, bool token) {
-  model::ViTConfig c;
+io::ViTConfig student_config(const std::string& spec, bool token) {
+  io::ViTConfig c;
   if (is_model_file(spec)) {
     if (!std::filesystem::exists(spec))
       core::throw_input("--student: no such model file '{}'", spec);
-    c = model::config_from_file(io::SafeTensorsFile::load(spec));
+    c = io::read_model_header(std::filesystem::path(spec)).config;
   } else if (std::filesystem::path(spec).extension() == ".json") {
-    c = model::ViTConfig::from_json(core::json_parse(core::read_file_text(spec), spec), spec);
+    c = io::ViTConfig::from_json(core::json_parse(core::read_file_text(spec), spec), spec);
     if (token) c.distill_token = true;
   } else {
-    c = model::preset(spec);
+    c = io::preset(spec);
     if (token) c.distill_token = true;
   }
   c.normalize(spec);
@@ -286,8 +288,8 @@ json run_distill(const DistillRequest& req) {
 
   json summary = {{"teacher",
                    {{"file", req.teacher.string()},
-                    {"params", model::count_params(tcfg)},
-                    {"macs", model::count_macs(tcfg)}}},
+                    {"params", io::count_params(tcfg)},
+                    {"macs", io::count_macs(tcfg)}}},
                   {"student", req.student},
                   {"data", req.data},
                   {"train_images", train_set->size()},

@@ -43,6 +43,6 @@ nlohmann::json run_distill(const DistillRequest& request);
 
 // The student config for a run: `spec` is a preset or config JSON (distillation token added
 // when `token` is set) — or a model file, whose config is returned as stored.
-model::ViTConfig student_config(const std::string& spec, bool token);
+io::ViTConfig student_config(const std::string& spec, bool token);
 
 }  // namespace vitopt::distill

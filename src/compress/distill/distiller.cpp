@@ -117,7 +117,7 @@ std::vector<std::pair<int, int>> default_layer_map(int student_depth, int teache
 }
 
 void validate(const std::set<Mode>& modes, const DistillSettings& s,
-              const model::ViTConfig& student, const model::ViTConfig* teacher) {
+              const io::ViTConfig& student, const io::ViTConfig* teacher) {
   if (!(s.alpha >= 0 && s.alpha <= 1))
     core::throw_input("--alpha: expected a value in [0, 1], got {}", s.alpha);
   if (!(s.temperature > 0) || !std::isfinite(s.temperature))
@@ -157,14 +157,14 @@ void validate(const std::set<Mode>& modes, const DistillSettings& s,
   }
 }
 
-Distiller::Distiller(std::optional<model::ViT> teacher, const model::ViTConfig& student_config,
+Distiller::Distiller(std::optional<model::ViT> teacher, const io::ViTConfig& student_config,
                      std::set<Mode> modes, DistillSettings settings, size_t train_size,
                      uint64_t seed)
     : teacher_(std::move(teacher)),
       student_config_(student_config),
       modes_(std::move(modes)),
       settings_(std::move(settings)) {
-  const model::ViTConfig* tc = teacher_ ? &(*teacher_)->config() : nullptr;
+  const io::ViTConfig* tc = teacher_ ? &(*teacher_)->config() : nullptr;
   validate(modes_, settings_, student_config_, tc);
   if (modes_.empty()) return;
   (*teacher_)->eval();

@@ -48,7 +48,7 @@ std::vector<std::pair<int, int>> default_layer_map(int student_depth, int teache
 // Checks that the modes and settings fit the two models (alpha range, class counts, input shapes,
 // distillation token present for token mode, layer map in range). Throws InputError naming the flag/field and expected value.
 void validate(const std::set<Mode>& modes, const DistillSettings& s,
-              const model::ViTConfig& student, const model::ViTConfig* teacher);
+              const io::ViTConfig& student, const io::ViTConfig* teacher);
 
 // One step's loss terms (scalars; undefined when the mode is off).
 struct LossParts {
@@ -59,7 +59,7 @@ struct LossParts {
 class Distiller {
  public:
   // teacher may be null only when modes is empty. train_size: dataset size (cache rows).
-  Distiller(std::optional<model::ViT> teacher, const model::ViTConfig& student_config,
+  Distiller(std::optional<model::ViT> teacher, const io::ViTConfig& student_config,
             std::set<Mode> modes, DistillSettings settings, size_t train_size, uint64_t seed);
 
   // The combined loss for one batch. x (B,C,H,W) normalized for the student, y (B); indices (B)
@@ -88,7 +88,7 @@ class Distiller {
   bool has(Mode m) const { return modes_.count(m) > 0; }
 
   std::optional<model::ViT> teacher_;
-  model::ViTConfig student_config_;
+  io::ViTConfig student_config_;
   std::set<Mode> modes_;
   DistillSettings settings_;
   std::vector<std::pair<int, int>> layer_map_;

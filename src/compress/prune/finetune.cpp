@@ -54,7 +54,7 @@ Plan plan_for(size_t train_size, double epochs) {
 
 }  // namespace
 
-size_t finetune_train_size(const FinetuneOptions& o, const model::ViTConfig& config) {
+size_t finetune_train_size(const FinetuneOptions& o, const io::ViTConfig& config) {
   return train::open_dataset_for(o.data, config, data::Split::Train, o.limit, o.seed)->size();
 }
 

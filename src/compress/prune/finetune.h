@@ -37,6 +37,6 @@ nlohmann::json finetune(model::ViT& model, const FinetuneOptions& options, doubl
                         std::function<void(model::ViT&, int64_t)> after_step = {});
 
 // Size of the training split the options select (opens the dataset).
-size_t finetune_train_size(const FinetuneOptions& options, const model::ViTConfig& config);
+size_t finetune_train_size(const FinetuneOptions& options, const io::ViTConfig& config);
 
 }  // namespace vitopt::prune

@@ -10,7 +10,7 @@
 
 namespace vitopt::prune {
 
-StructurePlan full_plan(const model::ViTConfig& c) {
+StructurePlan full_plan(const io::ViTConfig& c) {
   StructurePlan plan(c.depth);
   for (int b = 0; b < c.depth; ++b) {
     const auto& bc = c.blocks.at(b);
@@ -40,7 +40,7 @@ int plan_neurons(const StructurePlan& plan) {
   return n;
 }
 
-void check_structured_supported(const model::ViTConfig& c, const std::string& source) {
+void check_structured_supported(const io::ViTConfig& c, const std::string& source) {
   for (int b = 0; b < c.depth; ++b) {
     const auto& bc = c.blocks.at(b);
     if (bc.shared_with >= 0)
@@ -118,7 +118,7 @@ std::pair<double, double> subblock_l2(model::ViT& model, int block) {
   return {a, m};
 }
 
-void plan_gates(const StructurePlan& plan, const model::ViTConfig& c, model::Trace& trace) {
+void plan_gates(const StructurePlan& plan, const io::ViTConfig& c, model::Trace& trace) {
   trace.head_gates.assign(c.depth, torch::Tensor());
   trace.neuron_gates.assign(c.depth, torch::Tensor());
   trace.attn_gates.assign(c.depth, torch::Tensor());

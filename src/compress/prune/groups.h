@@ -25,13 +25,13 @@ struct BlockPlan {
 using StructurePlan = std::vector<BlockPlan>;  // one per block
 
 // Everything kept (skipped sub-blocks of the config stay skipped).
-StructurePlan full_plan(const model::ViTConfig& config);
+StructurePlan full_plan(const io::ViTConfig& config);
 // Total kept heads / neurons / live sub-blocks of a plan.
 int plan_heads(const StructurePlan& plan);
 int plan_neurons(const StructurePlan& plan);
 
 // Throws InputError if structured pruning cannot edit this model (shared or low-rank blocks).
-void check_structured_supported(const model::ViTConfig& config, const std::string& source);
+void check_structured_supported(const io::ViTConfig& config, const std::string& source);
 
 // The dense Linear layers unstructured pruning works on: blocks.<i>.attn.{qkv,proj} and
 // blocks.<i>.mlp.{fc1,fc2} (patch embedding and classifier are left dense, as is usual).
@@ -50,6 +50,6 @@ std::pair<double, double> subblock_l2(model::ViT& model, int block);
 
 // Fills trace gates that make a traced forward compute what the slimmed model computes: 0/1
 // head_gates, neuron_gates, and 0 attn/mlp gates for removed sub-blocks.
-void plan_gates(const StructurePlan& plan, const model::ViTConfig& config, model::Trace& trace);
+void plan_gates(const StructurePlan& plan, const io::ViTConfig& config, model::Trace& trace);
 
 }  // namespace vitopt::prune

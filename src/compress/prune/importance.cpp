@@ -206,7 +206,7 @@ GroupScores l2_scores(model::ViT& model, ScoreKinds kinds) {
 
 }  // namespace
 
-std::vector<CalibBatch> load_calibration(const std::string& data, const model::ViTConfig& config,
+std::vector<CalibBatch> load_calibration(const std::string& data, const io::ViTConfig& config,
                                          size_t images, int64_t batch, uint64_t seed) {
   auto ds = train::open_dataset_for(data, config, data::Split::Train, images, seed);
   train::check_dataset_fits(*ds, config);

@@ -21,7 +21,7 @@ struct CalibBatch {
 };
 
 // The first `images` images of the training split (eval transform), in batches of `batch`.
-std::vector<CalibBatch> load_calibration(const std::string& data, const model::ViTConfig& config,
+std::vector<CalibBatch> load_calibration(const std::string& data, const io::ViTConfig& config,
                                          size_t images, int64_t batch, uint64_t seed);
 
 // Sum over calibration batches of |w * dL/dw| for every prunable Linear weight (out, in).

@@ -9,6 +9,7 @@
 #include "compress/prune/masks.h"
 #include "core/timer.h"
 #include "data/loader.h"
+#include "io/model_counts.h"
 #include "train/data_bridge.h"
 #include "train/evaluate.h"
 
@@ -99,9 +100,9 @@ nlohmann::json weight_histogram(model::ViT& model, int bins, double hi) {
 nlohmann::json size_json(model::ViT& model) {
   const auto& c = model->config();
   const auto sp = sparsity_stats(model);
-  const int64_t params = model::count_params(c);
+  const int64_t params = io::count_params(c);
   return {{"params", params},
-          {"macs", model::count_macs(c)},
+          {"macs", io::count_macs(c)},
           {"nonzero_params", params - sp["zeros"].get<int64_t>()},
           {"sparsity", sp["sparsity"]},
           {"heads", plan_heads(full_plan(c))},

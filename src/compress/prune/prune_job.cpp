@@ -20,6 +20,9 @@
 #include "core/error.h"
 #include "core/file_util.h"
 #include "core/timer.h"
+#include "export/model_writer.h"
+#include "io/metadata_keys.h"
+#include "io/model_counts.h"
 #include "model/model_file.h"
 #include "train/torch_env.h"
 
@@ -148,7 +151,7 @@ struct Counts {
   int64_t subblocks = 0;
 };
 
-Counts count_units(const model::ViTConfig& c) {
+Counts count_units(const io::ViTConfig& c) {
   Counts n;
   for (int b = 0; b < c.depth; ++b) {
     n.heads.push_back(c.blocks[b].skip_attn ? 0 : c.block_heads(b));
@@ -181,7 +184,7 @@ std::vector<std::vector<int>> choose(const std::vector<torch::Tensor>& scores,
   return keep_per_layer(scores, counts);
 }
 
-nlohmann::json structure_json(const model::ViTConfig& c) {
+nlohmann::json structure_json(const io::ViTConfig& c) {
   auto j = nlohmann::json::array();
   for (int b = 0; b < c.depth; ++b) {
     const auto& bc = c.blocks[b];
@@ -248,8 +251,8 @@ model::ViT prune_structured(model::ViT& dense, const PruneRequest& r, const Meth
     model->eval();
     nlohmann::json step = {{"step", k},
                            {"target", fraction},
-                           {"params", model::count_params(model->config())},
-                           {"macs", model::count_macs(model->config())},
+                           {"params", io::count_params(model->config())},
+                           {"macs", io::count_macs(model->config())},
                            {"structure", structure_json(model->config())}};
     if (r.finetune_epochs > 0)
       step["finetune"] = finetune(model, ft, r.finetune_epochs / r.steps, k - 1);
@@ -302,7 +305,7 @@ nlohmann::json run_prune(const PruneRequest& request) {
   core::Stopwatch clock;
   auto dense = model::load_model(r.model);
   dense->eval();
-  const auto class_names = model::class_names_from_file(r.model);
+  const auto class_names = io::read_model_header(r.model).class_names;
 
   nlohmann::json j = {{"model", r.model.string()},
                       {"out", r.out.string()},
@@ -347,8 +350,8 @@ nlohmann::json run_prune(const PruneRequest& request) {
                                          {"steps", r.steps},
                                          {"finetune_epochs", r.finetune_epochs}})
                              .dump()}};
-  if (!class_names.empty()) meta[model::kClassNamesKey] = nlohmann::json(class_names).dump();
-  model::save_model(pruned, r.out, meta);
+  if (!class_names.empty()) meta[io::kClassNamesKey] = nlohmann::json(class_names).dump();
+  exporter::save_model(pruned, r.out, meta);
 
   if (r.measure) {
     const auto acc = test_accuracy(pruned, r.data, r.eval_limit, r.quiet, "  pruned");

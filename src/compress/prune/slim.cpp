@@ -31,10 +31,10 @@ void copy_layer_norm(torch::nn::LayerNorm& dst, const torch::nn::LayerNorm& src)
 
 }  // namespace
 
-model::ViTConfig slim_config(const model::ViTConfig& config, const StructurePlan& plan) {
+io::ViTConfig slim_config(const io::ViTConfig& config, const StructurePlan& plan) {
   if (static_cast<int>(plan.size()) != config.depth)
     core::throw_internal("slim: plan has {} blocks, model {}", plan.size(), config.depth);
-  model::ViTConfig c = config;
+  io::ViTConfig c = config;
   for (int b = 0; b < c.depth; ++b) {
     auto& bc = c.blocks[b];
     const auto& bp = plan[b];

@@ -11,7 +11,7 @@ namespace vitopt::prune {
 
 // The config `plan` leads to (blocks edited; a block with no kept heads/neurons gets its
 // sub-block skipped, never a zero width).
-model::ViTConfig slim_config(const model::ViTConfig& config, const StructurePlan& plan);
+io::ViTConfig slim_config(const io::ViTConfig& config, const StructurePlan& plan);
 
 // A new model with the plan's structure and the kept weights (masked weights stay zero).
 // The source model is unchanged. Throws InputError for shared/low-rank models.

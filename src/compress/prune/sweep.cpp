@@ -14,6 +14,8 @@
 #include "compress/prune/slim.h"
 #include "core/error.h"
 #include "core/file_util.h"
+#include "export/model_writer.h"
+#include "io/metadata_keys.h"
 #include "model/model_file.h"
 #ifdef VITOPT_PRUNE_HAS_EVAL
 #include "eval/evaluator.h"
@@ -101,9 +103,9 @@ nlohmann::json run_sweep(model::ViT& dense, const PruneRequest& request, const A
   auto rows = nlohmann::json::array();
   std::vector<fs::path> models;
   std::map<std::string, std::string> labels;
-  const auto class_names = model::class_names_from_file(request.model);
+  const auto class_names = io::read_model_header(request.model).class_names;
   std::map<std::string, std::string> meta;
-  if (!class_names.empty()) meta[model::kClassNamesKey] = nlohmann::json(class_names).dump();
+  if (!class_names.empty()) meta[io::kClassNamesKey] = nlohmann::json(class_names).dump();
   const auto dense_size = size_json(dense);
   nlohmann::json hist_after;
   for (double a : request.sweep) {
@@ -116,7 +118,7 @@ nlohmann::json run_sweep(model::ViT& dense, const PruneRequest& request, const A
     nlohmann::json log;
     auto m0 = prune_model(dense, oneshot, a, log);
     const auto p0 = dir / (tag + "-noft.safetensors");
-    model::save_model(m0, p0, meta);
+    exporter::save_model(m0, p0, meta);
     models.push_back(p0);
     labels[p0.string()] = fmt::format("{:.0f}% no FT", 100 * a);
     row["no_finetune"] = test_accuracy(m0, request.data, request.eval_limit, request.quiet,
@@ -127,7 +129,7 @@ nlohmann::json run_sweep(model::ViT& dense, const PruneRequest& request, const A
       nlohmann::json log1;
       m1.emplace(prune_model(dense, request, a, log1));
       const auto p1 = dir / (tag + ".safetensors");
-      model::save_model(*m1, p1, meta);
+      exporter::save_model(*m1, p1, meta);
       models.push_back(p1);
       labels[p1.string()] = fmt::format("{:.0f}% + FT", 100 * a);
       row["finetuned"] = test_accuracy(*m1, request.data, request.eval_limit, request.quiet,

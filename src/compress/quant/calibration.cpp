@@ -8,7 +8,7 @@
 
 namespace vitopt::quant {
 
-torch::Tensor load_calibration_images(const std::string& data, const model::ViTConfig& config,
+torch::Tensor load_calibration_images(const std::string& data, const io::ViTConfig& config,
                                       size_t count, uint64_t seed, torch::Tensor* labels) {
   if (count == 0) core::throw_input("--calib-images: expected >= 1, got 0");
   auto ds = train::open_dataset_for(data, config, data::Split::Train, count, seed);

@@ -18,7 +18,7 @@ namespace vitopt::quant {
 // The first `count` images of `data`'s train split (calibration never sees the test split), with
 // the model's eval transform: (count, C, H, W) float32. Throws InputError if the data has fewer.
 // Their labels (count) int64 go to `labels` if given.
-torch::Tensor load_calibration_images(const std::string& data, const model::ViTConfig& config,
+torch::Tensor load_calibration_images(const std::string& data, const io::ViTConfig& config,
                                       size_t count, uint64_t seed, torch::Tensor* labels = nullptr);
 
 // Runs `model` (eval mode, no grad) over `images` in batches and observes every quantizable

@@ -8,17 +8,9 @@
 #include "compress/quant/calibration.h"
 #include "core/error.h"
 #include "core/progress.h"
+#include "io/model_counts.h"
 
 namespace vitopt::quant {
-
-int64_t quantized_weight_bytes(int64_t rows, int64_t cols, int bits, bool symmetric,
-                               bool per_channel) {
-  const int64_t codes = bits <= 4   ? rows * ((cols + 1) / 2)
-                        : bits <= 8 ? rows * cols
-                                    : 2 * rows * cols;
-  const int64_t n = per_channel ? rows : 1;
-  return codes + 4 * n + (symmetric ? 0 : 4 * n);
-}
 
 std::vector<Sensitivity> layer_sensitivity(model::ViT& folded, const torch::Tensor& images,
                                            const torch::Tensor& labels,
@@ -39,7 +31,7 @@ std::vector<Sensitivity> layer_sensitivity(model::ViT& folded, const torch::Tens
     auto w = linear_weight(folded, name);  // a view of the parameter
     const auto original = w.detach().clone();
     for (int b : bits) {
-      model::WeightQuant spec{b, o.w_symmetric, o.w_per_channel};
+      io::WeightQuant spec{b, o.w_symmetric, o.w_per_channel};
       const auto rows = spec.per_channel ? original : original.reshape({1, -1});
       auto [lo, hi] = observe_rows(rows, b, spec.symmetric, o.w_observer);
       w.copy_(model::quantize_weight(original, spec, lo, hi).dequantize());
@@ -53,8 +45,7 @@ std::vector<Sensitivity> layer_sensitivity(model::ViT& folded, const torch::Tens
                  .item<double>();
       s.top1_drop =
           100.0 * (ref_top1 - logits.argmax(1).eq(labels).to(torch::kDouble).mean().item<double>());
-      s.bytes = quantized_weight_bytes(original.size(0), original.size(1), b, spec.symmetric,
-                                       spec.per_channel);
+      s.bytes = io::quantized_weight_bytes(original.size(0), original.size(1), spec);
       table.push_back(s);
     }
     w.copy_(original);

@@ -21,10 +21,6 @@ struct Sensitivity {
   int64_t bytes = 0;     // predicted bytes of this layer's weights + scales (+ zero points)
 };
 
-// Bytes a layer's quantized weight occupies in the file (codes + scale + zero point).
-int64_t quantized_weight_bytes(int64_t rows, int64_t cols, int bits, bool symmetric,
-                               bool per_channel);
-
 // Sensitivities of every quantizable Linear of `folded` (an fp32 model, already reparametrized as
 // PTQ will do) at each of `bits`, on `images` with `labels` (weights only, activations fp32).
 std::vector<Sensitivity> layer_sensitivity(model::ViT& folded, const torch::Tensor& images,

@@ -15,7 +15,7 @@ torch::Tensor row_error(const torch::Tensor& x, const torch::Tensor& lo, const t
   auto [scale, zp] = model::choose_qparams(lo, hi, bits, symmetric);
   const auto s = scale.view({-1, 1});
   const auto z = zp.to(torch::kFloat).view({-1, 1});
-  const QRange r = model::quant_range(bits, symmetric);
+  const QRange r = io::quant_range(bits, symmetric);
   auto fq = (torch::clamp(torch::round(x / s) + z, static_cast<double>(r.qmin),
                           static_cast<double>(r.qmax)) -
              z) *
@@ -28,7 +28,7 @@ torch::Tensor row_error(const torch::Tensor& x, const torch::Tensor& lo, const t
 std::pair<torch::Tensor, torch::Tensor> observe_rows(const torch::Tensor& x_in, int bits,
                                                      bool symmetric, const ObserverOptions& o) {
   torch::NoGradGuard no_grad;
-  model::quant_range(bits, symmetric);  // validates bits
+  io::quant_range(bits, symmetric);  // validates bits
   const auto x =
       x_in.detach().to(torch::kCPU, torch::kFloat).reshape({x_in.size(0), -1});  // (R, K)
   auto lo = x.amin(1), hi = x.amax(1);                                           // (R)

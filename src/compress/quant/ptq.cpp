@@ -7,14 +7,15 @@
 #include "compress/quant/calibration.h"
 #include "compress/quant/quantizer.h"
 #include "core/error.h"
+#include "export/model_writer.h"
 
 namespace vitopt::quant {
 
 void validate(const PtqOptions& o) {
-  model::quant_range(o.wbits, o.w_symmetric, "--wbits");
-  if (o.abits) model::quant_range(*o.abits, o.a_symmetric, "--abits");
+  io::quant_range(o.wbits, o.w_symmetric, "--wbits");
+  if (o.abits) io::quant_range(*o.abits, o.a_symmetric, "--abits");
   for (const auto& [name, bits] : o.layer_wbits)
-    model::quant_range(bits, o.w_symmetric, "bits of " + name);
+    io::quant_range(bits, o.w_symmetric, "bits of " + name);
   for (const auto* ob : {&o.w_observer, &o.a_observer}) {
     if (ob->kind == ObserverKind::Percentile && !(ob->percentile > 50 && ob->percentile <= 100))
       core::throw_input("--percentile: expected a value in (50, 100], got {}", ob->percentile);
@@ -24,8 +25,8 @@ void validate(const PtqOptions& o) {
     core::throw_input("--reparam-alpha: expected a value in [0, 1], got {}",
                       o.reparam_options.alpha);
   if (o.attn_bits) {
-    model::quant_range(*o.attn_bits, true, "--attn-bits");
-    model::quant_range(o.prob_bits, true, "--prob-bits");
+    io::quant_range(*o.attn_bits, true, "--attn-bits");
+    io::quant_range(o.prob_bits, true, "--prob-bits");
     if (o.prob_quantizer != "log2" && o.prob_quantizer != "uniform" && o.prob_quantizer != "auto")
       core::throw_input("--prob-quantizer: expected log2, uniform or auto, got '{}'",
                         o.prob_quantizer);
@@ -33,23 +34,23 @@ void validate(const PtqOptions& o) {
   if (o.batch_size < 1) core::throw_input("calibration batch: expected >= 1, got {}", o.batch_size);
 }
 
-std::map<std::string, model::InputQuant> calibrate_inputs(model::ViT& weights_model,
+std::map<std::string, io::InputQuant> calibrate_inputs(model::ViT& weights_model,
                                                           const torch::Tensor& calib,
                                                           const PtqOptions& o,
                                                           nlohmann::json* report) {
-  std::map<std::string, model::InputQuant> inputs;
+  std::map<std::string, io::InputQuant> inputs;
   if (!o.abits) return inputs;
   const int bits = *o.abits;
   auto obs = observe_linear_inputs(weights_model, calib, o.batch_size, 4096, o.seed);
   for (const auto& [name, ob] : obs) {
     if (ob.empty()) continue;  // e.g. a Linear the forward never reached
-    model::InputQuant q;
+    io::InputQuant q;
     q.bits = bits;
     q.symmetric = o.a_symmetric;
     q.dynamic = o.a_dynamic;
     if (!q.dynamic) {
       const auto [lo, hi] = ob.range(bits, q.symmetric, o.a_observer);
-      const auto p = model::choose_qparams(lo, hi, bits, q.symmetric);
+      const auto p = io::choose_qparams(lo, hi, bits, q.symmetric);
       q.scale = p.scale;
       q.zero_point = p.zero_point;
     }
@@ -64,8 +65,8 @@ std::map<std::string, model::InputQuant> calibrate_inputs(model::ViT& weights_mo
         site["input_scale"] = q.scale;
         site["input_zero_point"] = q.zero_point;
         // What the plain min-max range would have given, to show what the observer buys.
-        const auto mm = model::choose_qparams(ob.min(), ob.max(), bits, q.symmetric);
-        model::InputQuant plain = q;
+        const auto mm = io::choose_qparams(ob.min(), ob.max(), bits, q.symmetric);
+        io::InputQuant plain = q;
         plain.scale = mm.scale;
         plain.zero_point = mm.zero_point;
         site["input_sqnr_minmax_db"] = sqnr_db(sample, model::fake_quant_input(sample, plain));
@@ -91,7 +92,7 @@ QuantizedState run_ptq(model::ViT& source, const torch::Tensor& calib, const Ptq
   }
   for (const auto& name : names) {
     torch::NoGradGuard no_grad;
-    model::WeightQuant spec;
+    io::WeightQuant spec;
     spec.bits = o.layer_wbits.count(name) ? o.layer_wbits.at(name) : o.wbits;
     spec.symmetric = o.w_symmetric;
     spec.per_channel = o.w_per_channel;
@@ -118,9 +119,9 @@ QuantizedState run_ptq(model::ViT& source, const torch::Tensor& calib, const Ptq
   return s;
 }
 
-model::AttentionQuant calibrate_attention(model::ViT& inputs_model, const torch::Tensor& calib,
+io::AttentionQuant calibrate_attention(model::ViT& inputs_model, const torch::Tensor& calib,
                                           const PtqOptions& o, nlohmann::json* report) {
-  model::AttentionQuant aq;
+  io::AttentionQuant aq;
   aq.bits = *o.attn_bits;
   aq.symmetric = true;  // q, k, v are centred; zero-points would only cost integer corrections
   aq.prob_bits = o.prob_bits;
@@ -132,13 +133,13 @@ model::AttentionQuant calibrate_attention(model::ViT& inputs_model, const torch:
   auto obs = observe_attention_inputs(inputs_model, calib, o.batch_size, 4096, o.seed);
   const char* names[3] = {"q", "k", "v"};
   for (auto& [block, qkv] : obs) {
-    model::AttentionQuant::Block b;
-    model::InputQuant* dst[3] = {&b.q, &b.k, &b.v};
+    io::AttentionQuant::Block b;
+    io::InputQuant* dst[3] = {&b.q, &b.k, &b.v};
     for (int j = 0; j < 3; ++j) {
       const auto& ob = qkv[static_cast<size_t>(j)];
       if (ob.empty()) core::throw_internal("calibrate_attention: block {} was never run", block);
       const auto [lo, hi] = ob.range(aq.bits, aq.symmetric, o.a_observer);
-      const auto p = model::choose_qparams(lo, hi, aq.bits, aq.symmetric);
+      const auto p = io::choose_qparams(lo, hi, aq.bits, aq.symmetric);
       dst[j]->bits = aq.bits;
       dst[j]->symmetric = aq.symmetric;
       dst[j]->scale = p.scale;
@@ -191,11 +192,11 @@ model::ViT simulate(const QuantizedState& s) {
 
 void save_quantized(const QuantizedState& s, const std::filesystem::path& path,
                     const std::map<std::string, std::string>& extra_metadata) {
-  model::QuantSpec spec;
+  io::QuantSpec spec;
   spec.inputs = s.inputs;
-  if (s.attention) spec.extras[model::kAttentionExtrasKey] = s.attention->to_json();
+  spec.attention = s.attention;
   auto fp32 = s.fp32;
-  model::save_quantized_model(fp32, s.weights, spec, path, extra_metadata);
+  exporter::save_quantized_model(fp32, s.weights, spec, path, extra_metadata);
 }
 
 }  // namespace vitopt::quant

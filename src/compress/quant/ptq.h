@@ -42,8 +42,8 @@ struct PtqOptions {
 struct QuantizedState {
   model::ViT fp32{nullptr};                               // folded fp32 model (latent weights)
   std::map<std::string, model::QuantizedWeight> weights;  // by weight tensor name
-  std::map<std::string, model::InputQuant> inputs;        // by Linear name
-  std::optional<model::AttentionQuant> attention;         // attention matmuls, if quantized
+  std::map<std::string, io::InputQuant> inputs;        // by Linear name
+  std::optional<io::AttentionQuant> attention;         // attention matmuls, if quantized
   nlohmann::json report = nlohmann::json::object();       // reparam, per-layer SQNR
 };
 
@@ -58,14 +58,14 @@ QuantizedState run_ptq(model::ViT& model, const torch::Tensor& calib, const PtqO
 
 // Input quantizers calibrated on `weights_model` (weights already as they will be quantized):
 // one per quantizable Linear; adds per-site activation SQNR to `report` if given.
-std::map<std::string, model::InputQuant> calibrate_inputs(model::ViT& weights_model,
+std::map<std::string, io::InputQuant> calibrate_inputs(model::ViT& weights_model,
                                                           const torch::Tensor& calib,
                                                           const PtqOptions& o,
                                                           nlohmann::json* report = nullptr);
 
 // Attention-matmul quantizers calibrated on `inputs_model` (weights and Linear inputs already
 // quantized); adds per-block q/k/v SQNR and ranges to `report` if given.
-model::AttentionQuant calibrate_attention(model::ViT& inputs_model, const torch::Tensor& calib,
+io::AttentionQuant calibrate_attention(model::ViT& inputs_model, const torch::Tensor& calib,
                                           const PtqOptions& o, nlohmann::json* report = nullptr);
 
 // The ViT a saved file of this state loads as: dequantized weights, input fake-quant hooks.

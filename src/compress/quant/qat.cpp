@@ -40,7 +40,7 @@ QuantizedState run_qat(const QuantizedState& ptq, const QatOptions& o, nlohmann:
     }
     auto* lin = modules[lname]->as<model::LinearImpl>();
     if (lin == nullptr) core::throw_internal("run_qat: '{}' is not a Linear", lname);
-    const QRange range = model::quant_range(qw.spec.bits, qw.spec.symmetric);
+    const QRange range = io::quant_range(qw.spec.bits, qw.spec.symmetric);
     const auto z = rows_view(qw.zero_point).to(fopts);
     auto s = rows_view(qw.scale).to(fopts).clone();
     if (o.lsq) {
@@ -79,7 +79,7 @@ QuantizedState run_qat(const QuantizedState& ptq, const QatOptions& o, nlohmann:
       };
       continue;
     }
-    const QRange range = model::quant_range(iq.bits, iq.symmetric);
+    const QRange range = io::quant_range(iq.bits, iq.symmetric);
     const auto z = torch::full({}, static_cast<float>(iq.zero_point), fopts);
     auto s = torch::full({}, iq.scale, fopts);
     if (o.lsq) {
@@ -137,7 +137,7 @@ QuantizedState run_qat(const QuantizedState& ptq, const QatOptions& o, nlohmann:
     auto* lin = modules[lname]->as<model::LinearImpl>();
     lin->weight_transform = nullptr;
     const auto s = weight_scale.at(wname).detach().to(torch::kCPU);
-    const auto range = model::quant_range(qw.spec.bits, qw.spec.symmetric);
+    const auto range = io::quant_range(qw.spec.bits, qw.spec.symmetric);
     qw.scale = s.reshape({-1}).clone();
     qw.codes = model::quantize_codes(lin->weight.detach(), s, rows_view(qw.zero_point), range);
   }

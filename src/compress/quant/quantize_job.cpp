@@ -12,6 +12,8 @@
 #include "core/error.h"
 #include "core/file_util.h"
 #include "core/progress.h"
+#include "io/metadata_keys.h"
+#include "io/model_counts.h"
 #include "train/data_bridge.h"
 #include "train/evaluate.h"
 
@@ -30,8 +32,8 @@ void validate_request(const QuantizeRequest& r) {
   if (!(r.qat_lr > 0)) core::throw_input("--qat-lr: expected > 0, got {}", r.qat_lr);
   if (r.size_budget_mb && !(*r.size_budget_mb > 0))
     core::throw_input("--size-budget-mb: expected > 0, got {}", *r.size_budget_mb);
-  for (int b : r.mp_bits) model::quant_range(b, r.ptq.w_symmetric, "--mp-bits");
-  for (int b : r.sweep) model::quant_range(b, r.ptq.w_symmetric, "--sweep");
+  for (int b : r.mp_bits) io::quant_range(b, r.ptq.w_symmetric, "--mp-bits");
+  for (int b : r.sweep) io::quant_range(b, r.ptq.w_symmetric, "--sweep");
   if (!r.sweep.empty() && (r.size_budget_mb || r.qat_epochs > 0))
     core::throw_input("--sweep: cannot be combined with --size-budget-mb or --qat-epochs");
 }
@@ -44,12 +46,12 @@ int64_t fixed_file_bytes(model::ViT& folded, const PtqOptions& o,
   s.fp32 = folded;
   int64_t weight_bytes = 0;
   for (const auto& name : model::quantizable_linears(folded)) {
-    const model::WeightQuant spec{8, o.w_symmetric, o.w_per_channel};
+    const io::WeightQuant spec{8, o.w_symmetric, o.w_per_channel};
     auto w = linear_weight(folded, name);
     s.weights[weight_name(name)] = model::quantize_weight(w, spec);
-    weight_bytes += quantized_weight_bytes(w.size(0), w.size(1), 8, o.w_symmetric, o.w_per_channel);
+    weight_bytes += io::quantized_weight_bytes(w.size(0), w.size(1), spec);
     if (o.abits)
-      s.inputs[name] = model::InputQuant{*o.abits, o.a_symmetric, o.a_dynamic, 0.0123456f, 0};
+      s.inputs[name] = io::InputQuant{*o.abits, o.a_symmetric, o.a_dynamic, 0.0123456f, 0};
   }
   save_quantized(s, tmp);
   const auto total = static_cast<int64_t>(std::filesystem::file_size(tmp));
@@ -93,7 +95,7 @@ nlohmann::json run_quantize(const QuantizeRequest& req) {
   auto fp = model::load_model(req.model);
   {
     const auto file = io::SafeTensorsFile::load(req.model);
-    if (model::is_quantized_file(file))
+    if (file.metadata_value(io::kQuantKey) != nullptr)
       core::throw_input("--model: {} is already quantized; give the fp32 model",
                         req.model.string());
   }
@@ -159,8 +161,8 @@ nlohmann::json run_quantize(const QuantizeRequest& req) {
         {"epochs", req.qat_epochs}, {"lsq", req.lsq}, {"lr", req.qat_lr}, {"history", history}};
   }
   std::map<std::string, std::string> meta = {{"vitopt.quant_source", req.model.string()}};
-  const auto names = model::class_names_from_file(req.model);
-  if (!names.empty()) meta[model::kClassNamesKey] = nlohmann::json(names).dump();
+  const auto names = io::read_model_header(req.model).class_names;
+  if (!names.empty()) meta[io::kClassNamesKey] = nlohmann::json(names).dump();
   save_quantized(state, req.out, meta);
 
   const auto fp32_bytes = std::filesystem::file_size(req.model);

@@ -12,7 +12,7 @@
 
 namespace vitopt::quant {
 
-using model::QRange;
+using io::QRange;
 
 // Forward: s * (clamp(rne(x / s) + z, qmin, qmax) - z), identical to the format's fake quant.
 // Backward (clipped STE): d/dx = 1 inside the representable range [s(qmin-z), s(qmax-z)], 0

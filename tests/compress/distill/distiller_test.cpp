@@ -12,6 +12,8 @@
 #include "core/file_util.h"
 #include "core/json_util.h"
 #include "data/dataset.h"
+#include "export/model_writer.h"
+#include "io/presets.h"
 #include "model/model_file.h"
 #include "test_util.h"
 #include "train/data_bridge.h"
@@ -33,7 +35,7 @@ std::shared_ptr<data::Dataset> synthetic(size_t count, uint64_t seed) {
 // A teacher wider and deeper than vit-tiny-test (C 48, 4 heads, 4 blocks), with its head scaled
 // up so its predictions are confident (a random ViT's logits are nearly uniform).
 model::ViT tiny_teacher(uint64_t seed) {
-  auto c = model::preset("vit-tiny-test");
+  auto c = io::preset("vit-tiny-test");
   c.name = "tiny-teacher";
   c.embed_dim = 48;
   c.num_heads = 4;
@@ -48,7 +50,7 @@ model::ViT tiny_teacher(uint64_t seed) {
 }
 
 model::ViT tiny_student(uint64_t seed, bool token = false) {
-  auto c = model::preset("vit-tiny-test");
+  auto c = io::preset("vit-tiny-test");
   c.distill_token = token;
   model::ViT s(c);
   s->init_weights(seed);
@@ -57,7 +59,7 @@ model::ViT tiny_student(uint64_t seed, bool token = false) {
 
 // The first 32 images of `set` as the model sees them (B, 1, 28, 28), and their labels.
 std::pair<torch::Tensor, torch::Tensor> first_batch(std::shared_ptr<const data::Dataset> set,
-                                                    const model::ViTConfig& c) {
+                                                    const io::ViTConfig& c) {
   data::LoaderOptions lo;
   lo.batch_size = 32;
   lo.workers = 0;
@@ -260,7 +262,7 @@ TEST(DistillJob, TinyRunTrainsEachModeSetAndWritesTheComparison) {
   train::configure_threads(1);
   vitopt::testing::TempDir tmp;
   auto teacher = tiny_teacher(1);
-  model::save_model(teacher, tmp / "teacher.safetensors");
+  exporter::save_model(teacher, tmp / "teacher.safetensors");
   DistillRequest req;
   req.teacher = tmp / "teacher.safetensors";
   req.student = "vit-tiny-test";

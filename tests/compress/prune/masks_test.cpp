@@ -6,13 +6,14 @@
 #include "compress/prune/policy.h"
 #include "compress/prune/prune_job.h"
 #include "core/error.h"
+#include "io/presets.h"
 #include "test_util.h"
 
 namespace vitopt::prune {
 namespace {
 
 model::ViT tiny_model(uint64_t seed) {
-  model::ViT m(model::preset("vit-tiny-test"));
+  model::ViT m(io::preset("vit-tiny-test"));
   m->init_weights(seed);
   m->eval();
   return m;

@@ -8,6 +8,9 @@
 #include "compress/prune/importance.h"
 #include "compress/prune/prune_job.h"
 #include "compress/prune/slim.h"
+#include "export/model_writer.h"
+#include "io/model_counts.h"
+#include "io/presets.h"
 #include "model/model_file.h"
 #include "test_util.h"
 
@@ -15,7 +18,7 @@ namespace vitopt::prune {
 namespace {
 
 model::ViT random_model(uint64_t seed, int depth = 2) {
-  auto c = model::preset("vit-tiny-test");
+  auto c = io::preset("vit-tiny-test");
   c.depth = depth;
   c.blocks.clear();
   c.normalize();
@@ -27,12 +30,12 @@ model::ViT random_model(uint64_t seed, int depth = 2) {
   return m;
 }
 
-torch::Tensor random_input(const model::ViTConfig& c, int64_t batch, uint64_t seed) {
+torch::Tensor random_input(const io::ViTConfig& c, int64_t batch, uint64_t seed) {
   auto gen = at::detail::createCPUGenerator(seed);
   return torch::randn({batch, c.in_channels, c.image_size, c.image_size}, gen);
 }
 
-std::vector<CalibBatch> random_calib(const model::ViTConfig& c, int batches) {
+std::vector<CalibBatch> random_calib(const io::ViTConfig& c, int batches) {
   std::vector<CalibBatch> out;
   for (int i = 0; i < batches; ++i)
     out.push_back({random_input(c, 8, 100 + i), torch::randint(0, c.num_classes, {8})});
@@ -56,8 +59,8 @@ TEST(Slim, SameLogitsAsGatedOriginal) {
   EXPECT_TRUE(c.blocks[1].skip_attn);
   EXPECT_EQ(c.block_mlp(1), 3);
   EXPECT_TRUE(c.blocks[2].skip_mlp);
-  EXPECT_LT(model::count_macs(c), model::count_macs(m->config()));
-  EXPECT_EQ(model::count_params(c), [&] {
+  EXPECT_LT(io::count_macs(c), io::count_macs(m->config()));
+  EXPECT_EQ(io::count_params(c), [&] {
     int64_t n = 0;
     for (auto& p : s->parameters()) n += p.numel();
     return n;
@@ -75,7 +78,7 @@ TEST(Slim, SameLogitsAsGatedOriginal) {
 
   // An ordinary model file: loads back with the same structure and logits.
   testing::TempDir tmp;
-  model::save_model(s, tmp / "slim.safetensors");
+  exporter::save_model(s, tmp / "slim.safetensors");
   auto loaded = model::load_model(tmp / "slim.safetensors");
   loaded->eval();
   EXPECT_EQ(loaded->config().to_json(), c.to_json());
@@ -192,7 +195,7 @@ TEST(PruneJob, StructuredHeadsNeuronsSlimsAndKeepsOnePerBlock) {
   EXPECT_EQ(c.block_heads(0), 1);
   EXPECT_EQ(c.block_heads(1), 1);
   EXPECT_EQ(c.block_mlp(0) + c.block_mlp(1), 32);  // 128 - round(0.75 * 128)
-  EXPECT_LT(model::count_macs(c), model::count_macs(m->config()) * 0.5);
+  EXPECT_LT(io::count_macs(c), io::count_macs(m->config()) * 0.5);
   // Per-layer with the taylor criterion and two cubic steps.
   r.per_layer = true;
   r.criterion = "taylor";

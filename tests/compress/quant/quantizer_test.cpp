@@ -13,12 +13,16 @@
 #include "compress/quant/observer.h"
 #include "compress/quant/reparam.h"
 #include "core/error.h"
+#include "io/code_packing.h"
+#include "io/model_counts.h"
+#include "io/presets.h"
 
 namespace vitopt::quant {
 namespace {
 
-using model::choose_qparams;
-using model::quant_range;
+using io::choose_qparams;     // scalar (the format's rule)
+using model::choose_qparams;  // per row, on tensors
+using io::quant_range;
 
 void expect_input_error(const std::function<void()>& fn, const std::string& part) {
   try {
@@ -34,43 +38,26 @@ torch::Tensor codes_of(const std::vector<float>& x, float scale, int64_t zp, int
                                quant_range(bits, sym));
 }
 
-TEST(Quantizer, RangesAtTheEdges) {
-  EXPECT_EQ(quant_range(2, true).qmin, -1);
-  EXPECT_EQ(quant_range(2, true).qmax, 1);
-  EXPECT_EQ(quant_range(2, false).qmin, -2);
-  EXPECT_EQ(quant_range(2, false).qmax, 1);
-  EXPECT_EQ(quant_range(16, true).qmin, -32767);
-  EXPECT_EQ(quant_range(16, false).qmin, -32768);
-  EXPECT_EQ(quant_range(16, false).qmax, 32767);
-  expect_input_error([] { quant_range(1, true, "--wbits"); }, "--wbits");
-  expect_input_error([] { quant_range(17, false, "--abits"); }, "got 17");
-}
-
-TEST(Quantizer, QParamsByHand) {
-  // Zero range: scale 1, zp = qmin - rne(0) = -128; 0 still decodes to exactly 0.
-  auto p = choose_qparams(0.0f, 0.0f, 8, false);
-  EXPECT_EQ(p.scale, 1.0f);
-  EXPECT_EQ(p.zero_point, -128);
-  EXPECT_EQ(choose_qparams(0.0f, 0.0f, 8, true).zero_point, 0);
-  // Negative-only [-4, -2] widens to [-4, 0]: scale 4/255, zp = -128 - rne(-255) = 127.
-  p = choose_qparams(-4.0f, -2.0f, 8, false);
-  EXPECT_FLOAT_EQ(p.scale, 4.0f / 255.0f);
-  EXPECT_EQ(p.zero_point, 127);
+TEST(Quantizer, TensorCodesFollowTheScalarQParams) {
+  // Ranges and qparams themselves: tests/io/quant_spec_test.cpp. Here: the tensor quantizer with
+  // them. [-4, -2] widens to [-4, 0]: scale 4/255, zp 127; -1/(4/255) = -63.75 -> -64.
+  auto p = choose_qparams(-4.0f, -2.0f, 8, false);
   EXPECT_TRUE(torch::equal(codes_of({-4.0f, -1.0f, 0.0f}, p.scale, p.zero_point, 8, false),
-                           torch::tensor({-128L, 63L, 127L})));  // -1/(4/255) = -63.75 -> -64
-  p = choose_qparams(-4.0f, -2.0f, 8, true);
-  EXPECT_FLOAT_EQ(p.scale, 4.0f / 127.0f);
-  EXPECT_EQ(p.zero_point, 0);
-  // Positive-only [0, 2.55] at 8 bits asym: scale 0.01, zp -128.
-  p = choose_qparams(0.5f, 2.55f, 8, false);
-  EXPECT_FLOAT_EQ(p.scale, 2.55f / 255.0f);
-  EXPECT_EQ(p.zero_point, -128);
+                           torch::tensor({-128L, 63L, 127L})));
   // 2 bits symmetric: codes {-1, 0, 1}; 16 bits: the full 32767.
   EXPECT_TRUE(torch::equal(codes_of({-1.0f, -0.4f, 0.0f, 0.6f, 1.0f}, 1.0f, 0, 2, true),
                            torch::tensor({-1L, 0L, 0L, 1L, 1L})));
   p = choose_qparams(-1.0f, 1.0f, 16, true);
   EXPECT_TRUE(torch::equal(codes_of({1.0f, -1.0f}, p.scale, 0, 16, true),
                            torch::tensor({32767L, -32767L})));
+  // The per-row tensor version computes the scalar rule element by element.
+  const auto lo = torch::tensor({-4.0f, 0.5f, 0.0f}), hi = torch::tensor({-2.0f, 2.55f, 0.0f});
+  const auto [scale, zp] = choose_qparams(lo, hi, 8, false);
+  for (int i = 0; i < 3; ++i) {
+    const auto want = choose_qparams(lo[i].item<float>(), hi[i].item<float>(), 8, false);
+    EXPECT_EQ(scale[i].item<float>(), want.scale) << i;
+    EXPECT_EQ(zp[i].item<int64_t>(), want.zero_point) << i;
+  }
 }
 
 TEST(Quantizer, HalfToEvenAndClamping) {
@@ -83,29 +70,32 @@ TEST(Quantizer, HalfToEvenAndClamping) {
   EXPECT_TRUE(torch::equal(codes_of({9.0f, -9.0f}, 1.0f, 3, 4, false), torch::tensor({7L, -6L})));
 }
 
-TEST(Quantizer, PackUnpackRoundTripIsBitExact) {
+TEST(Quantizer, TensorsThroughIoPackingAreBitExact) {
+  // The LibTorch side packs through io (tests/io/code_packing_test.cpp checks the byte layout):
+  // tensors -> plain arrays -> packed bytes -> plain arrays -> tensors gives the same codes.
   auto gen = at::detail::createCPUGenerator(3);
   for (int bits = 2; bits <= 16; ++bits) {
     for (bool sym : {true, false}) {
       const auto r = quant_range(bits, sym);
-      for (auto [rows, cols] : {std::pair<int64_t, int64_t>{1, 1}, {3, 17}, {5, 33}, {2, 128}}) {
-        auto codes = torch::randint(r.qmin, r.qmax + 1, {rows, cols}, gen, torch::kLong);
-        codes[0][0] = r.qmin;  // the extremes always appear
-        codes[rows - 1][cols - 1] = r.qmax;
-        const auto p = model::pack_codes(codes, bits, sym);
-        EXPECT_EQ(p.shape[1], bits <= 4 ? (cols + 1) / 2 : cols);
-        const auto back =
-            model::unpack_codes(p.bytes.data(), p.dtype, p.shape, cols, bits, sym, "t");
-        EXPECT_TRUE(torch::equal(back, codes))
-            << bits << " bits, sym " << sym << ", " << rows << "x" << cols;
-      }
+      model::QuantizedWeight w;
+      w.spec = {bits, sym, true};
+      w.codes = torch::randint(r.qmin, r.qmax + 1, {3, 17}, gen, torch::kLong);
+      w.codes[0][0] = r.qmin;
+      w.codes[2][16] = r.qmax;
+      w.scale = torch::rand({3}, gen) + 0.1;
+      w.zero_point = sym ? torch::zeros({3}, torch::kLong) : torch::tensor({r.qmin, 0, r.qmax}, torch::kLong);
+      const auto plain = model::to_plain(w);
+      const auto packed = io::pack_codes(plain.codes.data(), 3, 17, bits, sym);
+      auto round = plain;
+      round.codes = io::unpack_codes(packed.bytes.data(), packed.dtype, packed.shape, 3, 17, bits,
+                                     sym, "t");
+      const auto back = model::from_plain(round);
+      EXPECT_TRUE(torch::equal(back.codes, w.codes)) << bits << " bits, sym " << sym;
+      EXPECT_TRUE(torch::equal(back.scale, w.scale.to(torch::kFloat)));
+      EXPECT_TRUE(torch::equal(back.zero_point, w.zero_point));
+      EXPECT_TRUE(torch::equal(back.dequantize(), w.dequantize()));
     }
   }
-  // Nibble layout: element 2k low, 2k+1 high, stored as q - qmin; pad nibble 0.
-  const auto p = model::pack_codes(torch::tensor({{-8L, 7L, 0L}}), 4, false);
-  ASSERT_EQ(p.bytes.size(), 2u);
-  EXPECT_EQ(p.bytes[0], 0xF0);
-  EXPECT_EQ(p.bytes[1], 0x08);
 }
 
 TEST(Observer, KnownDistributions) {
@@ -152,7 +142,7 @@ TEST(Observer, KnownDistributions) {
 
 TEST(Quantizer, SteAndLsqForwardEqualTheFormatAndPassGradients) {
   auto x = torch::linspace(-3, 3, 101).requires_grad_(true);
-  model::InputQuant q{4, false, false, 0.25f, -2};
+  io::InputQuant q{4, false, false, 0.25f, -2};
   const auto r = quant_range(4, false);
   auto y = fake_quant_ste(x, torch::tensor(0.25f), torch::tensor(-2.0f), r);
   EXPECT_TRUE(torch::equal(y.detach(), model::fake_quant_input(x.detach(), q)));
@@ -169,7 +159,7 @@ TEST(Quantizer, SteAndLsqForwardEqualTheFormatAndPassGradients) {
 }
 
 TEST(Reparam, FoldingKeepsTheFunctionAndEqualizesRanges) {
-  model::ViT m(model::preset("vit-tiny-test"));
+  model::ViT m(io::preset("vit-tiny-test"));
   {
     torch::NoGradGuard no_grad;
     auto gen = at::detail::createCPUGenerator(2);
@@ -199,7 +189,7 @@ TEST(MixedPrecision, KnapsackPicksTheCheapestFeasibleLoss) {
   EXPECT_EQ(alloc.weight_bytes, 1500);
   EXPECT_EQ(allocate_bits(t, 5000, 0).bits.at("a"), 8);
   expect_input_error([&] { allocate_bits(t, 900, 100); }, "--size-budget-mb");
-  EXPECT_EQ(quantized_weight_bytes(3, 5, 4, false, true), 3 * 3 + 12 + 12);
+  EXPECT_EQ(io::quantized_weight_bytes(3, 5, {4, false, true}), 3 * 3 + 12 + 12);
 }
 
 }  // namespace
