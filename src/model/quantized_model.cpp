@@ -10,6 +10,7 @@
 #include <set>
 
 #include "core/error.h"
+#include "io/metadata_keys.h"
 #include "io/tensor_layout.h"
 #include "model/attention_quant.h"
 #include "model/model_file.h"

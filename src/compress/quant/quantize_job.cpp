@@ -10,6 +10,7 @@
 #include "compress/quant/qat.h"
 #include "compress/quant/sweep.h"
 #include "core/error.h"
+#include "model/model_file.h"
 #include "core/file_util.h"
 #include "core/progress.h"
 #include "io/metadata_keys.h"

@@ -7,6 +7,7 @@
 
 #include "compress/quant/calibration.h"
 #include "core/error.h"
+#include "model/model_file.h"
 #include "core/file_util.h"
 #include "core/progress.h"
 
