@@ -12,6 +12,7 @@
 #include "core/timer.h"
 #include "data/loader.h"
 #include "eval/engine.h"
+#include "eval/latency.h"
 #include "eval/metrics.h"
 #include "io/model_counts.h"
 #include "model/model_file.h"
@@ -25,14 +26,7 @@ namespace {
 report::Latency time_batch1(Engine& engine, const float* image, int64_t num_classes, int runs) {
   std::vector<float> out(static_cast<size_t>(num_classes));
   const int warmup = std::max(3, runs / 10);
-  for (int i = 0; i < warmup; ++i) engine.run(image, 1, out.data());
-  std::vector<double> ms;
-  ms.reserve(static_cast<size_t>(runs));
-  for (int i = 0; i < runs; ++i) {
-    core::Stopwatch clock;
-    engine.run(image, 1, out.data());
-    ms.push_back(clock.millis());
-  }
+  const auto ms = time_runs([&] { engine.run(image, 1, out.data()); }, warmup, runs);
   return latency_stats(ms, warmup, 1);
 }
 

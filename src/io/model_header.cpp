@@ -62,6 +62,9 @@ void validate_quant_names(const QuantSpec& spec, const ViTConfig& c, const std::
   std::set<std::string> weights, linears;
   for (const LinearLayout& l : model_linears(c)) {
     linears.insert(l.name);
+    // A low-rank Linear's second factor has its own input (the (tokens, r) activation):
+    // "<linear>.weight_u" names its quantizer.
+    if (l.rank > 0) linears.insert(l.name + ".weight_u");
     for (const WeightLayout& w : l.weights) weights.insert(w.name);
   }
   for (const auto& [name, w] : spec.weights) {
@@ -74,7 +77,8 @@ void validate_quant_names(const QuantSpec& spec, const ViTConfig& c, const std::
   for (const auto& [name, q] : spec.inputs) {
     if (!linears.count(name)) {
       core::throw_input("{}: inputs['{}']: no Linear of that name in this model (expected e.g. "
-                        "'blocks.0.attn.qkv' or 'patch_embed.proj')", source, name);
+                        "'blocks.0.attn.qkv', 'patch_embed.proj' or, for a low-rank Linear, "
+                        "'blocks.0.attn.qkv.weight_u')", source, name);
     }
   }
   if (spec.attention) {

@@ -41,7 +41,8 @@ ModelHeader read_model_header(const std::filesystem::path& path, const ImportHin
 std::string precision_label(const std::optional<QuantSpec>& quant);
 
 // Every weights key must be a weight tensor of a Linear of `c` (dense ".weight" or low-rank
-// ".weight_u"/".weight_v"), every inputs key a Linear of `c`, every extras.attention block index
+// ".weight_u"/".weight_v"), every inputs key a Linear of `c` (or "<linear>.weight_u" of a
+// low-rank one: the input of its second factor), every extras.attention block index
 // a block with its own attention. `source` names the file in errors.
 void validate_quant_names(const QuantSpec& spec, const ViTConfig& c, const std::string& source);
 

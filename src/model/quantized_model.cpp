@@ -142,10 +142,23 @@ QuantizedWeight from_plain(const io::QuantizedWeightData& p) {
 std::vector<std::string> quantizable_linears(ViT& model) {
   std::vector<std::string> names{"patch_embed.proj"};
   for (const auto& item : model->named_modules("", /*include_self=*/false)) {
-    if (const auto* lin = item.value()->as<LinearImpl>(); lin && lin->rank == 0)
+    if (const auto* lin = item.value()->as<LinearImpl>()) {
       names.push_back(item.key());
+      if (lin->rank > 0) names.push_back(item.key() + ".weight_u");
+    }
   }
   return names;
+}
+
+std::string unit_weight_name(ViT& model, const std::string& unit) {
+  if (unit == "patch_embed.proj") return unit + ".weight";
+  const std::string u = ".weight_u";
+  if (unit.size() > u.size() && unit.compare(unit.size() - u.size(), u.size(), u) == 0) return unit;
+  auto mods = model->named_modules("", false);
+  const auto* found = mods.find(unit);
+  const auto* lin = found ? (*found)->as<LinearImpl>() : nullptr;
+  if (lin == nullptr) core::throw_internal("unit_weight_name: no Linear '{}'", unit);
+  return unit + (lin->rank > 0 ? ".weight_v" : ".weight");
 }
 
 void apply_input_quant(ViT& model, const std::map<std::string, io::InputQuant>& inputs) {
@@ -169,6 +182,13 @@ void apply_input_quant(ViT& model, const std::map<std::string, io::InputQuant>& 
       used.insert(it->first);
     } else {
       lin->input_transform = nullptr;
+    }
+    if (auto it = inputs.find(item.key() + ".weight_u"); it != inputs.end() && lin->rank > 0) {
+      const io::InputQuant q = it->second;
+      lin->mid_transform = [q](const torch::Tensor& x) { return fake_quant_input(x, q); };
+      used.insert(it->first);
+    } else {
+      lin->mid_transform = nullptr;
     }
   }
   for (const auto& [name, q] : inputs) {

@@ -55,11 +55,15 @@ torch::Tensor fake_quant_input(const torch::Tensor& x, const io::InputQuant& q);
 // rows, so dynamic quantization uses one scale per patch (per token).
 torch::Tensor fake_quant_patch_input(const torch::Tensor& x, const io::InputQuant& q, int patch);
 
-// Names of every quantizable Linear (timm names without ".weight") in module order, the patch
-// embedding first ("patch_embed.proj"); low-rank Linears are left out (no single weight).
+// Names of every quantizable unit (one weight and the input it multiplies) in module order, the
+// patch embedding first ("patch_embed.proj"): a dense Linear by its name (weight "<name>.weight");
+// a low-rank Linear as two units, "<name>" (weight_v, on the Linear's input) and
+// "<name>.weight_u" (weight_u, on the (tokens, r) activation between the factors).
 std::vector<std::string> quantizable_linears(ViT& model);
-// Sets each named Linear's input_transform (or the patch hook) to fake_quant_input; clears the
-// hooks of Linears not in `inputs`.
+// The weight tensor name of a unit: "<name>.weight", "<name>.weight_v" or "<name>.weight_u".
+std::string unit_weight_name(ViT& model, const std::string& unit);
+// Sets each named unit's input hook (input_transform, mid_transform for "<name>.weight_u", or the
+// patch hook) to fake_quant_input; clears the hooks of units not in `inputs`.
 void apply_input_quant(ViT& model, const std::map<std::string, io::InputQuant>& inputs);
 
 // The quantized weights stored in a file whose header was read by io::read_model_header, by

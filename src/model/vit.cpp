@@ -19,6 +19,12 @@ const torch::Tensor* gate_at(const std::vector<torch::Tensor>& gates, int b) {
   return nullptr;
 }
 
+// x * g, or x * g + (1 - g) * mean for mean ablation (g and mean already broadcast against x).
+torch::Tensor gated(const torch::Tensor& x, const torch::Tensor& g, const torch::Tensor* mean) {
+  if (mean == nullptr) return x * g;
+  return x * g + (1 - g) * *mean;
+}
+
 // timm's trunc_normal_(std) truncated at two standard deviations, drawn on the CPU from `gen`
 // (deterministic and independent of the global RNG), then copied to t's device.
 void trunc_normal(torch::Tensor& t, double stddev, at::Generator& gen) {
@@ -53,8 +59,13 @@ torch::Tensor LinearImpl::forward(const torch::Tensor& x) {
   const torch::Tensor& in = input_transform ? input_transform(x) : x;  // (..., in)
   if (rank > 0 && !mask.defined() && !weight_transform) {
     // Two thin matmuls: (..., in) -> (..., r) -> (..., out).
-    return torch::linear(torch::linear(in, weight_v), weight_u, bias);
+    auto mid = torch::linear(in, weight_v);  // (..., r)
+    if (mid_transform) mid = mid_transform(mid);
+    return torch::linear(mid, weight_u, bias);
   }
+  if (mid_transform)
+    core::throw_internal("Linear: an intermediate hook needs the two-factor path (no mask or "
+                         "weight transform)");
   return torch::linear(in, effective_weight(), bias);  // (..., out)
 }
 
@@ -100,7 +111,11 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, Trace* trace, int b
   auto ctx = torch::matmul(attn, v).transpose(1, 2);              // (B, N, H, D)
   if (trace != nullptr) {
     if (trace->record_attn) trace->attn_probs[block] = attn;
-    if (const auto* g = gate_at(trace->head_gates, block)) ctx = ctx * g->view({1, 1, -1, 1});
+    if (const auto* g = gate_at(trace->head_gates, block)) {
+      const auto* mean = gate_at(trace->head_means, block);  // (H, D)
+      const auto mv = mean ? mean->view({1, 1, heads, head_dim}) : torch::Tensor();
+      ctx = gated(ctx, g->view({1, 1, -1, 1}), mean ? &mv : nullptr);
+    }
     if (trace->record_heads) trace->head_out[block] = ctx;
   }
   return proj->forward(ctx.reshape({B, N, heads * head_dim}));  // (B, N, C)
@@ -116,7 +131,8 @@ MlpImpl::MlpImpl(int64_t dim, int64_t hidden, int64_t fc1_rank, int64_t fc2_rank
 torch::Tensor MlpImpl::forward(const torch::Tensor& x, Trace* trace, int block) {
   auto h = torch::gelu(fc1->forward(x));  // (B, N, M), exact erf GELU like nn.GELU()
   if (trace != nullptr) {
-    if (const auto* g = gate_at(trace->neuron_gates, block)) h = h * *g;
+    if (const auto* g = gate_at(trace->neuron_gates, block))
+      h = gated(h, *g, gate_at(trace->neuron_means, block));  // means (M)
     if (trace->record_mlp) trace->mlp_act[block] = h;
   }
   return fc2->forward(h);  // (B, N, C)
@@ -152,14 +168,16 @@ torch::Tensor BlockImpl::forward(const torch::Tensor& input, Trace* trace) {
   if (attn) {
     auto a = attn->forward(norm1->forward(x), trace, index);  // (B, N, C)
     if (trace != nullptr) {
-      if (const auto* g = gate_at(trace->attn_gates, index)) a = a * *g;
+      if (const auto* g = gate_at(trace->attn_gates, index))
+        a = gated(a, *g, gate_at(trace->attn_means, index));  // mean (C)
     }
     x = x + a;
   }
   if (mlp) {
     auto m = mlp->forward(norm2->forward(x), trace, index);  // (B, N, C)
     if (trace != nullptr) {
-      if (const auto* g = gate_at(trace->mlp_gates, index)) m = m * *g;
+      if (const auto* g = gate_at(trace->mlp_gates, index))
+        m = gated(m, *g, gate_at(trace->mlp_means, index));  // mean (C)
     }
     x = x + m;
   }

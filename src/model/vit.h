@@ -28,6 +28,10 @@ struct Trace {
   std::vector<torch::Tensor> attn_probs, hidden, head_out, mlp_act;
   torch::Tensor features;
   std::vector<torch::Tensor> head_gates, neuron_gates, attn_gates, mlp_gates;
+  // Mean ablation: where a gate g and the matching mean are both defined, the gated output is
+  // g * x + (1 - g) * mean, so a removed part (g = 0) outputs its mean instead of zero.
+  // head_means[b] (H_b, D), neuron_means[b] (M_b), attn_means[b] / mlp_means[b] (C).
+  std::vector<torch::Tensor> head_means, neuron_means, attn_means, mlp_means;
 };
 
 // Linear with the variants compression swaps in (DESIGN §3): dense by default; `mask` (same shape
@@ -45,6 +49,9 @@ class LinearImpl : public torch::nn::Module {
   torch::Tensor weight_u, weight_v;  // low-rank factors (out, r), (r, in) or undefined
   torch::Tensor mask;                // optional buffer (out, in)
   std::function<torch::Tensor(const torch::Tensor&)> weight_transform, input_transform;
+  // Low-rank only: applied to the (..., r) activation between the factors, i.e. the input of
+  // weight_u (its input quantization in a quantized file). Unset: no cost.
+  std::function<torch::Tensor(const torch::Tensor&)> mid_transform;
   int64_t in_features, out_features, rank;
 };
 TORCH_MODULE(Linear);

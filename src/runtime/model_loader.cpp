@@ -179,6 +179,10 @@ LoadedModel load_model_data(const io::SafeTensorsFile& file, const io::ImportHin
       if (f.empty()) return;
       if (auto it = m.quant->inputs.find(f.front().name); it != m.quant->inputs.end())
         f.front().iq = it->second;
+      // Low-rank: "<linear>.weight_u" quantizes the (tokens, r) input of the second factor.
+      if (f.size() == 2)
+        if (auto it = m.quant->inputs.find(f.front().name + ".weight_u"); it != m.quant->inputs.end())
+          f.back().iq = it->second;
     };
     for (auto& bd : m.blocks) {
       attach(bd.qkv);

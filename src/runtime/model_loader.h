@@ -30,7 +30,7 @@ struct LinearData {
   std::vector<float> scale;    // (out) per row (a per-tensor scale is repeated)
   std::vector<int32_t> zero;   // (out) zero points (0 when symmetric)
   std::vector<float> bias;     // (out) or empty
-  std::optional<io::InputQuant> iq;  // input quantization (first factor only)
+  std::optional<io::InputQuant> iq;  // input quantization ("<linear>" or "<linear>.weight_u")
   std::vector<float> dequantized() const;  // (out, in) fp32: w, or scale * (q - zero)
 };
 

@@ -143,7 +143,11 @@ TEST(ModelHeader, QuantNamesAreCheckedAgainstTheConfig) {
   QuantSpec q;
   q.weights["blocks.0.mlp.fc1.weight_u"] = {8, true, true};  // a factor may be listed
   q.inputs["blocks.0.mlp.fc1"] = {8, false, true, 1.0f, 0};
+  q.inputs["blocks.0.mlp.fc1.weight_u"] = {8, false, true, 1.0f, 0};  // second factor's input
   EXPECT_NO_THROW(header_with(q)());
+  q.inputs["blocks.0.mlp.fc2.weight_u"] = {8, false, true, 1.0f, 0};  // fc2 is dense
+  expect_input_error(header_with(q), {"inputs['blocks.0.mlp.fc2.weight_u']", "no Linear"});
+  q.inputs.erase("blocks.0.mlp.fc2.weight_u");
   q.weights["blocks.0.mlp.fc1.weight"] = {8, true, true};
   expect_input_error(header_with(q), {"weights['blocks.0.mlp.fc1.weight']", "no Linear weight"});
   q.weights.erase("blocks.0.mlp.fc1.weight");

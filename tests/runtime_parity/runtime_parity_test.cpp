@@ -10,6 +10,7 @@
 #include "model/model_file.h"
 #include "model/vit.h"
 #include "test_util.h"
+#include "vit_test_util.h"
 #include "vitopt/runtime.h"
 
 namespace vitopt {
@@ -18,15 +19,9 @@ namespace {
 // Random weights large enough that attention is far from uniform and logits are O(1).
 void randomize(model::ViT& vit, uint64_t seed) {
   torch::NoGradGuard no_grad;
-  torch::manual_seed(seed);
-  for (auto& p : vit->named_parameters()) {
-    const bool norm = p.key().find("norm") != std::string::npos;
-    if (norm && p.key().find("weight") != std::string::npos) {
-      p.value().normal_(1.0, 0.1);
-    } else {
-      p.value().normal_(0.0, norm ? 0.05 : 0.15);
-    }
-  }
+  auto r = testing::parity_vit(vit->config(), seed);
+  auto src = r->named_parameters();
+  for (auto& p : vit->named_parameters()) p.value().copy_(src[p.key()]);
 }
 
 // Compares the runtime's logits with LibTorch's at every ISA level the CPU has; returns how many

@@ -11,16 +11,17 @@
 #include "core/file_util.h"
 #include "core/json_util.h"
 #include "core/timer.h"
+#include "eval/accuracy.h"
+#include "eval/evaluator.h"
+#include "eval/latency.h"
+#include "io/metadata_keys.h"
 #include "io/model_counts.h"
+#include "io/model_header.h"
 #include "io/presets.h"
 #include "model/model_file.h"
 #include "train/data_bridge.h"
 #include "train/evaluate.h"
 #include "train/torch_env.h"
-
-#ifdef VITOPT_DISTILL_HAVE_EVAL
-#include "eval/evaluator.h"
-#endif
 
 namespace vitopt::distill {
 
@@ -34,64 +35,16 @@ bool is_model_file(const std::string& spec) {
          (std::filesystem::is_regular_file(p) && p.extension() != ".json");
 }
 
-struct Accuracy {
-  double top1 = 0, top3 = 0;
-  int64_t count = 0;
-};
-
 // top-1/top-3 of `model` on `set` (the model's own eval transform).
-Accuracy measure_accuracy(model::ViT& model, std::shared_ptr<const data::Dataset> set,
-                          const train::TrainOptions& o, const std::string& label) {
-  data::LoaderOptions lo;
-  lo.batch_size = o.eval_batch_size;
-  lo.workers = o.workers;
-  lo.transform = train::eval_transform(model->config());
-  data::DataLoader loader(std::move(set), lo);
-  train::EvalOptions eo;
-  eo.device = train::parse_device(o.device);
-  eo.keep_logits = true;
-  eo.quiet = o.quiet;
-  eo.label = label;
-  const auto r = train::evaluate(model, loader, eo);
-  Accuracy a;
-  a.count = r.count;
-  a.top1 = r.top1;
-  if (r.count > 0) {
-    const int64_t k = std::min<int64_t>(3, r.logits.size(1));
-    const auto top = std::get<1>(r.logits.topk(k, 1));  // (count, k)
-    a.top3 = top.eq(r.labels.unsqueeze(1)).any(1).to(torch::kDouble).mean().item<double>();
-  }
-  return a;
-}
-
-// Batch-1 forward latency of both models, timed alternately so that load from other processes
-// hits both alike; returns median milliseconds {teacher, student}.
-std::pair<double, double> side_by_side_latency(model::ViT& teacher, model::ViT& student, int runs,
-                                               const std::string& device_name) {
-  torch::NoGradGuard no_grad;
-  const auto device = train::parse_device(device_name);
-  teacher->eval();
-  student->eval();
-  const auto& c = student->config();
-  const auto x = torch::randn({1, c.in_channels, c.image_size, c.image_size}).to(device);
-  for (int i = 0; i < 3; ++i) {
-    teacher->forward(x);
-    student->forward(x);
-  }
-  std::vector<double> t_ms, s_ms;
-  for (int i = 0; i < std::max(runs, 1); ++i) {
-    core::Stopwatch a;
-    teacher->forward(x);
-    t_ms.push_back(a.millis());
-    core::Stopwatch b;
-    student->forward(x);
-    s_ms.push_back(b.millis());
-  }
-  auto median = [](std::vector<double> v) {
-    std::sort(v.begin(), v.end());
-    return v[v.size() / 2];
-  };
-  return {median(t_ms), median(s_ms)};
+eval::SplitAccuracy measure_accuracy(model::ViT& model, std::shared_ptr<const data::Dataset> set,
+                                     const train::TrainOptions& o, const std::string& label) {
+  eval::AccuracyOptions ao;
+  ao.batch_size = o.eval_batch_size;
+  ao.workers = o.workers;
+  ao.device = train::parse_device(o.device);
+  ao.quiet = o.quiet;
+  ao.label = label;
+  return eval::accuracy(model, std::move(set), ao);
 }
 
 std::string run_folder_name(const std::set<Mode>& modes) { return modes_name(modes); }
@@ -106,6 +59,11 @@ json train_one(const DistillRequest& req, const std::string& mode_text,
   const auto& o = req.options;
   std::optional<model::ViT> student;
   if (is_model_file(req.student)) {
+    if (io::SafeTensorsFile::load(req.student).metadata_value(io::kQuantKey) != nullptr)
+      core::throw_input("--student {}: a quantized student cannot be trained (its integer weights "
+                        "would silently become fp32). Distill into the fp32 student, then "
+                        "quantize it: vitopt distill ... && vitopt quantize --model STUDENT",
+                        req.student);
     student.emplace(model::load_model(req.student));
   } else {
     student.emplace(student_config(req.student, token));
@@ -162,7 +120,9 @@ json train_one(const DistillRequest& req, const std::string& mode_text,
     rec["top3"] = acc.top3;
     rec["eval_images"] = acc.count;
     if (teacher) {
-      const auto [t_ms, s_ms] = side_by_side_latency(*teacher, *student, req.latency_runs, o.device);
+      const auto lat = eval::interleaved_latency(*teacher, *student, 1, req.latency_runs,
+                                                 train::parse_device(o.device));
+      const double t_ms = lat.a_ms, s_ms = lat.b_ms;
       rec["latency_ms"] = s_ms;
       rec["teacher_latency_ms"] = t_ms;
       rec["speedup_vs_teacher"] = t_ms / std::max(s_ms, 1e-9);
@@ -326,7 +286,6 @@ json run_distill(const DistillRequest& req) {
     summary["best_run"] = (*best)["name"];
     summary["model"] = (*best)["model"];
   }
-#ifdef VITOPT_DISTILL_HAVE_EVAL
   if (req.report && val_set) {
     eval::EvalRequest er;
     for (const auto& r : summary["runs"]) {
@@ -355,7 +314,6 @@ json run_distill(const DistillRequest& req) {
       if (!o.quiet) fmt::print(stderr, "warning: evaluator report failed: {}\n", e.what());
     }
   }
-#endif
   if (req.report) core::write_file_atomic(req.out_dir / "compare.md", compare_markdown(summary));
   core::write_file_atomic(req.out_dir / "distill.json", summary.dump(2) + "\n");
   return summary;

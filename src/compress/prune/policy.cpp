@@ -72,4 +72,10 @@ std::vector<bool> keep_subblocks(const std::vector<double>& scores, int64_t coun
   return keep;
 }
 
+double cubic_sparsity(double target, int k, int K) {
+  if (K < 1 || k < 0 || k > K) core::throw_internal("cubic_sparsity: step {} of {}", k, K);
+  const double t = 1.0 - static_cast<double>(k) / K;
+  return target * (1.0 - t * t * t);
+}
+
 }  // namespace vitopt::prune

@@ -26,4 +26,8 @@ std::vector<std::vector<int>> keep_per_layer(const std::vector<torch::Tensor>& s
 // sub-block always stays.
 std::vector<bool> keep_subblocks(const std::vector<double>& scores, int64_t count);
 
+// Cubic schedule (Zhu & Gupta): sparsity after pruning step k of K (1-based), from 0 to `target`:
+// target * (1 - (1 - k/K)^3). k = K gives target exactly.
+double cubic_sparsity(double target, int k, int K);
+
 }  // namespace vitopt::prune

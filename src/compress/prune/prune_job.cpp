@@ -10,12 +10,9 @@
 #include <cmath>
 #include <set>
 
-#include "compress/prune/groups.h"
 #include "compress/prune/importance.h"
-#include "compress/prune/masks.h"
 #include "compress/prune/measure.h"
 #include "compress/prune/policy.h"
-#include "compress/prune/slim.h"
 #include "compress/prune/sweep.h"
 #include "core/error.h"
 #include "core/file_util.h"
@@ -23,6 +20,11 @@
 #include "export/model_writer.h"
 #include "io/metadata_keys.h"
 #include "io/model_counts.h"
+#include "io/model_header.h"
+#include "model/edit/copy.h"
+#include "model/edit/masks.h"
+#include "model/edit/plan.h"
+#include "model/edit/slim.h"
 #include "model/model_file.h"
 #include "train/torch_env.h"
 
@@ -77,9 +79,6 @@ std::pair<int, int> parse_nm(const std::string& s) {
   return {n, m};
 }
 
-// A fresh dense copy (slimming with everything kept copies every weight, masks applied).
-model::ViT clone_model(model::ViT& m) { return slim(m, full_plan(m->config())); }
-
 FinetuneOptions finetune_options(const PruneRequest& r) {
   FinetuneOptions o = r.finetune;
   o.data = r.data;
@@ -92,32 +91,38 @@ FinetuneOptions finetune_options(const PruneRequest& r) {
 
 // ---- unstructured -------------------------------------------------------------------------------
 
+// The weight criterion of an unstructured method: sensitivity is Taylor's |w * dL/dw|, magnitude
+// and global are L2's |w|, N:M takes the requested criterion.
+std::string weight_criterion(const PruneRequest& r, const Methods& ms) {
+  if (ms.unstructured == "sensitivity") return "taylor";
+  if (ms.unstructured == "nm") return r.criterion;
+  return "l2";
+}
+
 TensorMap unstructured_masks(model::ViT& model, const PruneRequest& r, const Methods& ms,
                              double sparsity, const std::vector<CalibBatch>& calib) {
-  const bool grad_scores = ms.unstructured == "sensitivity" ||
-                           (ms.unstructured == "nm" && r.criterion == "taylor");
-  const auto scores = grad_scores ? sensitivity_scores(model, calib) : magnitude_scores(model);
+  const auto scores = weight_scores(model, weight_criterion(r, ms), calib);
   if (ms.unstructured == "nm") {
     const auto [n, m] = parse_nm(r.nm);
-    return masks_nm(scores, n, m);
+    return edit::masks_nm(scores, n, m);
   }
   const bool per_layer = ms.unstructured == "magnitude" || r.per_layer;
-  return per_layer ? masks_per_layer(scores, sparsity) : masks_global(scores, sparsity);
+  return per_layer ? edit::masks_per_layer(scores, sparsity) : edit::masks_global(scores, sparsity);
 }
 
 model::ViT prune_unstructured(model::ViT& dense, const PruneRequest& r, const Methods& ms,
                               double amount, nlohmann::json& log) {
-  auto model = clone_model(dense);
+  auto model = edit::copy_model(dense);
   model->eval();
   std::vector<CalibBatch> calib;
-  if (ms.unstructured == "sensitivity" || (ms.unstructured == "nm" && r.criterion == "taylor"))
-    calib = load_calibration(r.data, model->config(), r.calib_images, 64, r.seed);
+  if (make_importance(weight_criterion(r, ms))->needs_data())
+    calib = train::calibration_batches(r.data, model->config(), r.calib_images, 64, r.seed);
   const int K = ms.unstructured == "nm" ? 1 : r.steps;  // N:M has no intermediate sparsities
   auto prune_step = [&](int k) {
     const double s = cubic_sparsity(amount, k, K);
-    apply_masks(model, unstructured_masks(model, r, ms, s, calib));
+    edit::apply_masks(model, unstructured_masks(model, r, ms, s, calib));
     log["steps"].push_back({{"step", k}, {"target", s},
-                            {"sparsity", sparsity_stats(model)["sparsity"]}});
+                            {"sparsity", edit::sparsity_stats(model)["sparsity"]}});
   };
   log["steps"] = nlohmann::json::array();
   if (r.finetune_epochs <= 0) {
@@ -132,7 +137,7 @@ model::ViT prune_unstructured(model::ViT& dense, const PruneRequest& r, const Me
   int next = 1;
   prune_step(next++);
   auto hook = [&](model::ViT& m, int64_t global_step) {
-    reapply_masks(m);  // AdamW cannot move a masked weight (zero grad), this makes it certain
+    edit::reapply_masks(m);  // AdamW cannot move a masked weight (zero grad), this makes it certain
     while (next <= K && global_step >= (next - 1) * T / K) {
       const bool was_training = m->is_training();
       prune_step(next++);
@@ -184,38 +189,23 @@ std::vector<std::vector<int>> choose(const std::vector<torch::Tensor>& scores,
   return keep_per_layer(scores, counts);
 }
 
-nlohmann::json structure_json(const io::ViTConfig& c) {
-  auto j = nlohmann::json::array();
-  for (int b = 0; b < c.depth; ++b) {
-    const auto& bc = c.blocks[b];
-    j.push_back({{"block", b},
-                 {"heads", bc.skip_attn ? 0 : c.block_heads(b)},
-                 {"kept_heads", bc.kept_heads},
-                 {"mlp_dim", bc.skip_mlp ? 0 : c.block_mlp(b)},
-                 {"skip_attn", bc.skip_attn},
-                 {"skip_mlp", bc.skip_mlp}});
-  }
-  return j;
-}
-
 model::ViT prune_structured(model::ViT& dense, const PruneRequest& r, const Methods& ms,
                             double amount, nlohmann::json& log) {
-  check_structured_supported(dense->config(), r.model.string());
-  auto model = clone_model(dense);
+  edit::check_structured_supported(dense->config(), r.model.string());
+  auto model = edit::copy_model(dense);
   model->eval();
-  const Criterion crit = parse_criterion(r.criterion);
   std::vector<CalibBatch> calib;
-  if (crit != Criterion::L2)
-    calib = load_calibration(r.data, model->config(), r.calib_images, 64, r.seed);
+  if (make_importance(r.criterion)->needs_data())
+    calib = train::calibration_batches(r.data, model->config(), r.calib_images, 64, r.seed);
   const Counts original = count_units(model->config());
   const auto ft = finetune_options(r);
   log["steps"] = nlohmann::json::array();
   for (int k = 1; k <= r.steps; ++k) {
     const double fraction = cubic_sparsity(amount, k, r.steps);
     ScoreKinds kinds{ms.heads, ms.neurons, ms.blocks};
-    auto scores = group_scores(model, crit, kinds, calib, r.quiet);
+    auto scores = group_scores(model, r.criterion, kinds, calib, r.quiet);
     const auto& c = model->config();
-    StructurePlan plan = full_plan(c);
+    auto plan = edit::full_plan(c);
     Counts now = count_units(c);
     if (ms.blocks) {
       std::vector<double> sub;
@@ -247,18 +237,27 @@ model::ViT prune_structured(model::ViT& dense, const PruneRequest& r, const Meth
       for (int b = 0; b < c.depth; ++b)
         if (plan[b].mlp) plan[b].neurons = kept[b];
     }
-    model = slim(model, plan);
+    model = edit::slim(model, plan);
     model->eval();
     nlohmann::json step = {{"step", k},
                            {"target", fraction},
                            {"params", io::count_params(model->config())},
                            {"macs", io::count_macs(model->config())},
-                           {"structure", structure_json(model->config())}};
+                           {"structure", edit::structure_json(model->config())}};
     if (r.finetune_epochs > 0)
       step["finetune"] = finetune(model, ft, r.finetune_epochs / r.steps, k - 1);
     log["steps"].push_back(step);
   }
   return model;
+}
+
+// Pruning edits fp32 weights: a quantized file would come out as fp32 and lose its integers.
+void refuse_quantized(const std::filesystem::path& path) {
+  if (io::SafeTensorsFile::load(path).metadata_value(io::kQuantKey) != nullptr)
+    core::throw_input("--model {}: a quantized model cannot be pruned (its integer weights would "
+                      "silently become fp32). Prune the fp32 model, then quantize the pruned "
+                      "one: vitopt prune --model FP32 --out P && vitopt quantize --model P",
+                      path.string());
 }
 
 }  // namespace
@@ -273,11 +272,19 @@ void validate_request(const PruneRequest& r) {
   if (!(r.finetune_epochs >= 0) || !std::isfinite(r.finetune_epochs))
     core::throw_input("--finetune-epochs: expected >= 0, got {}", r.finetune_epochs);
   if (ms.unstructured == "nm") parse_nm(r.nm);
+  const auto imp = make_importance(r.criterion);  // InputError for an unknown name
   if (ms.unstructured.empty()) {
-    parse_criterion(r.criterion);
-  } else if (r.criterion != "l2" && !(ms.unstructured == "nm" && r.criterion == "taylor")) {
+    if (!imp->scores_groups())
+      core::throw_input("--criterion '{}' scores single weights; structured methods take one of "
+                        "[{}]",
+                        r.criterion, fmt::join(group_importance_names(), ", "));
+  } else if (ms.unstructured == "nm") {
+    if (!imp->scores_weights())
+      core::throw_input("--criterion '{}' scores groups; method nm takes one of [{}]", r.criterion,
+                        fmt::join(weight_importance_names(), ", "));
+  } else if (r.criterion != "l2") {
     core::throw_input("--criterion '{}': unstructured method '{}' ranks by its own score (use "
-                      "method sensitivity for |w * dL/dw|; nm takes l2 or taylor)",
+                      "method sensitivity for |w * dL/dw|; nm takes a criterion)",
                       r.criterion, ms.unstructured);
   }
   if (ms.blocks && r.per_layer)
@@ -303,6 +310,7 @@ nlohmann::json run_prune(const PruneRequest& request) {
   train::configure_threads(r.threads);
   torch::manual_seed(r.seed);
   core::Stopwatch clock;
+  refuse_quantized(r.model);
   auto dense = model::load_model(r.model);
   dense->eval();
   const auto class_names = io::read_model_header(r.model).class_names;
@@ -340,8 +348,8 @@ nlohmann::json run_prune(const PruneRequest& request) {
   pruned->eval();
   j["log"] = log;
   j["pruned"] = size_json(pruned);
-  j["pruned"]["structure"] = structure_json(pruned->config());
-  j["pruned"]["layers"] = sparsity_stats(pruned)["layers"];
+  j["pruned"]["structure"] = edit::structure_json(pruned->config());
+  j["pruned"]["layers"] = edit::sparsity_stats(pruned)["layers"];
   j["histogram_after"] = weight_histogram(pruned, 81, hist_hi);
   auto meta = std::map<std::string, std::string>{
       {"vitopt.pruning", nlohmann::json({{"methods", r.methods},
@@ -357,7 +365,7 @@ nlohmann::json run_prune(const PruneRequest& request) {
     const auto acc = test_accuracy(pruned, r.data, r.eval_limit, r.quiet, "  pruned");
     j["pruned"]["accuracy"] = acc.to_json();
     j["delta_top1"] = acc.top1 - dense_acc.top1;
-    j["speed"] = compare_speed(dense, pruned, r.speed_batch, r.speed_runs).to_json();
+    j["speed"] = compare_speed(dense, pruned, r.speed_batch, r.speed_runs);
   }
   const double dp = j["dense"]["params"].get<double>(), dm = j["dense"]["macs"].get<double>();
   j["params_reduction"] = 1.0 - j["pruned"]["params"].get<double>() / dp;

@@ -4,25 +4,21 @@
 
 #include <fmt/format.h>
 
-#include <cstdlib>
 #include <fstream>
 
-#include "compress/prune/groups.h"
 #include "compress/prune/importance.h"
-#include "compress/prune/masks.h"
 #include "compress/prune/policy.h"
-#include "compress/prune/slim.h"
 #include "core/error.h"
 #include "core/file_util.h"
+#include "eval/evaluator.h"
 #include "export/model_writer.h"
 #include "io/metadata_keys.h"
+#include "io/model_header.h"
+#include "model/edit/copy.h"
+#include "model/edit/masks.h"
+#include "model/edit/slim.h"
 #include "model/model_file.h"
-#ifdef VITOPT_PRUNE_HAS_EVAL
-#include "eval/evaluator.h"
-#endif
-#ifdef VITOPT_PRUNE_HAS_REPORT
 #include "report/gnuplot.h"
-#endif
 
 namespace vitopt::prune {
 namespace {
@@ -37,13 +33,7 @@ bool is_unstructured(const PruneRequest& r) {
 
 void plot(const std::string& script, const fs::path& dir, const std::string& name) {
   core::write_file_atomic(dir / (name + ".gp"), script);
-#ifdef VITOPT_PRUNE_HAS_REPORT
   report::run_gnuplot(script, dir);
-#else
-  const std::string cmd = fmt::format("cd '{}' && gnuplot '{}.gp' 2>/dev/null", dir.string(), name);
-  if (std::system(cmd.c_str()) != 0)
-    fmt::print(stderr, "note: gnuplot could not draw {}/{}.png (script kept)\n", dir.string(), name);
-#endif
 }
 
 // Top-1 on a test subset with only one layer (unstructured) or one block (structured) pruned at
@@ -53,11 +43,11 @@ nlohmann::json per_layer_sensitivity(model::ViT& dense, const PruneRequest& r, d
   auto out = nlohmann::json::array();
   const auto base = test_accuracy(dense, r.data, images, true).top1;
   if (is_unstructured(r)) {
-    const auto scores = magnitude_scores(dense);
+    const auto scores = weight_scores(dense, "l2", {});
     for (const auto& [name, s] : scores) {
-      auto m = slim(dense, full_plan(dense->config()));  // fresh copy
+      auto m = edit::copy_model(dense);
       TensorMap one{{name, s}};
-      apply_masks(m, masks_per_layer(one, amount));
+      edit::apply_masks(m, edit::masks_per_layer(one, amount));
       const auto top1 = test_accuracy(m, r.data, images, true).top1;
       out.push_back({{"layer", name}, {"top1", top1}, {"drop", base - top1}});
     }
@@ -66,9 +56,9 @@ nlohmann::json per_layer_sensitivity(model::ViT& dense, const PruneRequest& r, d
   const bool heads = std::count(r.methods.begin(), r.methods.end(), "heads") > 0;
   const bool neurons = std::count(r.methods.begin(), r.methods.end(), "neurons") > 0;
   const auto& c = dense->config();
-  auto scores = group_scores(dense, Criterion::L2, {true, true, false}, {}, true);
+  auto scores = group_scores(dense, "l2", {true, true, false}, {}, true);
   for (int b = 0; b < c.depth; ++b) {
-    StructurePlan plan = full_plan(c);
+    auto plan = edit::full_plan(c);
     std::vector<int64_t> hc(c.depth, 0), nc(c.depth, 0);
     hc[b] = std::llround(amount * c.block_heads(b));
     nc[b] = std::llround(amount * c.block_mlp(b));
@@ -76,7 +66,7 @@ nlohmann::json per_layer_sensitivity(model::ViT& dense, const PruneRequest& r, d
     if (neurons || !heads) plan[b].neurons = keep_per_layer(scores.neurons, nc)[b];
     if (c.blocks[b].skip_attn) plan[b].heads.clear();
     if (c.blocks[b].skip_mlp) plan[b].neurons.clear();
-    auto m = slim(dense, plan);
+    auto m = edit::slim(dense, plan);
     const auto top1 = test_accuracy(m, r.data, images, true).top1;
     out.push_back({{"layer", fmt::format("block {}", b)}, {"top1", top1}, {"drop", base - top1}});
   }
@@ -137,7 +127,7 @@ nlohmann::json run_sweep(model::ViT& dense, const PruneRequest& request, const A
       final_model = &*m1;
     }
     row["size"] = size_json(*final_model);
-    row["speed"] = compare_speed(dense, *final_model, request.speed_batch, 10).to_json();
+    row["speed"] = compare_speed(dense, *final_model, request.speed_batch, 10);
     hist_after = weight_histogram(*final_model, 81, weight_histogram(dense, 81)["hi"].get<double>());
     rows.push_back(row);
   }
@@ -214,7 +204,6 @@ nlohmann::json run_sweep(model::ViT& dense, const PruneRequest& request, const A
               "'hist_after.dat' u 1:($2+1) w histeps t 'pruned (largest amount)'\n",
        dir, "histogram");
 
-#ifdef VITOPT_PRUNE_HAS_EVAL
   eval::EvalRequest er;
   er.models = models;
   er.baseline = request.model;
@@ -226,7 +215,6 @@ nlohmann::json run_sweep(model::ViT& dense, const PruneRequest& request, const A
   er.quiet = request.quiet;
   er.latency_runs = 10;
   j["evaluator"] = eval::evaluate_models(er);
-#endif
   core::write_file_atomic(dir / "sweep.json", j.dump(2) + "\n");
   return j;
 }

@@ -1,36 +1,10 @@
-// Calibration images, input observation through the Linear hooks, and model copies.
+// Input observation through the Linear hooks, predictions, layer weights.
 #include "compress/quant/calibration.h"
 
 #include "core/error.h"
-#include "data/loader.h"
 #include "model/quantized_model.h"
-#include "train/data_bridge.h"
 
 namespace vitopt::quant {
-
-torch::Tensor load_calibration_images(const std::string& data, const io::ViTConfig& config,
-                                      size_t count, uint64_t seed, torch::Tensor* labels) {
-  if (count == 0) core::throw_input("--calib-images: expected >= 1, got 0");
-  auto ds = train::open_dataset_for(data, config, data::Split::Train, count, seed);
-  train::check_dataset_fits(*ds, config);
-  if (ds->size() < count) {
-    core::throw_input("--calib-images: {} has only {} images, {} asked for", ds->description(),
-                      ds->size(), count);
-  }
-  data::LoaderOptions lopts;
-  lopts.batch_size = 256;
-  lopts.workers = 1;
-  lopts.transform = train::eval_transform(config);
-  data::DataLoader loader(ds, lopts);
-  std::vector<torch::Tensor> parts, label_parts;
-  data::Batch batch;
-  while (loader.next(batch)) {
-    parts.push_back(train::batch_images(batch, torch::kCPU).clone());
-    label_parts.push_back(train::batch_labels(batch, torch::kCPU).clone());
-  }
-  if (labels != nullptr) *labels = torch::cat(label_parts, 0);  // (count)
-  return torch::cat(parts, 0);                                  // (count, C, H, W)
-}
 
 std::map<std::string, ActivationObserver> observe_linear_inputs(model::ViT& model,
                                                                 const torch::Tensor& images,
@@ -50,24 +24,29 @@ std::map<std::string, ActivationObserver> observe_linear_inputs(model::ViT& mode
                            .reshape({B, g * g, C * patch * patch}));
     return old_patch ? old_patch(x) : x;
   };
-  std::vector<std::pair<model::LinearImpl*, std::function<torch::Tensor(const torch::Tensor&)>>>
-      saved;
+  using Hook = std::function<torch::Tensor(const torch::Tensor&)>;
+  std::vector<std::pair<Hook*, Hook>> saved;
   uint64_t k = 1;
-  for (const auto& item : model->named_modules("", false)) {
-    auto* lin = item.value()->as<model::LinearImpl>();
-    if (lin == nullptr || lin->rank > 0) continue;
-    auto [it, inserted] = obs.emplace(item.key(), ActivationObserver(max_rows, seed + k++));
+  // Observe, then run the previous hook (if any).
+  auto wrap = [&](const std::string& unit, Hook& hook) {
+    auto [it, inserted] = obs.emplace(unit, ActivationObserver(max_rows, seed + k++));
     auto* o = &it->second;
-    auto old = lin->input_transform;
-    saved.emplace_back(lin, old);
-    lin->input_transform = [o, old](const torch::Tensor& x) {
+    Hook old = hook;
+    saved.emplace_back(&hook, old);
+    hook = [o, old](const torch::Tensor& x) {
       o->observe(x);
       return old ? old(x) : x;
     };
+  };
+  for (const auto& item : model->named_modules("", false)) {
+    auto* lin = item.value()->as<model::LinearImpl>();
+    if (lin == nullptr) continue;
+    wrap(item.key(), lin->input_transform);
+    if (lin->rank > 0) wrap(item.key() + ".weight_u", lin->mid_transform);  // (.., r) between factors
   }
   predict(model, images, batch_size);
   model->patch_input_transform = old_patch;
-  for (auto& [lin, old] : saved) lin->input_transform = old;
+  for (auto& [hook, old] : saved) *hook = old;
   return obs;
 }
 
@@ -102,27 +81,6 @@ std::map<int, std::array<ActivationObserver, 3>> observe_attention_inputs(
   return obs;
 }
 
-model::ViT copy_model(model::ViT& src) {
-  model::ViT dst(src->config());
-  torch::NoGradGuard no_grad;
-  auto dst_params = dst->named_parameters();
-  for (const auto& item : src->named_parameters()) dst_params[item.key()].copy_(item.value());
-  auto dst_buffers = dst->named_buffers();
-  for (const auto& item : src->named_buffers()) {
-    if (auto* t = dst_buffers.find(item.key())) {
-      t->copy_(item.value());
-    } else {
-      // Buffers created after construction (pruning masks): re-register through set_mask.
-      const auto dot = item.key().rfind('.');
-      auto mod = dst->named_modules("", false)[item.key().substr(0, dot)];
-      if (auto* lin = mod->as<model::LinearImpl>(); lin && item.key().substr(dot + 1) == "mask") {
-        lin->set_mask(item.value());
-      }
-    }
-  }
-  return dst;
-}
-
 torch::Tensor predict(model::ViT& model, const torch::Tensor& images, int64_t batch_size) {
   torch::NoGradGuard no_grad;
   const bool was_training = model->is_training();
@@ -140,10 +98,15 @@ torch::Tensor linear_weight(model::ViT& model, const std::string& name) {
     auto w = model->patch_embed_proj->weight;
     return w.reshape({w.size(0), -1});  // (C, in_ch*P*P)
   }
-  auto mod = model->named_modules("", false)[name];
-  auto* lin = mod->as<model::LinearImpl>();
-  if (lin == nullptr || lin->rank > 0)
-    core::throw_internal("linear_weight: '{}' is not a dense Linear", name);
+  const std::string u = ".weight_u";
+  const bool second = name.size() > u.size() && name.compare(name.size() - u.size(), u.size(), u) == 0;
+  const std::string lname = second ? name.substr(0, name.size() - u.size()) : name;
+  auto mods = model->named_modules("", false);
+  const auto* found = mods.find(lname);
+  auto* lin = found ? (*found)->as<model::LinearImpl>() : nullptr;
+  if (lin == nullptr || (second && lin->rank == 0))
+    core::throw_internal("linear_weight: no quantizable unit '{}'", name);
+  if (lin->rank > 0) return second ? lin->weight_u : lin->weight_v;  // (out, r) or (r, in)
   return lin->weight;
 }
 

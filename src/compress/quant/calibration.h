@@ -1,6 +1,6 @@
-// Calibration: a fixed set of normalized images, and one pass of a model over them that records
-// the input of every quantizable Linear (and the patch embedding, as patch rows) in observers.
-// Also small model utilities the quantization stages share (copying a ViT).
+// Calibration passes: one pass of a model over calibration images (train/calibration.h loads
+// them) that records the input of every quantizable Linear (and the patch embedding, as patch
+// rows) in observers. Also small model utilities the quantization stages share.
 #pragma once
 
 #include <array>
@@ -15,14 +15,9 @@
 
 namespace vitopt::quant {
 
-// The first `count` images of `data`'s train split (calibration never sees the test split), with
-// the model's eval transform: (count, C, H, W) float32. Throws InputError if the data has fewer.
-// Their labels (count) int64 go to `labels` if given.
-torch::Tensor load_calibration_images(const std::string& data, const io::ViTConfig& config,
-                                      size_t count, uint64_t seed, torch::Tensor* labels = nullptr);
-
 // Runs `model` (eval mode, no grad) over `images` in batches and observes every quantizable
-// Linear's input; returns observers by Linear name ("patch_embed.proj", "blocks.0.attn.qkv", ...).
+// unit's input (see model::quantizable_linears); returns observers by unit name
+// ("patch_embed.proj", "blocks.0.attn.qkv", "blocks.0.mlp.fc1.weight_u", ...).
 // Existing input hooks (e.g. fake quantization) run after observation, so a partly quantized
 // model can be calibrated.
 std::map<std::string, ActivationObserver> observe_linear_inputs(model::ViT& model,
@@ -38,13 +33,11 @@ std::map<int, std::array<ActivationObserver, 3>> observe_attention_inputs(
     model::ViT& model, const torch::Tensor& images, int64_t batch_size = 64,
     int64_t max_rows = 4096, uint64_t seed = 0);
 
-// A deep copy of a ViT (same config, copied parameters and buffers, no hooks).
-model::ViT copy_model(model::ViT& model);
-
 // Logits of `model` on `images` (eval mode, no grad, batched): (count, classes).
 torch::Tensor predict(model::ViT& model, const torch::Tensor& images, int64_t batch_size = 256);
 
-// The (out, in) view of a quantizable layer's weight ("patch_embed.proj": the conv as a Linear).
+// The (out, in) view of a quantizable unit's weight ("patch_embed.proj": the conv as a Linear;
+// a low-rank Linear's first unit: weight_v (r, in); "<name>.weight_u": weight_u (out, r)).
 torch::Tensor linear_weight(model::ViT& model, const std::string& linear_name);
 
 }  // namespace vitopt::quant

@@ -8,6 +8,7 @@
 #include "compress/quant/quantizer.h"
 #include "core/error.h"
 #include "export/model_writer.h"
+#include "model/edit/copy.h"
 
 namespace vitopt::quant {
 
@@ -79,7 +80,7 @@ std::map<std::string, io::InputQuant> calibrate_inputs(model::ViT& weights_model
 QuantizedState run_ptq(model::ViT& source, const torch::Tensor& calib, const PtqOptions& o) {
   validate(o);
   QuantizedState s;
-  s.fp32 = copy_model(source);
+  s.fp32 = edit::copy_model(source);
   s.fp32->eval();
   if (o.reparam) {
     auto obs = observe_linear_inputs(s.fp32, calib, o.batch_size, 16, o.seed);  // channel ranges
@@ -104,7 +105,7 @@ QuantizedState run_ptq(model::ViT& source, const torch::Tensor& calib, const Ptq
     layer["weight_bits"] = spec.bits;
     layer["weight_sqnr_db"] = sqnr_db(w, qw.dequantize());
     layer["weight_params"] = w.numel();
-    s.weights[weight_name(name)] = std::move(qw);
+    s.weights[model::unit_weight_name(s.fp32, name)] = std::move(qw);
   }
   if (o.abits) {
     QuantizedState weights_only = s;
@@ -176,7 +177,7 @@ io::AttentionQuant calibrate_attention(model::ViT& inputs_model, const torch::Te
 
 model::ViT simulate(const QuantizedState& s) {
   auto fp32 = s.fp32;
-  auto m = copy_model(fp32);
+  auto m = edit::copy_model(fp32);
   torch::NoGradGuard no_grad;
   auto params = m->named_parameters();
   for (const auto& [name, qw] : s.weights) {

@@ -42,13 +42,10 @@ struct PtqOptions {
 struct QuantizedState {
   model::ViT fp32{nullptr};                               // folded fp32 model (latent weights)
   std::map<std::string, model::QuantizedWeight> weights;  // by weight tensor name
-  std::map<std::string, io::InputQuant> inputs;        // by Linear name
-  std::optional<io::AttentionQuant> attention;         // attention matmuls, if quantized
+  std::map<std::string, io::InputQuant> inputs;           // by unit (quantizable_linears)
+  std::optional<io::AttentionQuant> attention;            // attention matmuls, if quantized
   nlohmann::json report = nlohmann::json::object();       // reparam, per-layer SQNR
 };
-
-// Weight tensor name of a quantizable layer ("blocks.0.attn.qkv" -> "blocks.0.attn.qkv.weight").
-inline std::string weight_name(const std::string& linear) { return linear + ".weight"; }
 
 // Validates the options (bits ranges, observer settings); InputError names the flag.
 void validate(const PtqOptions& o);

@@ -4,6 +4,7 @@
 #include "compress/quant/calibration.h"
 #include "compress/quant/quantizer.h"
 #include "core/error.h"
+#include "model/edit/copy.h"
 #include "train/data_bridge.h"
 #include "train/torch_env.h"
 #include "train/trainer.h"
@@ -23,7 +24,11 @@ QuantizedState run_qat(const QuantizedState& ptq, const QatOptions& o, nlohmann:
     core::throw_input("--qat-epochs: expected 1..100, got {}", o.epochs);
   const torch::Device device = train::parse_device(o.device);
   auto fp32 = ptq.fp32;
-  auto m = copy_model(fp32);
+  for (const auto& bc : fp32->config().blocks)
+    if (bc.qkv_rank || bc.proj_rank || bc.fc1_rank || bc.fc2_rank)
+      core::throw_input("--qat-epochs: QAT trains dense weights; this model has low-rank layers. "
+                        "Quantize it with PTQ (no --qat-epochs), or fine-tune before factorizing");
+  auto m = edit::copy_model(fp32);
   const auto fopts = torch::TensorOptions().dtype(torch::kFloat).device(device);
 
   std::vector<std::pair<std::string, torch::Tensor>> extra;  // LSQ scales

@@ -13,10 +13,13 @@
 #include "model/model_file.h"
 #include "core/file_util.h"
 #include "core/progress.h"
+#include "eval/accuracy.h"
 #include "io/metadata_keys.h"
 #include "io/model_counts.h"
+#include "io/model_header.h"
+#include "model/edit/copy.h"
+#include "train/calibration.h"
 #include "train/data_bridge.h"
-#include "train/evaluate.h"
 
 namespace vitopt::quant {
 namespace {
@@ -49,7 +52,7 @@ int64_t fixed_file_bytes(model::ViT& folded, const PtqOptions& o,
   for (const auto& name : model::quantizable_linears(folded)) {
     const io::WeightQuant spec{8, o.w_symmetric, o.w_per_channel};
     auto w = linear_weight(folded, name);
-    s.weights[weight_name(name)] = model::quantize_weight(w, spec);
+    s.weights[model::unit_weight_name(folded, name)] = model::quantize_weight(w, spec);
     weight_bytes += io::quantized_weight_bytes(w.size(0), w.size(1), spec);
     if (o.abits)
       s.inputs[name] = io::InputQuant{*o.abits, o.a_symmetric, o.a_dynamic, 0.0123456f, 0};
@@ -65,30 +68,14 @@ int64_t fixed_file_bytes(model::ViT& folded, const PtqOptions& o,
 double test_accuracy(model::ViT& m, const std::string& data, size_t limit, int64_t batch_size,
                      int workers, bool quiet, std::vector<double>* per_class,
                      const std::string& label) {
-  const auto& config = m->config();
-  auto ds = train::open_dataset_for(data, config, data::Split::Test, limit, 0);
-  train::check_dataset_fits(*ds, config);
-  data::LoaderOptions lopts;
-  lopts.batch_size = batch_size;
-  lopts.workers = workers;
-  lopts.transform = train::eval_transform(config);
-  data::DataLoader loader(ds, lopts);
-  train::EvalOptions eopts;
-  eopts.quiet = quiet;
-  eopts.keep_logits = per_class != nullptr;
-  eopts.label = label;
-  const auto r = train::evaluate(m, loader, eopts);
-  if (per_class != nullptr) {
-    per_class->assign(static_cast<size_t>(config.num_classes), 0.0);
-    const auto pred = r.logits.argmax(1);
-    for (int c = 0; c < config.num_classes; ++c) {
-      const auto mask = r.labels.eq(c);
-      const auto n = mask.sum().item<int64_t>();
-      (*per_class)[static_cast<size_t>(c)] =
-          n ? pred.masked_select(mask).eq(c).sum().item<double>() / static_cast<double>(n) : 0.0;
-    }
-  }
-  return r.top1;
+  eval::AccuracyOptions o;
+  o.batch_size = batch_size;
+  o.workers = workers;
+  o.quiet = quiet;
+  o.label = label;
+  const auto a = eval::split_accuracy(m, data, data::Split::Test, limit, o);
+  if (per_class != nullptr) *per_class = a.per_class_top1;
+  return a.top1;
 }
 
 nlohmann::json run_quantize(const QuantizeRequest& req) {
@@ -102,15 +89,16 @@ nlohmann::json run_quantize(const QuantizeRequest& req) {
   }
   fp->eval();
   torch::Tensor labels;
-  const auto calib =
-      load_calibration_images(req.data, fp->config(), req.calib_images, req.seed, &labels);
+  const auto calib = train::calibration_images(
+      train::calibration_batches(req.data, fp->config(), req.calib_images, 256, req.seed),
+      &labels);
   if (!req.sweep.empty()) return run_sweep(req, fp, calib);
 
   nlohmann::json j = {{"model", req.model.string()}, {"out", req.out.string()}};
   PtqOptions opts = req.ptq;
   if (req.size_budget_mb) {
     // Sensitivities on the model as PTQ will see it (folded), then the knapsack.
-    auto folded = copy_model(fp);
+    auto folded = edit::copy_model(fp);
     if (opts.reparam) {
       auto obs = observe_linear_inputs(folded, calib, opts.batch_size, 16, opts.seed);
       fold_layernorm_scales(folded, obs, opts.reparam_options);

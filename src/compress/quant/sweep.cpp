@@ -11,12 +11,8 @@
 #include "core/file_util.h"
 #include "core/progress.h"
 
-#ifdef VITOPT_QUANT_HAVE_REPORT
 #include "report/gnuplot.h"
-#endif
-#ifdef VITOPT_QUANT_HAVE_EVAL
 #include "eval/evaluator.h"
-#endif
 
 namespace vitopt::quant {
 namespace {
@@ -122,7 +118,6 @@ nlohmann::json run_sweep(const QuantizeRequest& req, model::ViT& fp, const torch
       plot_script("size_vs_bits.png", "sweep.dat", "size vs bits", "size / fp32", 3);
   core::write_file_atomic(dir / "accuracy_vs_bits.gp", acc_gp);
   core::write_file_atomic(dir / "size_vs_bits.gp", size_gp);
-#ifdef VITOPT_QUANT_HAVE_REPORT
   try {
     report::run_gnuplot(acc_gp, dir);
     report::run_gnuplot(size_gp, dir);
@@ -130,8 +125,6 @@ nlohmann::json run_sweep(const QuantizeRequest& req, model::ViT& fp, const torch
   } catch (const core::Error& e) {
     j["plots_error"] = e.what();  // the numbers are still there; plots are a convenience
   }
-#endif
-#ifdef VITOPT_QUANT_HAVE_EVAL
   eval::EvalRequest er;
   er.models = files;
   er.baseline = req.model;
@@ -145,7 +138,6 @@ nlohmann::json run_sweep(const QuantizeRequest& req, model::ViT& fp, const torch
   er.workers = req.workers;
   j["evaluation"] = eval::evaluate_models(er);
   j["evaluation_dir"] = er.out_dir.string();
-#endif
   md +=
       "\nPer-layer SQNR and per-class deltas: sweep.json; activation histograms: "
       "histograms.json.\n";

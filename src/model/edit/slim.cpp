@@ -1,6 +1,6 @@
 // Slimming: copies the kept heads' q/k/v rows and proj columns, the kept neurons' fc1 rows and
 // fc2 columns, and everything else as is, into a model built from the edited config.
-#include "compress/prune/slim.h"
+#include "model/edit/slim.h"
 
 #include <fmt/format.h>
 
@@ -8,7 +8,7 @@
 
 #include "core/error.h"
 
-namespace vitopt::prune {
+namespace vitopt::edit {
 namespace {
 
 torch::Tensor index_tensor(const std::vector<int64_t>& v) {
@@ -67,7 +67,7 @@ io::ViTConfig slim_config(const io::ViTConfig& config, const StructurePlan& plan
   return c;
 }
 
-model::ViT slim(model::ViT& src, const StructurePlan& plan) {
+model::ViT slim(model::ViT& src, const StructurePlan& plan, const AblationMeans* means) {
   const auto& c0 = src->config();
   check_structured_supported(c0, "slim");
   model::ViT dst(slim_config(c0, plan));
@@ -92,14 +92,13 @@ model::ViT slim(model::ViT& src, const StructurePlan& plan) {
     if (d.attn) {
       copy_layer_norm(d.norm1, s.norm1);
       const int H = s.attn->heads, D = s.attn->head_dim;
-      std::vector<int64_t> rows(3 * bp.heads.size() * D), cols;
+      std::vector<int64_t> rows(3 * bp.heads.size() * D);
       // qkv rows in the new layout (part, kept head, d) so the reshape in forward still works.
       size_t r = 0;
       for (int part = 0; part < 3; ++part)
         for (int h : bp.heads)
           for (int k = 0; k < D; ++k) rows[r++] = static_cast<int64_t>(part) * H * D + h * D + k;
-      for (int h : bp.heads)
-        for (int k = 0; k < D; ++k) cols.push_back(static_cast<int64_t>(h) * D + k);
+      const auto cols = head_proj_cols(bp.heads, D);
       const auto ri = index_tensor(rows), ci = index_tensor(cols);
       copy_into(d.attn->qkv->weight, s.attn->qkv->effective_weight().index_select(0, ri));
       if (s.attn->qkv->bias.defined())
@@ -116,8 +115,9 @@ model::ViT slim(model::ViT& src, const StructurePlan& plan) {
       copy_into(d.mlp->fc2->bias, s.mlp->fc2->bias);
     }
   }
+  if (means != nullptr) fold_means(src, dst, plan, *means);
   dst->train(src->is_training());
   return dst;
 }
 
-}  // namespace vitopt::prune
+}  // namespace vitopt::edit

@@ -1,108 +1,31 @@
-// Structured pruning: the slimmed model computes exactly what the gated original computes, its
-// file loads everywhere with fewer params/MACs, head/neuron L2 scores match a naive loop, Taylor
-// scores match finite differences, measured-loss scores match full forwards, and the structured
-// job on a tiny model keeps at least one head/neuron per block.
+// Importance criteria and the structured job: head/neuron L2 scores match a naive loop, Taylor
+// scores match finite differences, measured-loss scores match full forwards, the registry refuses
+// unknown names and misuse, and the structured job on a tiny model keeps one head/neuron a block.
+#include "compress/prune/importance.h"
+
 #include <gtest/gtest.h>
 
-#include "compress/prune/groups.h"
-#include "compress/prune/importance.h"
 #include "compress/prune/prune_job.h"
-#include "compress/prune/slim.h"
-#include "export/model_writer.h"
+#include "core/error.h"
 #include "io/model_counts.h"
-#include "io/presets.h"
-#include "model/model_file.h"
 #include "test_util.h"
+#include "vit_test_util.h"
 
 namespace vitopt::prune {
 namespace {
 
 model::ViT random_model(uint64_t seed, int depth = 2) {
-  auto c = io::preset("vit-tiny-test");
-  c.depth = depth;
-  c.blocks.clear();
-  c.normalize();
-  model::ViT m(c);
-  torch::NoGradGuard no_grad;
-  auto gen = at::detail::createCPUGenerator(seed);
-  for (auto& p : m->parameters()) p.copy_(torch::randn(p.sizes(), gen) * 0.2);
-  m->eval();
-  return m;
-}
-
-torch::Tensor random_input(const io::ViTConfig& c, int64_t batch, uint64_t seed) {
-  auto gen = at::detail::createCPUGenerator(seed);
-  return torch::randn({batch, c.in_channels, c.image_size, c.image_size}, gen);
+  return testing::random_vit(testing::tiny_config(depth), seed);
 }
 
 std::vector<CalibBatch> random_calib(const io::ViTConfig& c, int batches) {
   std::vector<CalibBatch> out;
   for (int i = 0; i < batches; ++i)
-    out.push_back({random_input(c, 8, 100 + i), torch::randint(0, c.num_classes, {8})});
+    out.push_back({testing::random_images(c, 8, 100 + i), torch::randint(0, c.num_classes, {8})});
   return out;
 }
 
-TEST(Slim, SameLogitsAsGatedOriginal) {
-  auto m = random_model(1, 3);
-  StructurePlan plan = full_plan(m->config());
-  plan[0].heads = {1};                // one head of two
-  plan[0].neurons = {0, 5, 9, 63};    // 4 of 64 neurons
-  plan[1].attn = false;               // whole attention branch removed
-  plan[1].neurons = {2, 3, 4};
-  plan[2].heads = {0, 1};
-  plan[2].mlp = false;                // whole MLP branch removed
-  auto s = slim(m, plan);
-  const auto& c = s->config();
-  EXPECT_EQ(c.block_heads(0), 1);
-  EXPECT_EQ(c.blocks[0].kept_heads, std::vector<int>({1}));
-  EXPECT_EQ(c.block_mlp(0), 4);
-  EXPECT_TRUE(c.blocks[1].skip_attn);
-  EXPECT_EQ(c.block_mlp(1), 3);
-  EXPECT_TRUE(c.blocks[2].skip_mlp);
-  EXPECT_LT(io::count_macs(c), io::count_macs(m->config()));
-  EXPECT_EQ(io::count_params(c), [&] {
-    int64_t n = 0;
-    for (auto& p : s->parameters()) n += p.numel();
-    return n;
-  }());
-
-  torch::NoGradGuard no_grad;
-  auto x = random_input(m->config(), 5, 2);
-  model::Trace gated;
-  plan_gates(plan, m->config(), gated);
-  auto want = m->forward(x, &gated);
-  auto got = s->forward(x);
-  EXPECT_LT((want - got).abs().max().item<float>(), 1e-5f);
-  // And the pruning really changed the function (the test would be empty otherwise).
-  EXPECT_GT((m->forward(x) - got).abs().max().item<float>(), 1e-3f);
-
-  // An ordinary model file: loads back with the same structure and logits.
-  testing::TempDir tmp;
-  exporter::save_model(s, tmp / "slim.safetensors");
-  auto loaded = model::load_model(tmp / "slim.safetensors");
-  loaded->eval();
-  EXPECT_EQ(loaded->config().to_json(), c.to_json());
-  EXPECT_TRUE(torch::equal(loaded->forward(x), got));
-}
-
-TEST(Slim, RepeatedSlimmingKeepsOriginalHeadIndices) {
-  auto m = random_model(3);
-  StructurePlan p1 = full_plan(m->config());
-  p1[0].heads = {1};
-  auto s1 = slim(m, p1);
-  StructurePlan p2 = full_plan(s1->config());
-  p2[1].heads = {1};
-  auto s2 = slim(s1, p2);
-  EXPECT_EQ(s2->config().blocks[0].kept_heads, std::vector<int>({1}));
-  EXPECT_EQ(s2->config().blocks[1].kept_heads, std::vector<int>({1}));
-  // No block is ever left with zero heads: an empty plan removes the branch instead.
-  StructurePlan p3 = full_plan(s2->config());
-  p3[0].heads.clear();
-  auto s3 = slim(s2, p3);
-  EXPECT_TRUE(s3->config().blocks[0].skip_attn);
-}
-
-TEST(Groups, HeadAndNeuronL2MatchNaiveLoops) {
+TEST(Importance, HeadAndNeuronL2MatchNaiveLoops) {
   auto m = random_model(4);
   const auto& c = m->config();
   const int H = c.num_heads, D = c.head_dim, C = c.embed_dim, M = c.mlp_dim;
@@ -111,7 +34,8 @@ TEST(Groups, HeadAndNeuronL2MatchNaiveLoops) {
     auto wq = blk.attn->qkv->weight.accessor<float, 2>();
     auto bq = blk.attn->qkv->bias.accessor<float, 1>();
     auto wp = blk.attn->proj->weight.accessor<float, 2>();
-    auto got = head_l2(m, b);
+    auto scores = group_scores(m, "l2", {true, true, true}, {});
+    auto got = scores.heads[b];
     for (int h = 0; h < H; ++h) {
       double sq = 0;
       for (int part = 0; part < 3; ++part)
@@ -127,7 +51,7 @@ TEST(Groups, HeadAndNeuronL2MatchNaiveLoops) {
     auto w1 = blk.mlp->fc1->weight.accessor<float, 2>();
     auto b1 = blk.mlp->fc1->bias.accessor<float, 1>();
     auto w2 = blk.mlp->fc2->weight.accessor<float, 2>();
-    auto gn = neuron_l2(m, b);
+    auto gn = scores.neurons[b];
     for (int j = 0; j < M; j += 7) {
       double sq = double(b1[j]) * b1[j];
       for (int k = 0; k < C; ++k) sq += double(w1[j][k]) * w1[j][k] + double(w2[k][j]) * w2[k][j];
@@ -140,7 +64,7 @@ TEST(Importance, TaylorMatchesFiniteDifferences) {
   auto m = random_model(5);
   const auto& c = m->config();
   auto calib = random_calib(c, 1);  // one batch: |dL/dg| summed over one batch = |dL/dg|
-  auto s = group_scores(m, Criterion::Taylor, {true, true, true}, calib);
+  auto s = group_scores(m, "taylor", {true, true, true}, calib);
   auto loss_with = [&](int b, int h, double g) {
     model::Trace t;
     t.head_gates.assign(c.depth, {});
@@ -162,7 +86,7 @@ TEST(Importance, MeasuredLossMatchesFullForward) {
   auto m = random_model(6);
   const auto& c = m->config();
   auto calib = random_calib(c, 2);
-  auto s = group_scores(m, Criterion::Loss, {true, false, true}, calib);
+  auto s = group_scores(m, "loss", {true, false, true}, calib);
   const double base = calibration_loss(m, calib);
   for (int b = 0; b < c.depth; ++b) {
     for (int h = 0; h < c.num_heads; ++h) {
@@ -177,6 +101,23 @@ TEST(Importance, MeasuredLossMatchesFullForward) {
     t.mlp_gates[b] = torch::zeros({});
     EXPECT_NEAR(s.mlp[b], calibration_loss(m, calib, &t) - base, 1e-4);
   }
+}
+
+TEST(Importance, RegistryKnowsEachCriterionAndRefusesMisuse) {
+  EXPECT_EQ(importance_names(), std::vector<std::string>({"l2", "taylor", "loss"}));
+  EXPECT_THROW(make_importance("entropy"), core::InputError);
+  auto m = random_model(8);
+  EXPECT_THROW(weight_scores(m, "loss", {}), core::InputError);  // groups only
+  // Magnitude is L2 on single weights: |w|.
+  const auto w = weight_scores(m, "l2", {});
+  EXPECT_TRUE(torch::equal(w.at("blocks.1.mlp.fc2"), m->block(1).mlp->fc2->weight.abs()));
+  // Taylor on single weights: |w * dL/dw| summed over batches.
+  const auto calib = random_calib(m->config(), 1);
+  const auto t = weight_scores(m, "taylor", calib);
+  m->zero_grad();
+  torch::nn::functional::cross_entropy(m->forward(calib[0].x), calib[0].y).backward();
+  const auto& fc1 = m->block(0).mlp->fc1->weight;
+  EXPECT_LT((t.at("blocks.0.mlp.fc1") - (fc1 * fc1.grad()).abs()).abs().max().item<float>(), 1e-6f);
 }
 
 TEST(PruneJob, StructuredHeadsNeuronsSlimsAndKeepsOnePerBlock) {

@@ -1,15 +1,15 @@
 // Mask selection for unstructured (per-layer / global) and N:M sparsity, exact counts with a
 // deterministic tie rule, and sparsity statistics.
-#include "compress/prune/masks.h"
+#include "model/edit/masks.h"
 
 #include <fmt/format.h>
 
 #include <cmath>
 
-#include "compress/prune/groups.h"
+#include "model/edit/plan.h"
 #include "core/error.h"
 
-namespace vitopt::prune {
+namespace vitopt::edit {
 namespace {
 
 // Mask (n) with exactly k zeros at the k lowest scores; stable sort = earlier index first on ties.
@@ -31,13 +31,6 @@ int64_t count_to_prune(double s, int64_t n) {
 }
 
 }  // namespace
-
-TensorMap magnitude_scores(model::ViT& model) {
-  torch::NoGradGuard no_grad;
-  TensorMap out;
-  for (auto& [name, lin] : prunable_linears(model)) out[name] = lin->effective_weight().abs();
-  return out;
-}
 
 TensorMap masks_per_layer(const TensorMap& scores, double sparsity) {
   check_sparsity(sparsity);
@@ -116,10 +109,4 @@ nlohmann::json sparsity_stats(model::ViT& model) {
           {"layers", layers}};
 }
 
-double cubic_sparsity(double target, int k, int K) {
-  if (K < 1 || k < 0 || k > K) core::throw_internal("cubic_sparsity: step {} of {}", k, K);
-  const double t = 1.0 - static_cast<double>(k) / K;
-  return target * (1.0 - t * t * t);
-}
-
-}  // namespace vitopt::prune
+}  // namespace vitopt::edit

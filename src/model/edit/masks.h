@@ -1,7 +1,7 @@
 // Unstructured and N:M (semi-structured) masks over the prunable Linear weights: per-layer or
 // one global ranking of per-weight scores, exact counts (ties broken by position), N:M groups of
-// M consecutive inputs per output row, applying masks through LinearImpl::set_mask, sparsity
-// stats, and the cubic (Zhu & Gupta) sparsity schedule.
+// M consecutive inputs per output row, applying masks through LinearImpl::set_mask, and sparsity
+// stats. Where the scores come from (magnitude, sensitivity...) is the importance registry's job.
 #pragma once
 
 #include <torch/torch.h>
@@ -12,13 +12,10 @@
 
 #include "model/vit.h"
 
-namespace vitopt::prune {
+namespace vitopt::edit {
 
 // Linear name (e.g. "blocks.0.attn.qkv") -> tensor of its weight's shape (out, in).
 using TensorMap = std::map<std::string, torch::Tensor>;
-
-// |w| of every prunable Linear (already-masked weights score 0, so they stay pruned).
-TensorMap magnitude_scores(model::ViT& model);
 
 // Masks (1 keep, 0 prune) that remove exactly round(sparsity * n) weights with the lowest scores
 // of each layer (per_layer) or of all layers together (global). Equal scores: the earlier
@@ -38,8 +35,4 @@ void reapply_masks(model::ViT& model);
 // {"zeros", "total", "sparsity", "layers": [{"name", "zeros", "total", "sparsity"}]}.
 nlohmann::json sparsity_stats(model::ViT& model);
 
-// Cubic schedule: sparsity after pruning step k of K (1-based), from 0 to `target`:
-// target * (1 - (1 - k/K)^3). k = K gives target exactly.
-double cubic_sparsity(double target, int k, int K);
-
-}  // namespace vitopt::prune
+}  // namespace vitopt::edit

@@ -1,6 +1,6 @@
-// Coupling groups of a ViT: head = q/k/v rows + proj columns, neuron = fc1 row + fc2 column,
-// sub-block = a whole branch. L2 group scores and the gates that emulate a plan.
-#include "compress/prune/groups.h"
+// Structure plans: the full plan of a config, counts, the JSON view of a structure, the checks
+// that say when a plan cannot be applied, coupling indices, and the gates that emulate a plan.
+#include "model/edit/plan.h"
 
 #include <fmt/format.h>
 
@@ -8,7 +8,7 @@
 
 #include "core/error.h"
 
-namespace vitopt::prune {
+namespace vitopt::edit {
 
 StructurePlan full_plan(const io::ViTConfig& c) {
   StructurePlan plan(c.depth);
@@ -40,16 +40,30 @@ int plan_neurons(const StructurePlan& plan) {
   return n;
 }
 
+nlohmann::json structure_json(const io::ViTConfig& c) {
+  auto j = nlohmann::json::array();
+  for (int b = 0; b < c.depth; ++b) {
+    const auto& bc = c.blocks[b];
+    j.push_back({{"block", b},
+                 {"heads", bc.skip_attn ? 0 : c.block_heads(b)},
+                 {"kept_heads", bc.kept_heads},
+                 {"mlp_dim", bc.skip_mlp ? 0 : c.block_mlp(b)},
+                 {"skip_attn", bc.skip_attn},
+                 {"skip_mlp", bc.skip_mlp}});
+  }
+  return j;
+}
+
 void check_structured_supported(const io::ViTConfig& c, const std::string& source) {
   for (int b = 0; b < c.depth; ++b) {
     const auto& bc = c.blocks.at(b);
     if (bc.shared_with >= 0)
       core::throw_input("{}: block {} shares the weights of block {}; structured pruning needs "
-                        "blocks with their own weights",
+                        "blocks with their own weights (prune first, then share)",
                         source, b, bc.shared_with);
     if (bc.qkv_rank || bc.proj_rank || bc.fc1_rank || bc.fc2_rank)
       core::throw_input("{}: block {} has low-rank layers; structured pruning needs dense layers "
-                        "(prune before factorizing)",
+                        "(prune first, then factorize)",
                         source, b);
   }
 }
@@ -85,37 +99,12 @@ std::vector<int64_t> head_qkv_rows(int head, int heads, int head_dim) {
   return rows;
 }
 
-torch::Tensor head_l2(model::ViT& model, int block) {
-  torch::NoGradGuard no_grad;
-  auto& blk = model->block(block);
-  if (!blk.attn) return {};
-  const int64_t H = blk.attn->heads, D = blk.attn->head_dim;
-  // qkv weight (3*H*D, C) -> (3, H, D, C): squared sums per head over parts, rows and inputs.
-  auto wq = blk.attn->qkv->effective_weight().reshape({3, H, D, -1});
-  auto sq = wq.pow(2).sum(std::vector<int64_t>{0, 2, 3});  // (H)
-  if (blk.attn->qkv->bias.defined()) sq += blk.attn->qkv->bias.reshape({3, H, D}).pow(2).sum(std::vector<int64_t>{0, 2});
-  // proj weight (C, H*D) -> (C, H, D): columns of head h.
-  sq += blk.attn->proj->effective_weight().reshape({-1, H, D}).pow(2).sum(std::vector<int64_t>{0, 2});
-  return sq.sqrt();
-}
-
-torch::Tensor neuron_l2(model::ViT& model, int block) {
-  torch::NoGradGuard no_grad;
-  auto& blk = model->block(block);
-  if (!blk.mlp) return {};
-  auto sq = blk.mlp->fc1->effective_weight().pow(2).sum(1);  // (M): fc1 rows
-  if (blk.mlp->fc1->bias.defined()) sq += blk.mlp->fc1->bias.pow(2);
-  sq += blk.mlp->fc2->effective_weight().pow(2).sum(0);  // (M): fc2 columns
-  return sq.sqrt();
-}
-
-std::pair<double, double> subblock_l2(model::ViT& model, int block) {
-  torch::NoGradGuard no_grad;
-  auto& blk = model->block(block);
-  double a = -1, m = -1;
-  if (blk.attn) a = head_l2(model, block).pow(2).sum().sqrt().item<double>();
-  if (blk.mlp) m = neuron_l2(model, block).pow(2).sum().sqrt().item<double>();
-  return {a, m};
+std::vector<int64_t> head_proj_cols(const std::vector<int>& kept, int head_dim) {
+  std::vector<int64_t> cols;
+  cols.reserve(kept.size() * head_dim);
+  for (int h : kept)
+    for (int d = 0; d < head_dim; ++d) cols.push_back(static_cast<int64_t>(h) * head_dim + d);
+  return cols;
 }
 
 void plan_gates(const StructurePlan& plan, const io::ViTConfig& c, model::Trace& trace) {
@@ -129,6 +118,7 @@ void plan_gates(const StructurePlan& plan, const io::ViTConfig& c, model::Trace&
       auto g = torch::zeros({c.block_heads(b)});  // (H)
       for (int h : bp.heads) g[h] = 1.0;
       trace.head_gates[b] = g;
+      // No head left removes the branch (as slimming does), not only its heads' outputs.
       if (!bp.attn || bp.heads.empty()) trace.attn_gates[b] = torch::zeros({});
     }
     if (!c.blocks[b].skip_mlp) {
@@ -140,4 +130,4 @@ void plan_gates(const StructurePlan& plan, const io::ViTConfig& c, model::Trace&
   }
 }
 
-}  // namespace vitopt::prune
+}  // namespace vitopt::edit
