@@ -96,17 +96,6 @@ io::ImportHints import_hints(const ImportFlags& f) {
   return h;
 }
 
-std::vector<std::string> class_names_from(const std::string& spec) {
-  if (std::filesystem::is_regular_file(spec)) {
-    std::vector<std::string> names;
-    std::istringstream in(core::read_file_text(spec));
-    for (std::string line; std::getline(in, line);)
-      if (!line.empty()) names.push_back(line);
-    return names;
-  }
-  return data::open_dataset(data::parse_dataset_spec(spec), data::Split::Test)->class_names();
-}
-
 void print_json(const nlohmann::json& j) { std::cout << j.dump(2) << std::endl; }
 
 }  // namespace vitopt::cli

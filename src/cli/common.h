@@ -45,9 +45,6 @@ struct ImportFlags {
 void add_import_flags(CLI::App* cmd, ImportFlags& f);
 io::ImportHints import_hints(const ImportFlags& f);
 
-// Class names from a text file (one per line) or a dataset spec.
-std::vector<std::string> class_names_from(const std::string& spec);
-
 void print_json(const nlohmann::json& j);
 
 }  // namespace vitopt::cli

@@ -108,7 +108,11 @@ std::shared_ptr<Dataset> open_idx_dataset(const fs::path& dir, Split split,
     core::throw_input("{}: missing {}-{}-idx{}-ubyte[.gz] ({} split of {})", dir.string(), prefix,
                       images_file.empty() ? "images" : "labels", images_file.empty() ? 3 : 1,
                       split == Split::Train ? "train" : "test", kind);
+  return open_idx_pair(images_file, labels_file, kind, split == Split::Train ? "train" : "test");
+}
 
+std::shared_ptr<Dataset> open_idx_pair(const fs::path& images_file, const fs::path& labels_file,
+                                       const std::string& kind, const std::string& split_name) {
   IdxArray images = read_idx_file(images_file, kIdxImagesMagic);
   IdxArray labels = read_idx_file(labels_file, kIdxLabelsMagic);
   if (images.dims[0] != labels.dims[0])
@@ -144,9 +148,8 @@ std::shared_ptr<Dataset> open_idx_dataset(const fs::path& dir, Split split,
       measure_mean_std(d.pixels, 1, d.mean, d.std);
     }
   }
-  d.description =
-      fmt::format("{} {} ({} images, {}x{}, {})", kind, split == Split::Train ? "train" : "test",
-                  d.labels.size(), d.height, d.width, dir.string());
+  d.description = fmt::format("{} {} ({} images, {}x{}, {})", kind, split_name, d.labels.size(),
+                              d.height, d.width, images_file.parent_path().string());
   return std::make_shared<DenseDataset>(std::move(d));
 }
 

@@ -34,4 +34,11 @@ bool has_idx_files(const std::filesystem::path& dir);
 std::shared_ptr<Dataset> open_idx_dataset(const std::filesystem::path& dir, Split split,
                                           const std::string& kind);
 
+// One images file + its labels file, anywhere (e.g. `vitopt-rt eval --images X --labels Y`).
+// `kind` and `split_name` as above ("idx": class names 0..9, statistics measured).
+std::shared_ptr<Dataset> open_idx_pair(const std::filesystem::path& images_file,
+                                       const std::filesystem::path& labels_file,
+                                       const std::string& kind = "idx",
+                                       const std::string& split_name = "test");
+
 }  // namespace vitopt::data

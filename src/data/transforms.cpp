@@ -8,6 +8,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "data/eval_transform.h"
 
 namespace vitopt::data {
 namespace {
@@ -88,6 +89,18 @@ int center_offset(int in, int out) {
 }
 
 }  // namespace
+
+TransformOptions eval_transform(int size, int channels, std::vector<float> mean,
+                                std::vector<float> std, float crop_pct) {
+  TransformOptions t;
+  t.size = size;
+  t.channels = channels;
+  t.mean = std::move(mean);
+  t.std = std::move(std);
+  t.crop_pct = crop_pct;
+  t.train = false;
+  return t;
+}
 
 Image resize_bilinear(const Image& in, int height, int width) {
   check_image(in, "resize_bilinear");

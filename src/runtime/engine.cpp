@@ -637,6 +637,7 @@ std::unique_ptr<Engine> Engine::load_bytes(std::vector<uint8_t> bytes, const std
   info.num_classes = c.num_classes;
   info.mean = c.preprocess.mean;
   info.std = c.preprocess.std;
+  info.crop_pct = c.preprocess.crop_pct;
   info.class_names = m.class_names;
   info.precision = m.precision;
   info.name = c.name;

@@ -1,18 +1,13 @@
 #include "train/data_bridge.h"
 
 #include "core/error.h"
+#include "data/eval_transform.h"
 
 namespace vitopt::train {
 
 data::TransformOptions eval_transform(const io::ViTConfig& config) {
-  data::TransformOptions t;
-  t.size = config.image_size;
-  t.channels = config.in_channels;
-  t.mean = config.preprocess.mean;
-  t.std = config.preprocess.std;
-  t.crop_pct = config.preprocess.crop_pct;
-  t.train = false;
-  return t;
+  return data::eval_transform(config.image_size, config.in_channels, config.preprocess.mean,
+                              config.preprocess.std, config.preprocess.crop_pct);
 }
 
 data::TransformOptions train_transform(const io::ViTConfig& config, int crop_padding,

@@ -71,6 +71,46 @@ TEST(Cli, InitInfoEvalInferRoundTrip) {
   }
 }
 
+// `vitopt infer --engine runtime` and `vitopt-rt infer` share src/infer: same bytes out, text and
+// JSON, and the torch engine agrees on the classes (its logits round differently).
+TEST(Cli, RuntimeInferEqualsVitoptRt) {
+  vitopt::testing::TempDir tmp;
+  const auto model = (tmp / "m.safetensors").string();
+  auto r = vitopt_run("init --preset vit-tiny-test --seed 3 --out " + model + " --quiet");
+  ASSERT_EQ(r.code, 0) << r.out;
+  std::string images;
+  for (int i = 0; i < 2; ++i) {
+    vitopt::data::Image img;
+    img.height = img.width = 28;
+    img.channels = 1;
+    for (int p = 0; p < 28 * 28; ++p)
+      img.pixels.push_back(static_cast<uint8_t>((p * 7 + i * 50) % 256));
+    const auto file = tmp / ("i" + std::to_string(i) + ".png");
+    vitopt::data::write_png(file, img);
+    images += " " + file.string();
+  }
+  const auto rt = (vitopt::testing::build_dir() / "bin" / "vitopt-rt").string();
+  for (const std::string flags : {"", " --json"}) {
+    const auto full =
+        vitopt_run("infer --engine runtime --threads 1 --model " + model + flags + images);
+    ASSERT_EQ(full.code, 0) << full.out;
+    const std::string cmd = rt + " infer --threads 1 --model " + model + flags + images + " 2>&1";
+    std::string out;
+    FILE* pipe = ::popen(cmd.c_str(), "r");
+    ASSERT_NE(pipe, nullptr);
+    std::array<char, 4096> buf{};
+    while (size_t n = std::fread(buf.data(), 1, buf.size(), pipe)) out.append(buf.data(), n);
+    ASSERT_EQ(::pclose(pipe), 0) << out;
+    EXPECT_EQ(full.out, out);
+  }
+  const auto rt_json =
+      json_of(vitopt_run("infer --engine runtime --json --model " + model + images));
+  const auto torch_json =
+      json_of(vitopt_run("infer --engine torch --json --model " + model + images));
+  for (size_t i = 0; i < 2; ++i)
+    EXPECT_EQ(rt_json[i]["top"][0]["class"], torch_json[i]["top"][0]["class"]);
+}
+
 TEST(Cli, UnknownFlagIsRejected) {
   vitopt::testing::TempDir tmp;
   const auto r = vitopt_run("train --out " + (tmp / "o").string() + " --no-such-flag");

@@ -1,73 +1,37 @@
-# libFuzzer targets (need clang; the main build may use GCC). Built by one clang++ command over
-# the LibTorch-free sources they need, with ASan+UBSan, and run for a bounded time by ctest
-# (label "fuzz"). Without a clang that links -fsanitize=fuzzer the targets are skipped cleanly.
-find_program(VITOPT_CLANGXX NAMES clang++ clang++-16 clang++-15 clang++-14)
-if(NOT VITOPT_CLANGXX)
-  message(STATUS "fuzz: clang++ not found; libFuzzer targets skipped")
+# libFuzzer targets, one line each: vitopt_fuzz_target(<name> DEPS <libraries>) builds
+# tests/fuzz/<name>.cpp and registers `<name>_bounded`, a ctest test (label fuzz) that runs it for
+# VITOPT_FUZZ_SECONDS from its seed corpus tests/fuzz/corpus/<name>/ (small files kept in the
+# repository; new inputs go to the build folder, never into the repository).
+# Built only with -DVITOPT_FUZZ=ON and clang (scripts/sanitize.sh): the libraries then compile with
+# -fsanitize=fuzzer-no-link (coverage for the fuzzer) and, with VITOPT_SANITIZE, ASan + UBSan.
+if(NOT VITOPT_FUZZ)
   return()
 endif()
-set(_probe ${CMAKE_BINARY_DIR}/fuzz_probe.cpp)
-file(WRITE ${_probe} "#include <cstdint>\n#include <cstddef>\nextern \"C\" int LLVMFuzzerTestOneInput(const uint8_t*, size_t) { return 0; }\n")
-execute_process(COMMAND ${VITOPT_CLANGXX} -fsanitize=fuzzer ${_probe} -o ${CMAKE_BINARY_DIR}/fuzz_probe
-                RESULT_VARIABLE _probe_rc OUTPUT_QUIET ERROR_QUIET)
-if(NOT _probe_rc EQUAL 0)
-  message(STATUS "fuzz: ${VITOPT_CLANGXX} cannot link -fsanitize=fuzzer; libFuzzer targets skipped")
-  return()
+if(NOT CMAKE_CXX_COMPILER_ID MATCHES "Clang")
+  message(FATAL_ERROR "VITOPT_FUZZ needs clang (libFuzzer): configure with CXX=clang++")
 endif()
+set(VITOPT_FUZZ_SECONDS 5 CACHE STRING "Seconds each fuzz target runs under ctest")
 
-set(_src ${PROJECT_SOURCE_DIR}/src)
-file(GLOB _core ${_src}/core/*.cpp)
-file(GLOB _io ${_src}/io/*.cpp)  # LibTorch-free: the model-file reader both halves use
-file(GLOB _runtime ${_src}/runtime/*.cpp ${_src}/runtime/kernels/*_ref.cpp)
-set(_fuzz_flags -std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -DVITOPT_RUNTIME_REF_ONLY
-    -I${_src} -I${_src}/runtime/include)
-
-# One clang++ per source (ninja runs them in parallel; sources shared by targets compile once).
-function(vitopt_fuzz_object source out_var)
-  file(RELATIVE_PATH _rel ${PROJECT_SOURCE_DIR} ${source})
-  string(REPLACE "/" "_" _obj ${_rel})
-  set(_obj ${CMAKE_BINARY_DIR}/fuzz_obj/${_obj}.o)
-  get_property(_done GLOBAL PROPERTY VITOPT_FUZZ_OBJECTS)
-  if(NOT _obj IN_LIST _done)
-    add_custom_command(OUTPUT ${_obj}
-                       COMMAND ${CMAKE_COMMAND} -E make_directory ${CMAKE_BINARY_DIR}/fuzz_obj
-                       COMMAND ${VITOPT_CLANGXX} ${_fuzz_flags} -MD -MF ${_obj}.d -c ${source} -o ${_obj}
-                       DEPENDS ${source} DEPFILE ${_obj}.d  # headers too: a changed struct rebuilds
-                       COMMENT "clang++ (fuzz) ${_rel}" VERBATIM)
-    set_property(GLOBAL APPEND PROPERTY VITOPT_FUZZ_OBJECTS ${_obj})
-  endif()
-  set(${out_var} ${_obj} PARENT_SCOPE)
-endfunction()
-
-# A libFuzzer executable from `main` plus SOURCES, run for a bounded time by ctest over CORPUS
-# (seeds written there at start-up by targets that honour VITOPT_FUZZ_WRITE_SEEDS).
-function(vitopt_fuzz_target name main)
-  cmake_parse_arguments(ARG "" "CORPUS" "SOURCES" ${ARGN})
-  set(_objects)
-  foreach(source ${main} ${ARG_SOURCES})
-    vitopt_fuzz_object(${source} _obj)
-    list(APPEND _objects ${_obj})
-  endforeach()
-  set(_bin ${CMAKE_BINARY_DIR}/bin/${name})
-  add_custom_command(
-    OUTPUT ${_bin}
-    COMMAND ${VITOPT_CLANGXX} -fsanitize=fuzzer,address,undefined ${_objects} -lfmt -ldl -pthread
-            -o ${_bin}
-    DEPENDS ${_objects}
-    COMMENT "link libFuzzer target ${name}"
-    VERBATIM)
-  add_custom_target(${name} ALL DEPENDS ${_bin})
+function(vitopt_fuzz_target name)
+  cmake_parse_arguments(ARG "" "" "DEPS" ${ARGN})
+  add_executable(${name} ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/${name}.cpp)
+  vitopt_common_flags(${name})
+  target_include_directories(${name} PRIVATE ${PROJECT_SOURCE_DIR}/src)
+  target_link_libraries(${name} PRIVATE ${ARG_DEPS})
+  target_link_options(${name} PRIVATE -fsanitize=fuzzer)
+  set(found ${CMAKE_BINARY_DIR}/fuzz/${name})  # inputs the run adds (first dir: written to)
+  file(MAKE_DIRECTORY ${found})
   add_test(NAME ${name}_bounded
-           COMMAND ${CMAKE_COMMAND} -E env VITOPT_FUZZ_WRITE_SEEDS=${ARG_CORPUS}
-                   ${_bin} -max_total_time=20 -timeout=10 -rss_limit_mb=2048 ${ARG_CORPUS})
-  set_tests_properties(${name}_bounded PROPERTIES LABELS "fuzz" TIMEOUT 120)
+           COMMAND ${name} -max_total_time=${VITOPT_FUZZ_SECONDS} -timeout=10 -rss_limit_mb=2048
+                   -print_final_stats=1 ${found} ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/corpus/${name})
+  math(EXPR limit "${VITOPT_FUZZ_SECONDS} * 4 + 60")
+  set_tests_properties(${name}_bounded PROPERTIES LABELS fuzz TIMEOUT ${limit})
 endfunction()
 
-vitopt_fuzz_target(fuzz_runtime_loader ${CMAKE_CURRENT_LIST_DIR}/fuzz_runtime_loader.cpp
-                   SOURCES ${_core} ${_io} ${_runtime} ${_src}/runtime/kernels/dispatch.cpp
-                   CORPUS ${CMAKE_BINARY_DIR}/fuzz_corpus)
-# The header reader: kept seeds are copied to a writable corpus folder before each run.
-set(_header_corpus ${CMAKE_BINARY_DIR}/fuzz_corpus_model_header)
-file(COPY ${CMAKE_CURRENT_LIST_DIR}/corpus/model_header/ DESTINATION ${_header_corpus})
-vitopt_fuzz_target(fuzz_model_header ${CMAKE_CURRENT_LIST_DIR}/fuzz_model_header.cpp
-                   SOURCES ${_core} ${_io} CORPUS ${_header_corpus})
+# Every parser of outside bytes: add a target here (and its corpus folder) when one arrives.
+vitopt_fuzz_target(fuzz_safetensors DEPS vitopt_io)         # safetensors container
+vitopt_fuzz_target(fuzz_model_header DEPS vitopt_io)        # io::read_model_header + counts
+vitopt_fuzz_target(fuzz_runtime_loader DEPS vitopt_runtime)  # model header, quant spec, packing
+vitopt_fuzz_target(fuzz_idx DEPS vitopt_data)                # IDX images + labels (raw and .gz)
+vitopt_fuzz_target(fuzz_cifar DEPS vitopt_data)              # CIFAR-10/100 binary batches
+vitopt_fuzz_target(fuzz_image_decode DEPS vitopt_data)       # PNG/JPEG/BMP/... through stb

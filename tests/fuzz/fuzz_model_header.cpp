@@ -1,8 +1,8 @@
 // libFuzzer target for io::read_model_header, the one reader of a model file's header for both
 // halves: any byte string must give a header (then the layout and size counts of its config are
-// computed) or throw core::Error, never crash, hang or touch memory it does not own. Built with
-// clang by tests/fuzz/fuzz.cmake and run for a bounded time by ctest (fuzz_model_header_bounded)
-// over tests/fuzz/corpus/model_header (kept seeds: fp32, quantized with attention, a timm import).
+// computed) or throw core::Error, never crash, hang or touch memory it does not own. Built and run
+// by fuzz.cmake (fuzz_model_header_bounded); seeds in corpus/fuzz_model_header (fp32, quantized
+// with attention, a timm import).
 #include <cstddef>
 #include <cstdint>
 #include <vector>

@@ -1,8 +1,8 @@
-// libFuzzer target for the runtime model loader: any byte string must load (and then run one
-// image through the reference kernels) or throw core::Error, never crash, hang or touch memory it
-// does not own. Built with clang by tests/fuzz/fuzz.cmake (scalar kernels only:
-// VITOPT_RUNTIME_REF_ONLY) and run for a bounded time by ctest (fuzz_runtime_loader_bounded).
-// Seeds: with VITOPT_FUZZ_WRITE_SEEDS=DIR, start-up writes valid fp32/int8/int4 model files there.
+// libFuzzer target for the runtime model loader (model header, config, quant spec, packed codes):
+// any byte string must load (and then run one image) or throw core::Error, never crash, hang or
+// touch memory it does not own. Built and run by fuzz.cmake; seeds in corpus/fuzz_runtime_loader
+// (regenerate them with VITOPT_FUZZ_WRITE_SEEDS=DIR: start-up then writes valid fp32, int8,
+// int4 and slimmed model files there).
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -20,9 +20,9 @@ using namespace vitopt::runtime;
 
 void write_seeds(const std::filesystem::path& dir) {
   std::filesystem::create_directories(dir);
-  nlohmann::json j = {{"name", "seed"}, {"image_size", 8}, {"in_channels", 1}, {"patch_size", 4},
-                      {"embed_dim", 8}, {"depth", 2}, {"num_heads", 2}, {"mlp_dim", 8},
-                      {"num_classes", 3}};
+  nlohmann::json j = {{"name", "seed"},  {"image_size", 8}, {"in_channels", 1},
+                      {"patch_size", 4}, {"embed_dim", 8},  {"depth", 2},
+                      {"num_heads", 2},  {"mlp_dim", 8},    {"num_classes", 3}};
   RandomModelOptions o;
   o.config = vitopt::io::ViTConfig::from_json(j, "seed");
   o.config.normalize("seed");
@@ -56,10 +56,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   try {
     RuntimeOptions ro;
     ro.threads = 1;
-    auto engine = Engine::load_bytes(std::vector<uint8_t>(data, data + size), "fuzz.safetensors", ro);
+    auto engine =
+        Engine::load_bytes(std::vector<uint8_t>(data, data + size), "fuzz.safetensors", ro);
     const ModelInfo& info = engine->info();
     if (info.macs < 2'000'000) {  // run small models once: packing and plan must be sound too
-      std::vector<float> x(static_cast<size_t>(info.in_channels) * info.image_size * info.image_size, 0.5f);
+      std::vector<float> x(
+          static_cast<size_t>(info.in_channels) * info.image_size * info.image_size, 0.5f);
       std::vector<float> y(static_cast<size_t>(info.num_classes));
       engine->run(x.data(), 1, y.data());
     }

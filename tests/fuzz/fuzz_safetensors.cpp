@@ -1,9 +1,6 @@
-// libFuzzer entry point for the safetensors parser: any byte string must either parse or throw a
-// core::Error, never crash, hang or read out of bounds. Not wired into CMake; build (one command,
-// split here for width) and run from the repository root:
-//   clang++ -std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined -I src -o fuzz
-//       tests/fuzz/fuzz_safetensors.cpp src/io/safetensors.cpp src/core/*.cpp -lfmt
-//   ./fuzz -max_total_time=30
+// libFuzzer target for the safetensors container parser: any byte string must either parse or
+// throw a core::Error, never crash, hang or read out of bounds. Built and run by fuzz.cmake
+// (`ctest -L fuzz` in the sanitizer build, scripts/sanitize.sh); seeds in corpus/fuzz_safetensors.
 #include <cstddef>
 #include <cstdint>
 #include <string>

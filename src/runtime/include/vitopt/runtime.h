@@ -42,6 +42,7 @@ struct RuntimeOptions {
 struct ModelInfo {
   int image_size = 0, in_channels = 0, num_classes = 0;
   std::vector<float> mean, std;         // preprocessing from the model file
+  float crop_pct = 1.0f;                // eval: resize to image_size / crop_pct, center-crop
   std::vector<std::string> class_names;
   std::string precision;                // "fp32", "int<b>" (every quantized weight b bits), "mixed"
   // Additions beyond the shared API:
