@@ -33,7 +33,7 @@ eval: {limit: 32, engine: runtime}
 quantize:
   - {name: hn-w8a8, from: prune/hn, wbits: 8, abits: 8, granularity: tensor, calib_images: 16}
 prune:
-  - {name: hn, methods: [heads, neurons], amount: 0.5, calib_images: 16, finetune_epochs: 1, finetune_limit: 64}
+  - {name: hn, methods: [heads, neurons], amount: 0.5, calib_images: 16, finetune_epochs: 1, finetune_limit: 128}
 distill:
   - {name: st, student: vit-tiny-test, modes: logit, epochs: 2, limit: 64, val_limit: 32, batch_size: 16}
 )";
@@ -97,9 +97,11 @@ TEST(PipelineProcess, KilledInsideAndBetweenStagesThenResumedEqualsUninterrupted
   vitopt::testing::TempDir tmp;
   const auto recipe = tmp / "tiny.yaml";
   vitopt::core::write_file_atomic(recipe, std::string(kRecipe));
-  const auto ref = tmp / "ref", run = tmp / "killed";
-  Proc p = start({recipe.string(), "--out", ref.string(), "--quiet"}, tmp / "ref.log");
+  // Both runs use the same folder (quantized files record their source model's path).
+  const auto ref = tmp / "ref", run = tmp / "run";
+  Proc p = start({recipe.string(), "--out", run.string(), "--quiet"}, tmp / "ref.log");
   ASSERT_EQ(wait_exit(p), 0) << text(p.log);
+  fs::rename(run, ref);
 
   int kills = 0;
   // Inside training: right after its first mid-epoch checkpoint.

@@ -175,14 +175,10 @@ prune:
   EXPECT_NE(file_digest(q), q_digest);
 
   // A recipe that starts from an existing model: no training stage.
-  auto r = parse_recipe("data: synthetic
-threads: 1
-from: " + (tmp / "run" / "train" / "best.safetensors").string() +
-                            "
-eval: {limit: 32, engine: runtime}
-"
-                            "quantize: [{name: w8, wbits: 8, abits: 8, calib_images: 16}]
-",
+  auto r = parse_recipe("data: synthetic\nthreads: 1\nfrom: " +
+                            (tmp / "run" / "train" / "best.safetensors").string() +
+                            "\neval: {limit: 32, engine: runtime}\n"
+                            "quantize: [{name: w8, wbits: 8, abits: 8, calib_images: 16}]\n",
                         "from.yaml");
   r.out = tmp / "from-run";
   PipelineOptions opts;
