@@ -140,7 +140,7 @@ TEST(Overrides, UnknownPathsAndWrongTypesNameTheSetAndTheValidKeys) {
   const auto typed = error_of([] { with_sets(kChain, {"train.epochs=many"}); });
   EXPECT_NE(typed.find("--set train.epochs=many"), std::string::npos) << typed;
   EXPECT_NE(typed.find("train.epochs"), std::string::npos) << typed;
-  EXPECT_ERROR_HAS(with_sets(kChain, {"seed.x=1"}), "is a single value");
+  EXPECT_ERROR_HAS(with_sets(kChain, {"name.x=1"}), "is a single value");
   EXPECT_ERROR_HAS(with_sets(kChain, {"eval.limit=[1"}), "not valid YAML");
   // Wrong values in the file itself still name the file.
   EXPECT_ERROR_HAS(with_sets("train: {epochs: x}\n", {"seed=1"}), "r.yaml");
