@@ -2,104 +2,103 @@
 
 #include <fmt/format.h>
 
-#include "core/file_util.h"
-#include "core/json_util.h"
+#include "core/error.h"
 
 namespace vitopt::pipeline {
 
 namespace {
 
-// An earlier run's result, when its model and JSON record both exist and resuming is allowed.
-bool reuse(const Recipe& r, const std::filesystem::path& model, const std::filesystem::path& record,
-           StageOutput& out) {
-  if (!r.resume || !std::filesystem::exists(model) || !std::filesystem::exists(record)) return false;
-  out.model = model;
-  out.result = core::json_parse(core::read_file_text(record), record.string());
-  out.reused = true;
-  return true;
+template <typename Entry>
+const Entry* find_in(const std::vector<Entry>& entries, const std::string& name) {
+  for (const auto& e : entries)
+    if (e.name == name) return &e;
+  return nullptr;
 }
 
-void announce(const Recipe& r, bool quiet, const StageOutput& o) {
-  if (!quiet)
-    fmt::print(stderr, "[pipeline {}] stage {} {} -> {}{}\n", r.name, o.stage, o.name,
-               o.model.string(), o.reused ? " (done in an earlier run: reused)" : "");
+std::pair<std::string, std::string> split_id(const std::string& id) {
+  const auto slash = id.find('/');
+  if (slash == std::string::npos) core::throw_internal("not a compression stage id: '{}'", id);
+  return {id.substr(0, slash), id.substr(slash + 1)};
 }
 
 }  // namespace
 
-std::vector<StageOutput> run_compress_stages(const Recipe& r, const std::filesystem::path& baseline,
-                                             bool quiet) {
-  std::vector<StageOutput> outputs;
-  for (const auto& stage : r.quantize) {
-    StageOutput o{"quantize", stage.name, r.out / "quantize" / (stage.name + ".safetensors"), {}};
-    const auto record = r.out / "quantize" / (stage.name + ".quant.json");  // run_quantize's record
-    if (!reuse(r, o.model, record, o)) {
-      announce(r, quiet, o);
-      auto req = stage.request;
-      req.model = baseline;
-      req.out = o.model;
-      req.data = r.train.data;
-      req.seed = r.seed;
-      req.device = r.device;
-      req.quiet = quiet;
-      req.workers = r.train.options.workers;
-      req.eval_limit = r.eval_limit;
-      req.evaluate = false;  // the run's report evaluates every model the same way
-      std::filesystem::create_directories(o.model.parent_path());
-      o.result = quant::run_quantize(req);
-    } else {
-      announce(r, quiet, o);
-    }
-    outputs.push_back(std::move(o));
+std::vector<StageNode> compress_stage_nodes(const Recipe& r) {
+  std::vector<StageNode> nodes;
+  for (const auto& e : r.quantize) nodes.push_back({"quantize/" + e.name, "quantize", e.from, "", {}});
+  for (const auto& e : r.prune) nodes.push_back({"prune/" + e.name, "prune", e.from, "", {}});
+  for (const auto& e : r.distill) nodes.push_back({"distill/" + e.name, "distill", e.from, "", {}});
+  return nodes;
+}
+
+const StageEntry& find_stage(const Recipe& r, const std::string& id) {
+  const auto [kind, name] = split_id(id);
+  const StageEntry* e = nullptr;
+  if (kind == "quantize") e = find_in(r.quantize, name);
+  if (kind == "prune") e = find_in(r.prune, name);
+  if (kind == "distill") e = find_in(r.distill, name);
+  if (e == nullptr) core::throw_internal("stage '{}' is not in the recipe", id);
+  return *e;
+}
+
+std::filesystem::path stage_model_path(const Recipe& r, const std::string& id) {
+  const auto [kind, name] = split_id(id);
+  if (kind == "distill") return r.out / "distill" / name / "model.safetensors";
+  return r.out / kind / (name + ".safetensors");
+}
+
+nlohmann::json run_compress_stage(const Recipe& r, const std::string& id,
+                                  const std::filesystem::path& input, bool resume, bool quiet) {
+  const auto [kind, name] = split_id(id);
+  const auto out = stage_model_path(r, id);
+  std::filesystem::create_directories(out.parent_path());
+  if (kind == "quantize") {
+    auto req = find_in(r.quantize, name)->request;
+    req.model = input;
+    req.out = out;
+    req.data = r.train.data;
+    req.seed = r.seed;
+    req.device = r.device;
+    req.quiet = quiet;
+    req.workers = r.train.options.workers;
+    req.eval_limit = r.eval_limit;
+    req.evaluate = false;  // the run's report evaluates every model the same way
+    return quant::run_quantize(req);
   }
-  for (const auto& stage : r.prune) {
-    StageOutput o{"prune", stage.name, r.out / "prune" / (stage.name + ".safetensors"), {}};
-    const auto report_dir = r.out / "prune" / stage.name;
-    if (!reuse(r, o.model, report_dir / "prune.json", o)) {
-      announce(r, quiet, o);
-      auto req = stage.request;
-      req.model = baseline;
-      req.out = o.model;
-      req.report_dir = report_dir;
-      req.data = r.train.data;
-      req.seed = r.seed;
-      req.threads = r.threads;
-      req.device = r.device;
-      req.quiet = quiet;
-      req.eval_limit = r.eval_limit;
-      req.finetune.workers = r.train.options.workers;
-      req.measure = false;  // the run's report evaluates every model the same way
-      std::filesystem::create_directories(report_dir);
-      o.result = prune::run_prune(req);
-    } else {
-      announce(r, quiet, o);
-    }
-    outputs.push_back(std::move(o));
+  if (kind == "prune") {
+    auto req = find_in(r.prune, name)->request;
+    req.model = input;
+    req.out = out;
+    req.report_dir = r.out / "prune" / name;
+    req.data = r.train.data;
+    req.seed = r.seed;
+    req.threads = r.threads;
+    req.device = r.device;
+    req.quiet = quiet;
+    req.eval_limit = r.eval_limit;
+    req.finetune.workers = r.train.options.workers;
+    req.measure = false;  // the run's report evaluates every model the same way
+    std::filesystem::create_directories(req.report_dir);
+    return prune::run_prune(req);
   }
-  for (const auto& stage : r.distill) {
-    const auto dir = r.out / "distill" / stage.name;
-    StageOutput o{"distill", stage.name, dir / "model.safetensors", {}};
-    if (!reuse(r, o.model, dir / "distill.json", o)) {
-      announce(r, quiet, o);
-      auto req = stage.request;
-      req.teacher = baseline;
-      req.data = r.train.data;
-      req.out_dir = dir;
-      req.threads = r.threads;
-      req.eval_limit = r.eval_limit;
-      req.options.seed = r.seed;
-      req.options.device = r.device;
-      req.options.quiet = quiet;
-      req.options.workers = r.train.options.workers;
-      req.options.resume = r.resume && std::filesystem::exists(dir / "checkpoint.safetensors");
-      req.report = false;  // the run's report compares the student with the teacher
-      o.result = distill::run_distill(req);
-    } else {
-      announce(r, quiet, o);
-    }
-    outputs.push_back(std::move(o));
-  }
-  return outputs;
+  auto req = find_in(r.distill, name)->request;
+  req.teacher = input;
+  req.data = r.train.data;
+  req.out_dir = out.parent_path();
+  req.threads = r.threads;
+  req.eval_limit = r.eval_limit;
+  req.options.seed = r.seed;
+  req.options.device = r.device;
+  req.options.quiet = quiet;
+  req.options.workers = r.train.options.workers;
+  // Feature distillation trains projections that checkpoints do not hold: such a run restarts.
+  bool feature = false;
+  for (const auto& modes : req.runs) feature |= modes.find("feature") != std::string::npos;
+  req.options.resume =
+      resume && !feature && std::filesystem::exists(req.out_dir / "checkpoint.safetensors");
+  req.skip_completed = false;  // the pipeline's fingerprints decide what is reused
+  req.report = false;          // the run's report compares the student with the teacher
+  return distill::run_distill(req);
 }
 
 }  // namespace vitopt::pipeline

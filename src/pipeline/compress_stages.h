@@ -1,6 +1,6 @@
-// The pipeline's compression stages: every quantize / prune / distill entry of a recipe applied to
-// the trained baseline model, each producing one model file under the run folder. A stage whose
-// output already exists is reused when the recipe allows resuming (interrupted runs continue).
+// The pipeline's compression stages: one quantize / prune / distill entry of a recipe applied to
+// its input model (the baseline, another stage's output or a model file), producing one model
+// file under the run folder. Deciding whether a stage must run at all is the pipeline's job.
 #pragma once
 
 #include <filesystem>
@@ -9,18 +9,22 @@
 #include <vector>
 
 #include "pipeline/recipe.h"
+#include "pipeline/stage_plan.h"
 
 namespace vitopt::pipeline {
 
-struct StageOutput {
-  std::string stage;              // "quantize", "prune" or "distill"
-  std::string name;               // the recipe entry's name
-  std::filesystem::path model;    // the model file it produced
-  nlohmann::json result;          // what the stage's job returned (or its saved JSON)
-  bool reused = false;            // true when an earlier run's output was taken as is
-};
+// The recipe's compression stages as graph nodes ("quantize/w8a8", from: ...), in recipe order.
+std::vector<StageNode> compress_stage_nodes(const Recipe& recipe);
 
-std::vector<StageOutput> run_compress_stages(const Recipe& recipe,
-                                             const std::filesystem::path& baseline, bool quiet);
+// The recipe section of stage `id` ("prune/global-50").
+const StageEntry& find_stage(const Recipe& recipe, const std::string& id);
+
+// The model file stage `id` writes.
+std::filesystem::path stage_model_path(const Recipe& recipe, const std::string& id);
+
+// Runs stage `id` on `input` (for distill: the teacher) and returns its job's result JSON.
+// `resume` lets a stage with checkpoints (distill) continue an interrupted run of itself.
+nlohmann::json run_compress_stage(const Recipe& recipe, const std::string& id,
+                                  const std::filesystem::path& input, bool resume, bool quiet);
 
 }  // namespace vitopt::pipeline

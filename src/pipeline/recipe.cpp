@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <yaml-cpp/yaml.h>
 
+#include <map>
 #include <set>
 
 #include "core/error.h"
@@ -14,13 +15,23 @@ namespace vitopt::pipeline {
 
 namespace {
 
+// Where values come from, for messages: the recipe file, or the --set that wrote a key path.
+struct Origin {
+  std::string source;
+  std::map<std::string, std::string> overridden;  // parser path -> "--set ..." text
+  std::string of(const std::string& path) const {
+    const auto it = overridden.find(path);
+    return it == overridden.end() ? source : "--set " + it->second;
+  }
+};
+
 // Reads keys of one YAML mapping, rejecting any key not read (typos).
 class Section {
  public:
-  Section(const YAML::Node& node, std::string path, const std::string& source)
-      : node_(node), path_(std::move(path)), source_(source) {
+  Section(const YAML::Node& node, std::string path, const Origin& origin)
+      : node_(node), path_(std::move(path)), origin_(origin) {
     if (node_ && !node_.IsNull() && !node_.IsMap())
-      core::throw_input("{}: '{}' must be a mapping of key: value", source_, path_);
+      core::throw_input("{}: '{}' must be a mapping of key: value", origin_.of(path_), path_);
   }
   // A key read as a string and converted by `parse` (which throws its own InputError).
   template <typename T, typename Parse>
@@ -28,6 +39,24 @@ class Section {
     std::string text;
     get(key, text);
     if (!text.empty()) out = parse(text);
+  }
+  // A list of words, written "a,b" or [a, b].
+  void get_list(const std::string& key, std::vector<std::string>& out) {
+    known_.insert(key);
+    if (!node_ || !node_.IsMap() || !node_[key]) return;
+    const YAML::Node v = node_[key];
+    if (v.IsSequence()) {
+      std::string joined;
+      for (const auto& item : v) {
+        if (!item.IsScalar()) bad_type(key, "a list of words");
+        joined += (joined.empty() ? "" : ",") + item.Scalar();
+      }
+      out = split_list(joined);
+    } else {
+      std::string text;
+      get(key, text);
+      out = split_list(text);
+    }
   }
   template <typename T>
   void get(const std::string& key, std::optional<T>& out) {
@@ -44,8 +73,7 @@ class Section {
     try {
       out = node_[key].as<T>();
     } catch (const YAML::Exception&) {
-      core::throw_bad_field(source_, path_.empty() ? key : path_ + "." + key,
-                            "a value of the right type", "'" + YAML::Dump(node_[key]) + "'");
+      bad_type(key, "a value of the right type");
     }
   }
   YAML::Node child(const std::string& key) {
@@ -57,20 +85,61 @@ class Section {
     for (const auto& kv : node_) {
       const auto key = kv.first.as<std::string>();
       if (!known_.count(key))
-        core::throw_input("{}: unknown key '{}{}' (known here: {})", source_,
-                          path_.empty() ? "" : path_ + ".", key, fmt::join(known_, ", "));
+        core::throw_input("{}: unknown key '{}' (known here: {})", origin_.of(full(key)), full(key),
+                          fmt::join(known_, ", "));
     }
   }
+  const std::string& path() const { return path_; }
 
  private:
+  std::string full(const std::string& key) const { return path_.empty() ? key : path_ + "." + key; }
+  [[noreturn]] void bad_type(const std::string& key, const std::string& expected) const {
+    core::throw_bad_field(origin_.of(full(key)), full(key), expected,
+                          "'" + YAML::Dump(node_[key]) + "'");
+  }
+  static std::vector<std::string> split_list(const std::string& text);
+
   YAML::Node node_;
   std::string path_;
-  const std::string& source_;
+  const Origin& origin_;
   std::set<std::string> known_;
 };
 
-io::ViTConfig parse_model(const YAML::Node& node, const std::string& source) {
-  Section s(node, "model", source);
+// "heads,neurons" -> {"heads", "neurons"}.
+std::vector<std::string> Section::split_list(const std::string& text) {
+  std::vector<std::string> out;
+  std::string item;
+  for (char ch : text + ",") {
+    if (ch == ',') {
+      if (!item.empty()) out.push_back(item);
+      item.clear();
+    } else if (ch != ' ') {
+      item += ch;
+    }
+  }
+  return out;
+}
+
+// A YAML tree as text with mapping keys sorted and no styling, so that two recipes meaning the
+// same thing (comments, order, flow or block style) give the same fingerprint.
+std::string canonical(const YAML::Node& node) {
+  if (!node || node.IsNull()) return "~";
+  if (node.IsScalar()) return "'" + node.Scalar() + "'";
+  std::string out;
+  if (node.IsSequence()) {
+    out = "[";
+    for (const auto& item : node) out += canonical(item) + ",";
+    return out + "]";
+  }
+  std::map<std::string, std::string> sorted;
+  for (const auto& kv : node) sorted[kv.first.as<std::string>()] = canonical(kv.second);
+  out = "{";
+  for (const auto& [k, v] : sorted) out += k + ":" + v + ",";
+  return out + "}";
+}
+
+io::ViTConfig parse_model(const YAML::Node& node, const Origin& origin) {
+  Section s(node, "model", origin);
   std::string preset = "vit-fmnist";
   s.get("preset", preset);
   auto c = io::preset(preset);
@@ -96,12 +165,12 @@ io::ViTConfig parse_model(const YAML::Node& node, const std::string& source) {
     c.blocks.clear();
     c.name = preset + "-custom";
   }
-  c.normalize(source + " model");
+  c.normalize(origin.source + " model");
   return c;
 }
 
-void parse_train(const YAML::Node& node, const std::string& source, Recipe& r) {
-  Section s(node, "train", source);
+void parse_train(const YAML::Node& node, const Origin& origin, Recipe& r) {
+  Section s(node, "train", origin);
   auto& o = r.train.options;
   s.get("epochs", o.epochs);
   s.get("batch_size", o.batch_size);
@@ -121,41 +190,30 @@ void parse_train(const YAML::Node& node, const std::string& source, Recipe& r) {
   s.reject_unknown();
 }
 
-// "heads,neurons" or a YAML list -> {"heads", "neurons"}.
-std::vector<std::string> split_list(const std::string& text) {
-  std::vector<std::string> out;
-  std::string item;
-  for (char ch : text + ",") {
-    if (ch == ',') {
-      if (!item.empty()) out.push_back(item);
-      item.clear();
-    } else if (ch != ' ') {
-      item += ch;
-    }
-  }
-  return out;
-}
-
-// A stage section is a list of mappings, each with a unique `name`.
+// A stage section is a list of mappings, each with a unique `name` and an optional `from`.
 template <typename Entry, typename Fill>
 std::vector<Entry> parse_stage_list(const YAML::Node& node, const std::string& key,
-                                    const std::string& source, Fill fill) {
+                                    const Origin& origin, Fill fill) {
   std::vector<Entry> out;
   if (!node || node.IsNull()) return out;
   if (!node.IsSequence())
-    core::throw_input("{}: '{}' must be a list of entries (- name: ...)", source, key);
+    core::throw_input("{}: '{}' must be a list of entries (- name: ...)", origin.of(key), key);
   std::set<std::string> names;
   for (size_t i = 0; i < node.size(); ++i) {
     const std::string path = fmt::format("{}[{}]", key, i);
-    Section s(node[i], path, source);
+    Section s(node[i], path, origin);
     Entry e;
     s.get("name", e.name);
     if (e.name.empty() || e.name.find_first_of("/\\ ") != std::string::npos)
-      core::throw_bad_field(source, path + ".name", "a file-name-safe name", "'" + e.name + "'");
+      core::throw_bad_field(origin.of(path + ".name"), path + ".name", "a file-name-safe name",
+                            "'" + e.name + "'");
     if (!names.insert(e.name).second)
-      core::throw_bad_field(source, path + ".name", "a name unique in " + key, "'" + e.name + "'");
+      core::throw_bad_field(origin.of(path + ".name"), path + ".name", "a name unique in " + key,
+                            "'" + e.name + "'");
+    s.get("from", e.from);
     fill(s, e);
     s.reject_unknown();
+    e.canonical = canonical(node[i]);
     out.push_back(std::move(e));
   }
   return out;
@@ -201,7 +259,7 @@ void parse_quantize(Section& s, QuantizeStage& e) {
 
 void parse_prune(Section& s, PruneStage& e) {
   auto& r = e.request;
-  s.get_as("methods", r.methods, split_list);
+  s.get_list("methods", r.methods);
   s.get("criterion", r.criterion);
   s.get("amount", r.amount);
   s.get("nm", r.nm);
@@ -215,10 +273,10 @@ void parse_prune(Section& s, PruneStage& e) {
 
 void parse_distill(Section& s, DistillStage& e) {
   auto& r = e.request;
-  std::string modes;
+  std::vector<std::string> modes;
   s.get("student", r.student);
-  s.get("modes", modes);
-  if (!modes.empty()) r.runs = {modes};
+  s.get_list("modes", modes);
+  if (!modes.empty()) r.runs = {fmt::format("{}", fmt::join(modes, ","))};
   s.get("temperature", r.settings.temperature);
   s.get("alpha", r.settings.alpha);
   s.get("feature_weight", r.settings.feature_weight);
@@ -229,54 +287,66 @@ void parse_distill(Section& s, DistillStage& e) {
   s.get("batch_size", r.options.batch_size);
   s.get("warmup_epochs", r.options.warmup_epochs);
   s.get("limit", r.limit);
+  s.get("val_limit", r.val_limit);
 }
 
 }  // namespace
 
-Recipe parse_recipe(const std::string& yaml_text, const std::string& source) {
+Recipe parse_recipe(const std::string& yaml_text, const std::string& source,
+                    const std::vector<Override>& overrides) {
   YAML::Node root;
   try {
     root = YAML::Load(yaml_text);
   } catch (const YAML::Exception& e) {
     core::throw_input("{}: invalid YAML at line {}: {}", source, e.mark.line + 1, e.msg);
   }
+  Origin origin{source, apply_overrides(root, overrides)};
   Recipe r;
   r.source = source;
   r.text = yaml_text;
-  Section s(root, "", source);
+  Section s(root, "", origin);
   s.get("name", r.name);
   std::string out;
   s.get("out", out);
   r.out = out.empty() ? std::filesystem::path("runs") / r.name : std::filesystem::path(out);
+  std::string from;
+  s.get("from", from);
+  r.from_model = from;
   s.get("seed", r.seed);
   s.get("threads", r.threads);
   s.get("device", r.device);
   s.get("data", r.train.data);
   s.get("resume", r.resume);
-  r.train.config = parse_model(s.child("model"), source);
-  parse_train(s.child("train"), source, r);
+  r.train.config = parse_model(s.child("model"), origin);
+  parse_train(s.child("train"), origin, r);
   {
-    Section e(s.child("eval"), "eval", source);
+    Section e(s.child("eval"), "eval", origin);
     e.get("batch_size", r.eval_batch_size);
     e.get("limit", r.eval_limit);
     e.get("engine", r.eval_engine);
     if (r.eval_engine != "torch" && r.eval_engine != "runtime")
-      core::throw_input("{}: eval.engine: expected 'torch' or 'runtime', got '{}'", source,
-                        r.eval_engine);
+      core::throw_input("{}: eval.engine: expected 'torch' or 'runtime', got '{}'",
+                        origin.of("eval.engine"), r.eval_engine);
     e.get("latency_budget_ms", r.latency_budget_ms);
     e.get("size_budget_mb", r.size_budget_mb);
     e.reject_unknown();
   }
-  r.quantize = parse_stage_list<QuantizeStage>(s.child("quantize"), "quantize", source, parse_quantize);
-  r.prune = parse_stage_list<PruneStage>(s.child("prune"), "prune", source, parse_prune);
-  r.distill = parse_stage_list<DistillStage>(s.child("distill"), "distill", source, parse_distill);
+  r.quantize = parse_stage_list<QuantizeStage>(s.child("quantize"), "quantize", origin, parse_quantize);
+  r.prune = parse_stage_list<PruneStage>(s.child("prune"), "prune", origin, parse_prune);
+  r.distill = parse_stage_list<DistillStage>(s.child("distill"), "distill", origin, parse_distill);
   s.reject_unknown();
+  const YAML::Node& croot = root;  // const: reading absent keys must not add them
+  r.context_canonical = fmt::format("data={} seed={} device={}", canonical(croot["data"]),
+                                    canonical(croot["seed"]), canonical(croot["device"]));
+  r.train_canonical = "model=" + canonical(croot["model"]) + " train=" + canonical(croot["train"]);
+  r.eval_canonical = canonical(croot["eval"]);
+  for (const auto& o : overrides) r.overrides.push_back(o.text);
   return r;
 }
 
-Recipe load_recipe(const std::filesystem::path& path) {
+Recipe load_recipe(const std::filesystem::path& path, const std::vector<Override>& overrides) {
   if (!std::filesystem::exists(path)) core::throw_input("{}: recipe file not found", path.string());
-  return parse_recipe(core::read_file_text(path), path.string());
+  return parse_recipe(core::read_file_text(path), path.string(), overrides);
 }
 
 }  // namespace vitopt::pipeline

@@ -5,8 +5,10 @@
 
 #include <filesystem>
 #include <optional>
-#include <vector>
 #include <string>
+#include <vector>
+
+#include "pipeline/overrides.h"
 
 #include "compress/distill/distill_job.h"
 #include "compress/prune/prune_job.h"
@@ -15,19 +17,25 @@
 
 namespace vitopt::pipeline {
 
-// Compression stages: each entry makes one model from the trained baseline, named by `name`
-// (its files go to <run>/<stage>/<name>...). Model paths, data, seed and device are filled in by
-// the pipeline; the request holds every other option, parsed from the recipe.
-struct QuantizeStage {
+// What every compression stage entry has: its name (files go to <run>/<kind>/<name>...), where its
+// input model comes from, and its recipe section in canonical text (after --set) for fingerprints.
+struct StageEntry {
   std::string name;
+  // "" or "baseline": the trained model (or the recipe's `from:` file); "<kind>/<name>": that
+  // stage's output; "*.safetensors": a model file. For distill this is the teacher.
+  std::string from;
+  std::string canonical;
+};
+
+// Compression stages. Model paths, data, seed and device are filled in by the pipeline; the
+// request holds every other option, parsed from the recipe.
+struct QuantizeStage : StageEntry {
   quant::QuantizeRequest request;
 };
-struct PruneStage {
-  std::string name;
+struct PruneStage : StageEntry {
   prune::PruneRequest request;
 };
-struct DistillStage {
-  std::string name;
+struct DistillStage : StageEntry {
   distill::DistillRequest request;
 };
 
@@ -35,10 +43,12 @@ struct Recipe {
   std::string name = "default";
   std::filesystem::path source;        // where the recipe came from (a file name, for messages)
   std::string text;                    // the YAML as given, copied into the run folder
+  std::vector<std::string> overrides;  // the --set texts applied on top of it
   std::filesystem::path out = "runs/default";  // run folder
   uint64_t seed = 0;
   int threads = 0;
   std::string device = "cpu";
+  std::filesystem::path from_model;    // start from this model file: no training stage
   train::TrainJob train;               // data, model config, limits, options (out_dir set later)
   int64_t eval_batch_size = 256;
   size_t eval_limit = 0;
@@ -49,9 +59,17 @@ struct Recipe {
   std::vector<PruneStage> prune;
   std::vector<DistillStage> distill;
   std::optional<double> latency_budget_ms, size_budget_mb;  // for the report's recommendation
+  // Canonical text (sorted keys, after --set) of what each non-compression stage depends on, for
+  // the fingerprints that decide what a resumed run must redo.
+  std::string context_canonical;       // data, seed, device: shared by every stage
+  std::string train_canonical;         // model + train sections
+  std::string eval_canonical;          // eval section
 };
 
-Recipe load_recipe(const std::filesystem::path& path);
-Recipe parse_recipe(const std::string& yaml_text, const std::string& source);
+// Parses a recipe after applying `overrides` (--set) to its YAML. Strict: unknown keys and wrong
+// types throw InputError naming the file (or the --set that introduced them) and the key path.
+Recipe load_recipe(const std::filesystem::path& path, const std::vector<Override>& overrides = {});
+Recipe parse_recipe(const std::string& yaml_text, const std::string& source,
+                    const std::vector<Override>& overrides = {});
 
 }  // namespace vitopt::pipeline

@@ -7,6 +7,7 @@
 #include "core/file_util.h"
 #include "core/json_util.h"
 #include "pipeline/pipeline.h"
+#include "pipeline/stage_state.h"
 #include "test_util.h"
 
 namespace vitopt::pipeline {
@@ -102,6 +103,91 @@ quantize:
   const auto md = core::read_file_text(tmp / "run" / "summary.md");
   EXPECT_NE(md.find("| quantize/w8a8 |"), std::string::npos);
   EXPECT_THROW(parse_recipe("eval: {engine: onnx}\n", "bad.yaml"), core::InputError);
+}
+
+std::map<std::string, std::string> statuses(const nlohmann::json& summary) {
+  std::map<std::string, std::string> out;
+  for (const auto& st : summary["stages"]) out[st["id"]] = st["status"];
+  return out;
+}
+
+TEST(Pipeline, ChainedStagesAndResumeRedoesOnlyWhatChanged) {
+  vitopt::testing::TempDir tmp;
+  const std::string yaml = R"(
+name: chain
+data: synthetic
+threads: 1
+model: {preset: vit-tiny-test}
+train: {epochs: 1, batch_size: 16, limit: 64, val_limit: 32, workers: 1}
+eval: {limit: 32, engine: runtime}
+quantize:
+  - {name: hn-w8a8, from: prune/hn, wbits: 8, abits: 8, granularity: tensor, calib_images: 16}
+prune:
+  - {name: hn, methods: [heads, neurons], amount: 0.5, calib_images: 16}
+)";
+  auto run = [&](const std::vector<std::string>& sets, Mode mode = Mode::kAll,
+                 std::vector<std::string> only = {}) {
+    std::vector<Override> o;
+    for (const auto& s : sets) o.push_back(parse_override(s));
+    auto r = parse_recipe(yaml, "chain.yaml", o);
+    r.out = tmp / "run";
+    PipelineOptions opts;
+    opts.quiet = true;
+    opts.mode = mode;
+    opts.only = std::move(only);
+    return run_pipeline(r, opts);
+  };
+  using M = std::map<std::string, std::string>;
+  auto s = run({});
+  EXPECT_EQ(statuses(s), (M{{"train", "ran"}, {"prune/hn", "ran"}, {"quantize/hn-w8a8", "ran"},
+                            {"eval", "ran"}}));
+  ASSERT_EQ(s["models"].size(), 3u);
+  EXPECT_EQ(s["models"][2]["label"], "quantize/hn-w8a8");
+  // The chained model is the pruned one quantized: the pruned parameter count, a smaller file.
+  EXPECT_EQ(s["models"][2]["params"], s["models"][1]["params"]);
+  EXPECT_LT(s["models"][1]["params"].get<int64_t>(), s["models"][0]["params"].get<int64_t>());
+  EXPECT_LT(s["models"][2]["file_bytes"].get<double>(), s["models"][1]["file_bytes"].get<double>());
+  const auto q = tmp / "run" / "quantize" / "hn-w8a8.safetensors";
+  const auto q_digest = file_digest(q);
+
+  s = run({});  // nothing changed: everything reused, the report too
+  EXPECT_EQ(statuses(s), (M{{"train", "reused"}, {"prune/hn", "reused"},
+                            {"quantize/hn-w8a8", "reused"}, {"eval", "reused"}}));
+  EXPECT_EQ(s["models"].size(), 3u);
+  EXPECT_EQ(file_digest(q), q_digest);
+
+  s = run({"quantize.hn-w8a8.granularity=channel"});  // only the quantize section changed
+  EXPECT_EQ(statuses(s), (M{{"train", "reused"}, {"prune/hn", "reused"},
+                            {"quantize/hn-w8a8", "ran"}, {"eval", "ran"}}));
+  EXPECT_NE(file_digest(q), q_digest);
+
+  s = run({"quantize.hn-w8a8.granularity=channel", "prune.hn.amount=0.25"});  // its input changes
+  EXPECT_EQ(statuses(s), (M{{"train", "reused"}, {"prune/hn", "ran"}, {"quantize/hn-w8a8", "ran"},
+                            {"eval", "ran"}}));
+
+  s = run({}, Mode::kOptimize, {"quantize"});  // back to the recipe's values, quantize alone
+  EXPECT_EQ(statuses(s), (M{{"train", "earlier output (not selected)"},
+                            {"prune/hn", "earlier output (not selected)"},
+                            {"quantize/hn-w8a8", "ran"}}));
+  EXPECT_TRUE(s["models"].empty());  // no eval in this mode
+  // The prune stage's output is still the amount-0.25 model, so this quantized file differs
+  // from the first run's (the same recipe values, another input).
+  EXPECT_NE(file_digest(q), q_digest);
+
+  // A recipe that starts from an existing model: no training stage.
+  auto r = parse_recipe("data: synthetic\nthreads: 1\nfrom: " +
+                            (tmp / "run" / "train" / "best.safetensors").string() +
+                            "\neval: {limit: 32, engine: runtime}\n"
+                            "quantize: [{name: w8, wbits: 8, abits: 8, calib_images: 16}]\n",
+                        "from.yaml");
+  r.out = tmp / "from-run";
+  PipelineOptions opts;
+  opts.quiet = true;
+  s = run_pipeline(r, opts);
+  EXPECT_EQ(statuses(s), (M{{"quantize/w8", "ran"}, {"eval", "ran"}}));
+  ASSERT_EQ(s["models"].size(), 2u);
+  EXPECT_EQ(s["models"][0]["label"], "baseline (given model)");
+  EXPECT_FALSE(std::filesystem::exists(tmp / "from-run" / "train"));
 }
 
 }  // namespace
