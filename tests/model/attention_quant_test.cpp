@@ -8,6 +8,7 @@
 #include "core/error.h"
 #include "export/model_writer.h"
 #include "io/presets.h"
+#include "model/model_file.h"
 #include "model/quantized_model.h"
 #include "test_util.h"
 

@@ -10,6 +10,7 @@
 #include "export/model_writer.h"
 #include "io/model_header.h"
 #include "io/presets.h"
+#include "model/model_file.h"
 #include "test_util.h"
 
 namespace vitopt::model {

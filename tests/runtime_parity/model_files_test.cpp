@@ -13,6 +13,7 @@
 #include "io/model_counts.h"
 #include "io/model_header.h"
 #include "io/presets.h"
+#include "io/tensor_layout.h"
 #include "model/model_file.h"
 #include "model/quantized_model.h"
 #include "runtime/model_loader.h"
@@ -35,14 +36,18 @@ void check_file(const std::filesystem::path& path, const std::string& want_preci
   EXPECT_EQ(rt.config.to_json(), h.config.to_json());
   EXPECT_EQ(rt.precision, h.precision);
   EXPECT_EQ(rt.quant.has_value(), h.quant.has_value());
-  if (h.quant) EXPECT_EQ(*rt.quant, *h.quant);
+  if (h.quant) {
+    EXPECT_EQ(*rt.quant, *h.quant);
+  }
   EXPECT_EQ(rt.params, io::count_params(h.config));
   int64_t module_params = 0;
   for (const auto& p : vit->parameters()) module_params += p.numel();
   EXPECT_EQ(module_params, io::count_params(h.config));
   int64_t stored = 0;
   for (const auto& name : file.names()) stored += static_cast<int64_t>(file.info(name).nbytes);
-  if (!h.imported) EXPECT_EQ(stored, io::tensor_bytes(h.config, h.quant));
+  if (!h.imported) {
+    EXPECT_EQ(stored, io::tensor_bytes(h.config, h.quant));
+  }
 }
 
 model::ViT random_vit(const io::ViTConfig& c, uint64_t seed) {
