@@ -25,6 +25,8 @@ int main(int argc, char** argv) {
   vitopt::cli::register_quantize(app);
   vitopt::cli::register_prune(app);
   vitopt::cli::register_distill(app);
+  vitopt::cli::register_export(app);
+  vitopt::cli::register_import(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
