@@ -55,8 +55,9 @@ function(vitopt_use_torch target)
   endif()
 endfunction()
 
+# FIXTURES: a CTest fixture every case requires (FIXTURES_REQUIRED), e.g. a peer's install step.
 function(vitopt_test name)
-  cmake_parse_arguments(ARG "TORCH" "LABEL" "SOURCES;DEPS" ${ARGN})
+  cmake_parse_arguments(ARG "TORCH" "LABEL;FIXTURES" "SOURCES;DEPS" ${ARGN})
   add_executable(${name} ${ARG_SOURCES})
   vitopt_common_flags(${name})
   target_link_libraries(${name} PRIVATE ${ARG_DEPS} vitopt_test_main GTest::gtest)
@@ -66,6 +67,10 @@ function(vitopt_test name)
   if(NOT ARG_LABEL)
     set(ARG_LABEL unit)
   endif()
+  set(extra_properties)
+  if(ARG_FIXTURES)
+    set(extra_properties FIXTURES_REQUIRED "${ARG_FIXTURES}")
+  endif()
   # One CTest test per GoogleTest case (`<executable>.<Suite>.<Case>`), so CI counts cases and
   # `ctest -R` picks single ones. No test keeps state across cases, so a process per case costs
   # only the start-up; OMP_WAIT_POLICY is set here so that test_main's ensure_thread_environment
@@ -73,5 +78,6 @@ function(vitopt_test name)
   # folders are compiled into vitopt_test_main (test_util.h); $VITOPT_SOURCE_DIR /
   # $VITOPT_BUILD_DIR still override them when set.
   gtest_discover_tests(${name} TEST_PREFIX "${name}." DISCOVERY_TIMEOUT 300
-                       PROPERTIES LABELS "${ARG_LABEL}" ENVIRONMENT "OMP_WAIT_POLICY=PASSIVE")
+                       PROPERTIES LABELS "${ARG_LABEL}" ENVIRONMENT "OMP_WAIT_POLICY=PASSIVE"
+                                  ${extra_properties})
 endfunction()

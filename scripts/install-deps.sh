@@ -10,7 +10,11 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev zlib1g-dev
   gnuplot-nox dataset-fashion-mnist python3-torch python3-numpy
   clang libclang-rt-14-dev
+  libonnx-dev libprotobuf-dev protobuf-compiler pybind11-dev python3-dev nodejs
 )
+# ONNX export tests run ONNX Runtime from npm (onnxruntime-node). Some nodejs builds bundle npm
+# (NodeSource's); Debian's ships it as its own package.
+command -v npm >/dev/null 2>&1 || packages+=(npm)
 
 missing=()
 for p in "${packages[@]}"; do

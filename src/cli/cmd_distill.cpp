@@ -39,7 +39,7 @@ void register_distill(CLI::App& app) {
   cmd->add_flag("--baseline", f->baseline,
                 "Also train the student without a teacher (same epochs and seed) for comparison");
   cmd->add_option("--temperature,-T", r.settings.temperature, "Soft-target temperature T (logit mode)")
-      ->capture_default_str()->check(CLI::PositiveNumber);
+      ->capture_default_str()->check(greater_than(0));
   cmd->add_option("--alpha", r.settings.alpha,
                   "Weight of the teacher term vs cross-entropy, in [0, 1]")->capture_default_str();
   cmd->add_option("--feature-weight", r.settings.feature_weight, "Weight of the hidden-state loss")
@@ -61,7 +61,7 @@ void register_distill(CLI::App& app) {
   cmd->add_flag("--no-report", f->no_report, "Skip the comparison with the teacher after training");
   cmd->add_option("--eval-limit", r.eval_limit, "Test images for the evaluator's report (0: all)");
   cmd->add_option("--latency-runs", r.latency_runs, "Timed batch-1 forwards per model")
-      ->capture_default_str()->check(CLI::PositiveNumber);
+      ->capture_default_str()->check(greater_than(0));
   cmd->add_flag("--rerun", f->rerun, "Retrain runs that a previous call completed in --out");
   cmd->add_option("--out,-o", f->out,
                   "Output folder (one run: its models and metrics; several: a sub-folder per "

@@ -92,22 +92,26 @@ void register_eval(CLI::App& app) {
   cmd->add_option("--data,-d", r.data, "Dataset (see `vitopt train --help`)");
   cmd->add_option("--split", r.split, "test or train")->check(CLI::IsMember({"test", "train"}));
   cmd->add_option("--batch-size,-b", r.batch_size, "Batch size of the accuracy pass")
-      ->check(CLI::PositiveNumber);
+      ->check(greater_than(0));
   cmd->add_option("--limit", r.limit, "Evaluate only the first N images");
   cmd->add_option("--workers", r.workers, "Data loader threads")->check(CLI::Range(1, 64));
   cmd->add_option("--out,-o", f->out,
                   "Folder for metrics.json, metrics.csv, report.md, report.html and plots/");
   cmd->add_option("--latency-budget-ms", f->latency_budget,
                   "Recommend the most accurate model with p50 latency under this")
-      ->check(CLI::PositiveNumber);
+      ->check(greater_than(0));
   cmd->add_option("--size-budget-mb", f->size_budget,
                   "Recommend the most accurate model whose file is under this many MB")
-      ->check(CLI::PositiveNumber);
+      ->check(greater_than(0));
   cmd->add_option("--latency-runs", r.latency_runs,
-                  "Timed batch-1 runs after warm-up (>= 50 for the report)")
-      ->check(CLI::PositiveNumber);
+                  "Timed batch-1 runs per model after warm-up (>= 50 for the report)")
+      ->check(greater_than(0));
+  cmd->add_option("--latency-rounds", r.latency_rounds,
+                  "Interleaved rounds the latency runs are split into (all models each round); "
+                  "the p50's spread over rounds decides ties")
+      ->check(greater_than(0));
   cmd->add_option("--throughput-batch", r.throughput_batch, "Batch size for the throughput measure")
-      ->check(CLI::PositiveNumber);
+      ->check(greater_than(0));
   cmd->add_option("--engine", r.engine,
                   "Inference engine: torch (LibTorch; quantized files run as exact simulation) "
                   "or runtime (the dependency-free engine: integer kernels, CPU only)")

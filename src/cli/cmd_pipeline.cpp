@@ -38,8 +38,8 @@ void register_pipeline(CLI::App& app) {
   cmd->add_option("--model", f->model, "Start from this model file instead of training (the recipe's `from`)");
   cmd->add_flag("--skip-training", f->skip_training,
                 "No training stage: start from --model FILE or the recipe's `from`");
-  cmd->add_option("--threads", f->threads, "Override the recipe's thread count")->check(CLI::NonNegativeNumber);
-  cmd->add_option("--epochs", f->epochs, "Override the recipe's training epochs")->check(CLI::PositiveNumber);
+  cmd->add_option("--threads", f->threads, "Override the recipe's thread count")->check(at_least(0));
+  cmd->add_option("--epochs", f->epochs, "Override the recipe's training epochs")->check(greater_than(0));
   cmd->add_option("--limit", f->limit, "Override the recipe's training subset size");
   cmd->add_flag("--fresh", f->fresh, "Start over: redo every stage even if the run folder has its output");
   add_output_flags(cmd, f->common);

@@ -50,16 +50,19 @@ void print_summary(const nlohmann::json& j) {
              p["macs"].get<double>() / 1e6, 100 * j["macs_reduction"].get<double>(),
              p["nonzero_params"].get<int64_t>(), 100 * p["sparsity"].get<double>());
   if (p.contains("accuracy")) {
-    fmt::print("top-1 {:.2f}% -> {:.2f}% ({:+.2f} points){}; batch-{} {:.2f} ms -> {:.2f} ms "
-               "({:.2f}x)\n",
+    fmt::print("top-1 {:.2f}% -> {:.2f}% ({:+.2f} points){}\n",
                100 * d["accuracy"]["top1"].get<double>(), 100 * p["accuracy"]["top1"].get<double>(),
                100 * j["delta_top1"].get<double>(),
                j.contains("pruned_no_finetune")
                    ? fmt::format(" [{:.2f}% before fine-tuning]",
                                  100 * j["pruned_no_finetune"]["top1"].get<double>())
-                   : "",
-               j["speed"]["batch"].get<int64_t>(), j["speed"]["dense_ms"].get<double>(),
-               j["speed"]["pruned_ms"].get<double>(), j["speed"]["speedup"].get<double>());
+                   : "");
+    // Speed: only what an interleaved measurement on the deployment engine supports.
+    const auto& s = j["speed"];
+    if (s.contains("summary"))
+      fmt::print("speed: {}\n", s["summary"].get<std::string>());
+    else if (s.contains("note"))
+      fmt::print("speed: not claimed: {}\n", s["note"].get<std::string>());
   }
   fmt::print("model: {}\n", j["out"].get<std::string>());
 }
@@ -87,10 +90,10 @@ void register_prune(CLI::App& app) {
   sp->excludes(ra);
   cmd->add_option("--nm", r.nm, "N:M pattern for --method nm (e.g. 2:4)");
   cmd->add_option("--steps", r.steps, "Pruning steps on a cubic schedule (fine-tuning between)")
-      ->check(CLI::PositiveNumber);
+      ->check(greater_than(0));
   cmd->add_option("--finetune-epochs", r.finetune_epochs,
                   "Fine-tuning epochs in total (fractions allowed; 0: none)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(at_least(0));
   cmd->add_flag("--per-layer", r.per_layer, "Rank within each layer instead of globally");
   cmd->add_option("--data,-d", r.data, "Dataset (see `vitopt train --help`)");
   cmd->add_option("--out,-o", r.out, "Pruned model file")->required();
@@ -98,16 +101,16 @@ void register_prune(CLI::App& app) {
                                                  "(default: <out stem>_prune next to --out)");
   cmd->add_option("--sweep", f->sweep, "Also prune at these amounts and report (e.g. 0.1,0.3,0.5)");
   cmd->add_option("--calib-images", r.calib_images, "Training images for taylor/loss/sensitivity")
-      ->check(CLI::PositiveNumber);
+      ->check(greater_than(0));
   cmd->add_option("--eval-limit", r.eval_limit, "Evaluate on the first N test images (0: all)");
   cmd->add_flag("!--no-measure", r.measure, "Skip accuracy and speed measurements");
-  cmd->add_option("--lr", r.finetune.lr, "Fine-tuning peak learning rate")->check(CLI::PositiveNumber);
+  cmd->add_option("--lr", r.finetune.lr, "Fine-tuning peak learning rate")->check(greater_than(0));
   cmd->add_option("--batch-size,-b", r.finetune.batch_size, "Fine-tuning batch size")
-      ->check(CLI::PositiveNumber);
+      ->check(greater_than(0));
   cmd->add_option("--limit", r.finetune.limit, "Fine-tune on the first N training images");
   cmd->add_option("--workers", r.finetune.workers, "Data loader threads")->check(CLI::Range(1, 64));
   cmd->add_option("--speed-batch", r.speed_batch, "Batch for the dense-vs-pruned timing")
-      ->check(CLI::PositiveNumber);
+      ->check(greater_than(0));
   add_seed_flag(cmd, f->common);
   add_threads_flag(cmd, f->common);
   add_device_flag(cmd, f->common);

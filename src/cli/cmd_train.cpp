@@ -10,26 +10,26 @@
 namespace vitopt::cli {
 
 void add_train_option_flags(CLI::App* cmd, train::TrainOptions& o) {
-  cmd->add_option("--epochs", o.epochs, "Training epochs")->check(CLI::PositiveNumber);
-  cmd->add_option("--batch-size,-b", o.batch_size, "Batch size")->check(CLI::PositiveNumber);
-  cmd->add_option("--lr", o.lr, "Peak learning rate (after warm-up)")->check(CLI::PositiveNumber);
-  cmd->add_option("--min-lr", o.min_lr, "Cosine schedule floor")->check(CLI::NonNegativeNumber);
-  cmd->add_option("--wd", o.weight_decay, "AdamW decoupled weight decay")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--epochs", o.epochs, "Training epochs")->check(greater_than(0));
+  cmd->add_option("--batch-size,-b", o.batch_size, "Batch size")->check(greater_than(0));
+  cmd->add_option("--lr", o.lr, "Peak learning rate (after warm-up)")->check(greater_than(0));
+  cmd->add_option("--min-lr", o.min_lr, "Cosine schedule floor")->check(at_least(0));
+  cmd->add_option("--wd", o.weight_decay, "AdamW decoupled weight decay")->check(at_least(0));
   cmd->add_option("--warmup-epochs", o.warmup_epochs, "Linear warm-up length in epochs")
-      ->check(CLI::NonNegativeNumber);
+      ->check(at_least(0));
   cmd->add_option("--label-smoothing", o.label_smoothing, "Label smoothing in [0, 1)")
       ->check(CLI::Range(0.0, 0.999));
-  cmd->add_option("--clip", o.grad_clip, "Max gradient L2 norm (0: off)")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--clip", o.grad_clip, "Max gradient L2 norm (0: off)")->check(at_least(0));
   cmd->add_option("--crop-padding", o.crop_padding, "Random-crop padding in pixels (0: off)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(at_least(0));
   cmd->add_flag("--hflip,!--no-hflip", o.hflip, "Random horizontal flips");
   cmd->add_option("--workers", o.workers, "Data loader threads")->check(CLI::Range(1, 64));
   cmd->add_option("--checkpoint-every", o.checkpoint_every_steps,
                   "Also checkpoint every N steps within an epoch (0: epoch ends only)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(at_least(0));
   cmd->add_option("--stop-after-steps", o.stop_after_steps,
                   "Stop after N steps as if interrupted (checkpoint saved; for testing resume)")
-      ->check(CLI::NonNegativeNumber)->group("");
+      ->check(at_least(0))->group("");
 }
 
 void register_train(CLI::App& app) {

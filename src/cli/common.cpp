@@ -2,8 +2,12 @@
 
 #include <fmt/format.h>
 
+#include <cmath>
 #include <filesystem>
+#include <functional>
 #include <iostream>
+#include <limits>
+#include <regex>
 #include <sstream>
 
 #include "core/error.h"
@@ -15,7 +19,7 @@ namespace vitopt::cli {
 
 void add_threads_flag(CLI::App* cmd, CommonFlags& f) {
   cmd->add_option("--threads", f.threads, "Threads for LibTorch and OpenBLAS (0: all cores)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(at_least(0));
 }
 
 void add_output_flags(CLI::App* cmd, CommonFlags& f) {
@@ -36,14 +40,14 @@ void add_config_flags(CLI::App* cmd, ConfigFlags& f) {
                   "Model preset: " + fmt::format("{}", fmt::join(io::preset_names(), ", ")));
   cmd->add_option("--config", f.config_file, "ViTConfig JSON file (instead of --preset)")
       ->check(CLI::ExistingFile);
-  cmd->add_option("--image-size", f.image_size, "Override: input image side")->check(CLI::PositiveNumber);
-  cmd->add_option("--channels", f.channels, "Override: input channels")->check(CLI::PositiveNumber);
-  cmd->add_option("--patch", f.patch, "Override: patch side")->check(CLI::PositiveNumber);
-  cmd->add_option("--dim", f.dim, "Override: embedding width C")->check(CLI::PositiveNumber);
-  cmd->add_option("--depth", f.depth, "Override: number of blocks")->check(CLI::PositiveNumber);
-  cmd->add_option("--heads", f.heads, "Override: attention heads per block")->check(CLI::PositiveNumber);
-  cmd->add_option("--mlp", f.mlp, "Override: MLP hidden width")->check(CLI::PositiveNumber);
-  cmd->add_option("--classes", f.classes, "Override: number of classes")->check(CLI::PositiveNumber);
+  cmd->add_option("--image-size", f.image_size, "Override: input image side")->check(greater_than(0));
+  cmd->add_option("--channels", f.channels, "Override: input channels")->check(greater_than(0));
+  cmd->add_option("--patch", f.patch, "Override: patch side")->check(greater_than(0));
+  cmd->add_option("--dim", f.dim, "Override: embedding width C")->check(greater_than(0));
+  cmd->add_option("--depth", f.depth, "Override: number of blocks")->check(greater_than(0));
+  cmd->add_option("--heads", f.heads, "Override: attention heads per block")->check(greater_than(0));
+  cmd->add_option("--mlp", f.mlp, "Override: MLP hidden width")->check(greater_than(0));
+  cmd->add_option("--classes", f.classes, "Override: number of classes")->check(greater_than(0));
   cmd->add_flag("--distill-token", f.distill_token, "Add a DeiT distillation token and head");
 }
 
@@ -83,7 +87,7 @@ io::ViTConfig build_config(const ConfigFlags& f, const std::string& default_pres
 void add_import_flags(CLI::App* cmd, ImportFlags& f) {
   cmd->add_option("--import-heads", f.heads,
                   "Heads per block for checkpoints without vitopt metadata (default: dim/64)")
-      ->check(CLI::PositiveNumber);
+      ->check(greater_than(0));
   cmd->add_option("--mean", f.mean, "Override the model's input mean (one value per channel)");
   cmd->add_option("--std", f.std, "Override the model's input std (one value per channel)");
 }
@@ -97,5 +101,85 @@ io::ImportHints import_hints(const ImportFlags& f) {
 }
 
 void print_json(const nlohmann::json& j) { std::cout << j.dump(2) << std::endl; }
+
+namespace {
+
+// A flag value as a double; nullopt for text that is not entirely a finite number.
+std::optional<double> parse_number(const std::string& text) {
+  try {
+    size_t used = 0;
+    const double v = std::stod(text, &used);
+    if (used != text.size() || !std::isfinite(v)) return std::nullopt;
+    return v;
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+}
+
+// "a number >= 0" / "a number > 0" / "a number in [0, 0.999]" for CLI11's Range(lo, hi), whose
+// PositiveNumber/NonNegativeNumber use DBL_MIN and DBL_MAX as bounds.
+std::string readable_bounds(double lo, double hi) {
+  const bool no_upper = hi >= 1e300;
+  const bool tiny_lower = lo > 0 && lo < 1e-300;  // PositiveNumber: "> 0"
+  if (no_upper && tiny_lower) return "a number > 0";
+  if (no_upper) return fmt::format("a number >= {:g}", lo);
+  if (lo <= -1e300) return fmt::format("a number <= {:g}", hi);
+  return fmt::format("a number in [{:g}, {:g}]", lo, hi);
+}
+
+CLI::Validator bounded(std::function<bool(double)> ok, std::string what) {
+  CLI::Validator v(
+      [ok = std::move(ok), what](std::string& input) -> std::string {
+        const auto value = parse_number(input);
+        if (value && ok(*value)) return {};
+        return fmt::format("expected {}, got '{}'", what, input);
+      },
+      what);
+  return v;
+}
+
+}  // namespace
+
+CLI::Validator at_least(double lo) {
+  return bounded([lo](double v) { return v >= lo; }, fmt::format("a number >= {:g}", lo));
+}
+
+CLI::Validator greater_than(double lo) {
+  return bounded([lo](double v) { return v > lo; }, fmt::format("a number > {:g}", lo));
+}
+
+CLI::Validator in_range(double lo, double hi) {
+  return bounded([lo, hi](double v) { return v >= lo && v <= hi; },
+                 fmt::format("a number in [{:g}, {:g}]", lo, hi));
+}
+
+ParseFailure describe_parse_error(const CLI::ParseError& e) {
+  ParseFailure f;
+  if (dynamic_cast<const CLI::CallForHelp*>(&e) != nullptr ||
+      dynamic_cast<const CLI::CallForAllHelp*>(&e) != nullptr ||
+      dynamic_cast<const CLI::CallForVersion*>(&e) != nullptr || e.get_exit_code() == 0) {
+    f.is_help = true;
+    f.exit_code = e.get_exit_code();
+    return f;
+  }
+  std::string msg = e.what();
+  // "--epochs: Value -1 not in range 0.000000 to 179769313486231570814527423731704356798070..."
+  static const std::regex kRange(R"(Value (.*) not in range (\S+) to (\S+))");
+  std::smatch m;
+  if (std::regex_search(msg, m, kRange)) {
+    auto lo = parse_number(m[2].str());
+    const auto hi = parse_number(m[3].str()), value = parse_number(m[1].str());
+    // CLI::PositiveNumber prints its lower bound DBL_MIN as "0.000000", like NonNegativeNumber's
+    // 0; a rejected 0 tells them apart (a negative value is below both).
+    if (lo && *lo == 0 && value && *value == 0) lo = std::numeric_limits<double>::min();
+    if (lo && hi) {
+      msg = m.prefix().str() +
+            fmt::format("expected {}, got '{}'", readable_bounds(*lo, *hi), m[1].str()) +
+            m.suffix().str();
+    }
+  }
+  f.message = msg;
+  return f;
+}
 
 }  // namespace vitopt::cli

@@ -47,4 +47,20 @@ io::ImportHints import_hints(const ImportFlags& f);
 
 void print_json(const nlohmann::json& j);
 
+// Readable range checks for numeric flags ("expected a number >= 0, got -1"), instead of CLI11's
+// Range whose message prints std::numeric_limits<double>::max() as a 300-digit number.
+CLI::Validator at_least(double lo);             // value >= lo
+CLI::Validator greater_than(double lo);         // value > lo
+CLI::Validator in_range(double lo, double hi);  // lo <= value <= hi
+
+// The one-line message and exit code for a command-line parse failure: help and version requests
+// keep CLI11's exit (0, text on stdout); every other failure (unknown flag, bad or missing value,
+// failed check) is a bad-input error, exit code 2, with CLI11's range messages made readable.
+struct ParseFailure {
+  bool is_help = false;  // --help/--version: let CLI11 print it
+  int exit_code = 2;
+  std::string message;
+};
+ParseFailure describe_parse_error(const CLI::ParseError& e);
+
 }  // namespace vitopt::cli

@@ -6,6 +6,7 @@
 #include <c10/util/Exception.h>
 
 #include "cli/commands.h"
+#include "cli/common.h"
 #include "core/error.h"
 #include "core/threads.h"
 
@@ -24,10 +25,17 @@ int main(int argc, char** argv) {
   vitopt::cli::register_quantize(app);
   vitopt::cli::register_prune(app);
   vitopt::cli::register_distill(app);
+  vitopt::cli::register_export(app);
+  vitopt::cli::register_import(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    // Help and version exit as CLI11 prints them; every other flag error is bad input: exit 2.
+    const auto failure = vitopt::cli::describe_parse_error(e);
+    if (failure.is_help) return app.exit(e);
+    fmt::print(stderr, "vitopt: error: {}\nRun with --help for the flags and their values.\n",
+               failure.message);
+    return failure.exit_code;
   } catch (const vitopt::core::Error& e) {
     fmt::print(stderr, "vitopt: error: {}\n", e.what());
     return e.exit_code();

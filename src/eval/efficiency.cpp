@@ -77,56 +77,113 @@ bool RssProbe::reset(std::string* note) {
 std::optional<int64_t> RssProbe::peak_bytes() { return status_kb("VmHWM"); }
 std::optional<int64_t> RssProbe::current_bytes() { return status_kb("VmRSS"); }
 
-EnergyMeter::EnergyMeter() {
-  const std::filesystem::path root = "/sys/class/powercap";
+namespace {
+
+std::string read_word(const std::filesystem::path& p) {
+  std::ifstream f(p);
+  std::string w;
+  f >> w;
+  return w;
+}
+
+bool in_virtual_machine(const std::filesystem::path& cpuinfo) {
+  std::ifstream f(cpuinfo);
+  std::string line;
+  while (std::getline(f, line))
+    if (line.rfind("flags", 0) == 0) return line.find(" hypervisor") != std::string::npos;
+  return false;
+}
+
+// A RAPL zone folder: "intel-rapl:0" (package or psys), "intel-rapl:0:2" (sub-zone), also
+// "amd-rapl:..." on kernels that name AMD's zones so.
+bool is_rapl_zone(const std::string& name) {
+  return name.rfind("intel-rapl:", 0) == 0 || name.rfind("amd-rapl:", 0) == 0;
+}
+
+}  // namespace
+
+EnergyMeter::EnergyMeter() : EnergyMeter("/sys/class/powercap", "/proc/cpuinfo") {}
+
+EnergyMeter::EnergyMeter(const std::filesystem::path& root, const std::filesystem::path& cpuinfo) {
   std::error_code ec;
+  const bool vm = in_virtual_machine(cpuinfo);
+  const std::string vm_note =
+      vm ? " (this is a virtual machine: the hypervisor flag is set, and hypervisors rarely pass "
+           "RAPL through)"
+         : "";
   if (!std::filesystem::exists(root, ec)) {
-    source_ =
-        "unavailable: /sys/class/powercap does not exist (no RAPL powercap driver, e.g. a "
-        "virtual machine or a non-Intel/AMD CPU)";
+    source_ = fmt::format("unavailable: {} does not exist, so no RAPL energy counters{}", root.string(),
+                          vm ? vm_note : " (no powercap driver, or a CPU without RAPL)");
     return;
   }
-  std::vector<std::string> names, unreadable;
-  for (const auto& entry : std::filesystem::directory_iterator(root, ec)) {
-    const std::string name = entry.path().filename().string();
-    // Package zones only ("intel-rapl:0"), not sub-zones ("intel-rapl:0:0") they already include.
-    if (name.rfind("intel-rapl:", 0) != 0 || std::count(name.begin(), name.end(), ':') != 1)
-      continue;
+  // sysfs lists every zone, sub-zones too ("intel-rapl:0:1"), as a link directly under root.
+  std::vector<std::filesystem::path> dirs;
+  for (const auto& entry : std::filesystem::directory_iterator(root, ec))
+    if (is_rapl_zone(entry.path().filename().string())) dirs.push_back(entry.path());
+  std::sort(dirs.begin(), dirs.end());
+  std::vector<std::string> packages, drams, denied;
+  for (const auto& dir : dirs) {
+    const std::string name = read_word(dir / "name");
+    const bool package = name.rfind("package", 0) == 0;
+    const bool dram = name == "dram";
+    if (!package && !dram) continue;  // core/uncore are inside the package; psys covers more
     Zone z;
-    z.energy_file = entry.path() / "energy_uj";
+    z.dram = dram;
+    z.energy_file = dir / "energy_uj";
+    std::ifstream probe(z.energy_file);
     const auto now = read_number(z.energy_file);
-    if (!now) {
-      unreadable.push_back(z.energy_file.string());
+    if (!probe || !now) {
+      denied.push_back(z.energy_file.string());
       continue;
     }
     z.last_uj = *now;
-    z.max_range_uj = read_number(entry.path() / "max_energy_range_uj").value_or(0);
+    z.max_range_uj = read_number(dir / "max_energy_range_uj").value_or(0);
     zones_.push_back(z);
-    names.push_back(entry.path().string());
+    (dram ? drams : packages).push_back(fmt::format("{} ({})", dir.filename().string(), name));
   }
-  if (zones_.empty()) {
-    source_ = unreadable.empty()
-                  ? "unavailable: no intel-rapl package zone under /sys/class/powercap"
-                  : fmt::format(
-                        "unavailable: {} not readable (energy_uj is root-only since "
-                        "Linux 5.10; run as root or relax its permissions)",
-                        fmt::join(unreadable, ", "));
+  if (packages.empty()) {
+    zones_.clear();
+    if (!denied.empty())
+      source_ = fmt::format(
+          "unavailable: permission denied reading {} (energy_uj is root-only since Linux 5.10; "
+          "run as root or make it readable){}",
+          fmt::join(denied, ", "), vm_note);
+    else
+      source_ = fmt::format("unavailable: no RAPL package zone under {}{}", root.string(),
+                            vm ? vm_note : "");
     return;
   }
   available_ = true;
-  source_ = fmt::format("RAPL package energy: {}", fmt::join(names, ", "));
+  has_dram_ = !drams.empty();
+  includes_ = fmt::format(
+      "{}: the whole socket's cores and uncore (caches, memory controller), including anything "
+      "else running on it{}",
+      fmt::join(packages, " + "),
+      has_dram_ ? fmt::format("; DRAM reported apart from {}", fmt::join(drams, " + "))
+                : "; no DRAM domain on this CPU, so memory energy is not included");
+  source_ = fmt::format("RAPL: {}{}", fmt::join(packages, ", "),
+                        has_dram_ ? ", " + fmt::format("{}", fmt::join(drams, ", ")) : "");
 }
 
-double EnergyMeter::joules() {
+void EnergyMeter::sample() {
   for (auto& z : zones_) {
     const auto now = read_number(z.energy_file);
     if (!now) continue;
     double delta = *now - z.last_uj;
     if (delta < 0 && z.max_range_uj > 0) delta += z.max_range_uj;  // counter wrapped
-    if (delta > 0) total_j_ += delta * 1e-6;
+    if (delta > 0) (z.dram ? dram_j_ : package_j_) += delta * 1e-6;
     z.last_uj = *now;
   }
-  return total_j_;
+}
+
+double EnergyMeter::joules() {
+  sample();
+  return package_j_;
+}
+
+double EnergyMeter::dram_joules() {
+  sample();
+  return dram_j_;
 }
 
 }  // namespace vitopt::eval

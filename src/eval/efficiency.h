@@ -27,25 +27,35 @@ struct RssProbe {
   static std::optional<int64_t> current_bytes();  // VmRSS
 };
 
-// Cumulative package energy from RAPL (/sys/class/powercap/intel-rapl:*/energy_uj, summed over
-// packages, wrap-around handled). available() is false with a reason when nothing is readable.
+// Cumulative energy from RAPL powercap zones (Intel, and AMD through the same driver):
+// package zones ("package-N": cores + uncore of the socket, whatever runs on it) summed, and the
+// DRAM domain apart where the CPU exposes one; counter wrap-around handled. available() is false
+// with the reason when nothing is readable: no powercap tree (not present, or a virtual machine
+// that does not pass RAPL through), or energy_uj not readable (permission: root-only since 5.10).
 class EnergyMeter {
  public:
   EnergyMeter();
+  // For tests: a fake powercap tree and cpuinfo file.
+  EnergyMeter(const std::filesystem::path& powercap_root, const std::filesystem::path& cpuinfo);
   bool available() const { return available_; }
   const std::string& source() const { return source_; }  // zones read, or why unavailable
-  double joules();                                       // monotonic total since construction
+  const std::string& includes() const { return includes_; }  // domains in joules(), dram apart
+  bool has_dram() const { return has_dram_; }
+  double joules();       // package energy: monotonic total since construction
+  double dram_joules();  // DRAM energy: monotonic total since construction (0 without DRAM)
 
  private:
   struct Zone {
     std::filesystem::path energy_file;
+    bool dram = false;
     double max_range_uj = 0;
     double last_uj = 0;
   };
+  void sample();
   std::vector<Zone> zones_;
-  double total_j_ = 0;
-  bool available_ = false;
-  std::string source_;
+  double package_j_ = 0, dram_j_ = 0;
+  bool available_ = false, has_dram_ = false;
+  std::string source_, includes_;
 };
 
 }  // namespace vitopt::eval

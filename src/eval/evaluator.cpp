@@ -14,6 +14,7 @@
 #include "core/error.h"
 #include "core/threads.h"
 #include "eval/engine.h"
+#include "eval/latency.h"
 #include "eval/measure.h"
 #include "eval/metrics.h"
 #include "eval/pareto.h"
@@ -39,6 +40,8 @@ void validate(const EvalRequest& r) {
   if (r.batch_size < 1) core::throw_input("--batch-size: expected >= 1, got {}", r.batch_size);
   if (r.latency_runs < 1)
     core::throw_input("--latency-runs: expected >= 1, got {}", r.latency_runs);
+  if (r.latency_rounds < 1)
+    core::throw_input("--latency-rounds: expected >= 1, got {}", r.latency_rounds);
   if (r.throughput_batch < 1)
     core::throw_input("--throughput-batch: expected >= 1, got {}", r.throughput_batch);
   if (r.latency_budget_ms && !(*r.latency_budget_ms > 0))
@@ -118,8 +121,9 @@ void compare_across(report::MetricsReport& r, const EvalRequest& req) {
   std::vector<ParetoPoint> lat, size;
   for (const auto& m : r.models) {
     const double acc = m.classification.top1;
-    lat.push_back({m.label, acc, m.efficiency.latency.p50_ms});
-    size.push_back({m.label, acc, static_cast<double>(m.efficiency.file_bytes) / 1e6});
+    const auto& l = m.efficiency.latency;
+    lat.push_back({m.label, acc, l.p50_ms, l.p50_spread_ms});  // ties inside the noise
+    size.push_back({m.label, acc, static_cast<double>(m.efficiency.file_bytes) / 1e6, 0.0});
   }
   r.pareto_latency = pareto_front(lat);
   r.pareto_size = pareto_front(size);
@@ -135,21 +139,39 @@ void compare_across(report::MetricsReport& r, const EvalRequest& req) {
   if (req.size_budget_mb) rec.under_size_budget = best_under_budget(size, *req.size_budget_mb);
   constexpr double kInf = std::numeric_limits<double>::infinity();
   rec.most_accurate = best_under_budget(lat, kInf).value_or("");
-  // Lowest cost; ties: higher accuracy, then label.
-  auto cheapest = [](const std::vector<ParetoPoint>& pts) {
-    const ParetoPoint* best = nullptr;
-    for (const auto& p : pts)
-      if (best == nullptr || p.cost < best->cost ||
-          (p.cost == best->cost &&
-           (p.accuracy > best->accuracy || (p.accuracy == best->accuracy && p.id < best->id))))
-        best = &p;
-    return best == nullptr ? std::string() : best->id;
-  };
-  rec.fastest = cheapest(lat);
-  rec.smallest = cheapest(size);
+  rec.fastest = cheapest(lat, &rec.tied_fastest);
+  rec.smallest = cheapest(size, nullptr);
   std::vector<ParetoPoint> score;
-  for (const auto& m : r.models) score.push_back({m.label, m.efficiency.efficiency_score, 0});
+  for (const auto& m : r.models) score.push_back({m.label, m.efficiency.efficiency_score, 0, 0});
   rec.best_efficiency = best_under_budget(score, kInf).value_or("");
+}
+
+// Batch-1 latency of every model in the same interleaved rounds (latency.h). The engines
+// are loaded again, together, after the per-model passes, so each model's peak-memory figure
+// above stays its own while the timing sees all models under the same machine load.
+void time_latency(std::vector<MeasuredModel>& measured, const std::vector<fs::path>& files,
+                  const EvalRequest& req, int threads) {
+  const auto plan = plan_rounds(req.latency_runs, req.latency_rounds);
+  if (!req.quiet)
+    fmt::print(stderr, "[eval] latency: {} model(s) interleaved in {} rounds of {} runs\n",
+               files.size(), plan.rounds, plan.runs_per_round);
+  std::vector<std::unique_ptr<Engine>> engines;
+  std::vector<std::vector<float>> logits(files.size());
+  std::vector<std::function<void()>> runs;
+  for (size_t i = 0; i < files.size(); ++i) {
+    engines.push_back(make_engine(req.engine, files[i], engine_options(req, threads)));
+    logits[i].resize(static_cast<size_t>(engines.back()->config().num_classes));
+  }
+  for (size_t i = 0; i < files.size(); ++i)
+    runs.push_back([&, i] { engines[i]->run(measured[i].latency_image.data(), 1, logits[i].data()); });
+  const auto ms = time_in_rounds(runs, plan);
+  for (size_t i = 0; i < files.size(); ++i) {
+    auto& eff = measured[i].metrics.efficiency;
+    eff.latency = latency_from_rounds(ms[i], plan.warmup, 1);
+    eff.efficiency_score =
+        eff.latency.p50_ms > 0 ? 100 * measured[i].metrics.classification.top1 / eff.latency.p50_ms
+                               : 0;
+  }
 }
 
 }  // namespace
@@ -172,7 +194,8 @@ nlohmann::json evaluate_models(const EvalRequest& req) {
   r.title = req.title;
   r.created = utc_now();
   r.settings = {req.engine,     req.device,       threads,
-                req.batch_size, req.latency_runs, req.throughput_batch};
+                req.batch_size, req.latency_runs, req.throughput_batch,
+                plan_rounds(req.latency_runs, req.latency_rounds).rounds};
   EnergyMeter energy;
   r.environment = {{"cpu", cpu_model()},
                    {"cores", std::to_string(core::available_cores())},
@@ -196,6 +219,7 @@ nlohmann::json evaluate_models(const EvalRequest& req) {
           measured.back().data.description);
   }
   r.data = measured.front().data;
+  time_latency(measured, files, req, threads);
 
   if (files.size() >= 2 || req.baseline) {
     r.baseline = labels[0];

@@ -25,7 +25,8 @@ struct EvalRequest {
   int threads = 0;
   std::filesystem::path out_dir;  // metrics.json, metrics.csv, report.md/.html, plots/
   std::optional<double> latency_budget_ms, size_budget_mb;
-  int latency_runs = 50;  // timed batch-1 runs after warm-up
+  int latency_runs = 50;  // timed batch-1 runs after warm-up, per model over all rounds
+  int latency_rounds = 5;  // interleaved round-robin rounds the runs are split into
   int64_t throughput_batch = 64;
   std::string title = "vitopt evaluation";
   std::map<std::string, std::string> labels;  // optional display label per model path

@@ -12,7 +12,6 @@
 #include "core/timer.h"
 #include "data/loader.h"
 #include "eval/engine.h"
-#include "eval/latency.h"
 #include "eval/metrics.h"
 #include "io/model_counts.h"
 #include "model/model_file.h"
@@ -21,14 +20,6 @@
 namespace vitopt::eval {
 
 namespace {
-
-// Batch-1 latency: warm-up runs (caches, lazy allocations, thread pools), then `runs` timed runs.
-report::Latency time_batch1(Engine& engine, const float* image, int64_t num_classes, int runs) {
-  std::vector<float> out(static_cast<size_t>(num_classes));
-  const int warmup = std::max(3, runs / 10);
-  const auto ms = time_runs([&] { engine.run(image, 1, out.data()); }, warmup, runs);
-  return latency_stats(ms, warmup, 1);
-}
 
 // Throughput at `batch`: one warm-up batch, then at least 3 timed batches and until 1 s has
 // passed (at most 50). Energy is read around the timed batches.
@@ -39,6 +30,7 @@ report::Throughput time_throughput(Engine& engine, const std::vector<float>& ima
   engine.run(images.data(), batch, out.data());
   std::vector<double> ms;
   const double j0 = energy.available() ? energy.joules() : 0;
+  const double d0 = energy.has_dram() ? energy.dram_joules() : 0;
   core::Stopwatch total;
   while (ms.size() < 3 || (total.seconds() < 1.0 && ms.size() < 50)) {
     core::Stopwatch clock;
@@ -46,6 +38,7 @@ report::Throughput time_throughput(Engine& engine, const std::vector<float>& ima
     ms.push_back(clock.millis());
   }
   const double j1 = energy.available() ? energy.joules() : 0;
+  const double d1 = energy.has_dram() ? energy.dram_joules() : 0;
   report::Throughput t;
   t.batch = batch;
   t.runs = static_cast<int>(ms.size());
@@ -55,11 +48,23 @@ report::Throughput time_throughput(Engine& engine, const std::vector<float>& ima
   t.ms_per_batch = percentile(ms, 50);
   energy_out->available = energy.available();
   energy_out->source = energy.source();
+  energy_out->includes = energy.includes();
   if (energy.available()) energy_out->joules_per_image = (j1 - j0) / images_done;
+  if (energy.has_dram()) energy_out->dram_joules_per_image = (d1 - d0) / images_done;
   return t;
 }
 
 }  // namespace
+
+EngineOptions engine_options(const EvalRequest& req, int threads) {
+  EngineOptions eo;
+  eo.device = req.device;
+  eo.threads = threads;
+  eo.import_heads = req.import_heads;
+  eo.import_mean = req.import_mean;
+  eo.import_std = req.import_std;
+  return eo;
+}
 
 MeasuredModel measure_model(const std::filesystem::path& file, const std::string& label,
                             const EvalRequest& req, int threads, EnergyMeter& energy) {
@@ -77,13 +82,7 @@ MeasuredModel measure_model(const std::filesystem::path& file, const std::string
   auto& eff = m.efficiency;
   eff.memory.rss_reset = RssProbe::reset(&eff.memory.rss_note);
 
-  EngineOptions eo;
-  eo.device = req.device;
-  eo.threads = threads;
-  eo.import_heads = req.import_heads;
-  eo.import_mean = req.import_mean;
-  eo.import_std = req.import_std;
-  auto engine = make_engine(req.engine, file, eo);
+  auto engine = make_engine(req.engine, file, engine_options(req, threads));
   engine->reset_allocator_peak();
   const io::ViTConfig config = engine->config();
   m.config = config.to_json();
@@ -153,14 +152,12 @@ MeasuredModel measure_model(const std::filesystem::path& file, const std::string
   eff.macs = io::count_macs(config);
   eff.flops = 2 * eff.macs;
   eff.file_bytes = static_cast<int64_t>(std::filesystem::file_size(file));
-  eff.latency = time_batch1(*engine, sample.data(), K, req.latency_runs);
+  out.latency_image.assign(sample.begin(), sample.begin() + image_floats);
   eff.throughput = time_throughput(*engine, sample, T, K, energy, &eff.energy);
   eff.memory.peak_rss_bytes = RssProbe::peak_bytes();
   eff.memory.allocator_peak_bytes = engine->allocator_peak_bytes(&eff.memory.allocator_note);
   if (eff.memory.allocator_peak_bytes)
     eff.memory.allocator_note = "peak bytes of the engine's allocator";
-  eff.efficiency_score =
-      eff.latency.p50_ms > 0 ? 100 * m.classification.top1 / eff.latency.p50_ms : 0;
   return out;
 }
 

@@ -1,7 +1,8 @@
 // Importing a timm/HF ViT checkpoint (a .safetensors file without vitopt metadata): the config is
 // inferred from tensor shapes (timm records neither heads nor preprocessing, so those come from
-// hints or defaults). The `interchange` work extends this file (more checkpoint layouts); the
-// header reader calls it for every file without "vitopt.config".
+// hints or defaults). The header reader calls it for every file without "vitopt.config". The
+// complete conversion (heads from config.json or refused, HF names, layer scale folded) is
+// io/checkpoint_convert.h (`vitopt import`), which writes a vitopt file once.
 #pragma once
 
 #include <optional>

@@ -36,11 +36,12 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Confidence, mean_max_prob, mean_max_prob_corr
                                    reliability, histogram_bins, histogram_correct,
                                    histogram_incorrect)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Latency, batch, warmup, runs, p50_ms, p90_ms, p99_ms, mean_ms,
-                                   min_ms, max_ms)
+                                   min_ms, max_ms, rounds, round_p50_ms, p50_spread_ms)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Throughput, batch, runs, images_per_s, ms_per_batch)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Memory, peak_rss_bytes, rss_reset, rss_note,
                                    allocator_peak_bytes, allocator_note)
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Energy, available, joules_per_image, source)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Energy, available, joules_per_image, dram_joules_per_image,
+                                   includes, source)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Efficiency, params, params_per_block, params_other,
                                    nonzero_params, macs, flops, file_bytes, latency, throughput,
                                    memory, energy, efficiency_score)
@@ -53,10 +54,10 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(ModelMetrics, label, path, precision, engine,
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(DataInfo, spec, split, description, images, num_classes,
                                    class_names)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Settings, engine, device, threads, batch_size, latency_runs,
-                                   throughput_batch)
+                                   throughput_batch, latency_rounds)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Recommendation, latency_budget_ms, size_budget_mb,
                                    under_latency_budget, under_size_budget, most_accurate, fastest,
-                                   smallest, best_efficiency)
+                                   smallest, best_efficiency, tied_fastest)
 
 const ModelMetrics* MetricsReport::find(const std::string& label) const {
   for (const auto& m : models)

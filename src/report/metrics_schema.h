@@ -13,7 +13,7 @@
 
 namespace vitopt::report {
 
-inline constexpr int kMetricsSchemaVersion = 1;
+inline constexpr int kMetricsSchemaVersion = 2;  // 2: latency rounds/spread, energy domains
 inline constexpr const char* kMetricsSchemaName = "vitopt.metrics";
 
 struct ClassStats {
@@ -60,8 +60,13 @@ struct Confidence {
 
 struct Latency {
   int64_t batch = 1;
-  int warmup = 0, runs = 0;
+  int warmup = 0, runs = 0;  // runs: timed runs in all rounds together
   double p50_ms = 0, p90_ms = 0, p99_ms = 0, mean_ms = 0, min_ms = 0, max_ms = 0;
+  // Interleaved rounds (eval/latency.h): the p50 of each round and their interquartile
+  // range. Two models whose p50s differ by less than their spreads together are a tie.
+  int rounds = 1;
+  std::vector<double> round_p50_ms;
+  double p50_spread_ms = 0;
   bool operator==(const Latency&) const = default;
 };
 
@@ -84,8 +89,10 @@ struct Memory {
 
 struct Energy {
   bool available = false;
-  std::optional<double> joules_per_image;
-  std::string source;  // e.g. "RAPL /sys/class/powercap/intel-rapl:0", or why unavailable
+  std::optional<double> joules_per_image;       // package domains (cores + uncore of the socket)
+  std::optional<double> dram_joules_per_image;  // the DRAM domain, where the CPU exposes one
+  std::string includes;  // what the figure covers, e.g. "package-0 (+ dram reported apart)"
+  std::string source;    // e.g. "RAPL /sys/class/powercap/intel-rapl:0", or why unavailable
   bool operator==(const Energy&) const = default;
 };
 
@@ -142,6 +149,7 @@ struct Settings {
   int64_t batch_size = 0;
   int latency_runs = 0;
   int64_t throughput_batch = 0;
+  int latency_rounds = 1;  // latency_runs are split into this many interleaved rounds
   bool operator==(const Settings&) const = default;
 };
 
@@ -149,6 +157,8 @@ struct Recommendation {
   std::optional<double> latency_budget_ms, size_budget_mb;
   std::optional<std::string> under_latency_budget, under_size_budget;  // null: none fits/no budget
   std::string most_accurate, fastest, smallest, best_efficiency;
+  // Models whose p50 ties with the fastest one's within the spreads (fastest included).
+  std::vector<std::string> tied_fastest;
   bool operator==(const Recommendation&) const = default;
 };
 

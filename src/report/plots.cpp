@@ -214,12 +214,13 @@ Plot class_delta_plot(const MetricsReport& r) {
   return {"class_delta", s + "\n"};
 }
 
-Plot confusion_plot(const MetricsReport& r, const ModelMetrics& m) {
+Plot confusion_plot(const MetricsReport& r, size_t index) {
+  const ModelMetrics& m = r.models[index];
+  const std::string name = fmt::format("confusion_{}", index);
   const int k = static_cast<int>(m.classification.confusion.size());
   const int side = std::clamp(200 + 45 * k, 500, 1400);
-  std::string s = header(
-      "confusion.png", side + 150, side,
-      fmt::format("Confusion matrix of the most accurate model: {} (row-normalized)", m.label));
+  std::string s = header(name + ".png", side + 150, side,
+                         fmt::format("Confusion matrix: {} (row-normalized)", m.label));
   auto tics = [&](const char* axis) {
     std::string t = fmt::format("set {}tics (", axis);
     for (int j = 0; j < k; ++j) {
@@ -249,7 +250,7 @@ Plot confusion_plot(const MetricsReport& r, const ModelMetrics& m) {
   if (k <= 30)
     s += ", $m using 1:2:(sprintf('%d', $4)):($3 > 0.5 ? 0xffffff : 0x000000) with labels "
          "tc rgb variable notitle";
-  return {"confusion", s + "\n"};
+  return {name, s + "\n"};
 }
 
 }  // namespace
@@ -262,8 +263,7 @@ std::map<std::string, std::string> render_plots(const MetricsReport& r,
                              params_macs_plot(r), pareto_plot(r, true), pareto_plot(r, false),
                              reliability_plot(r)};
   for (size_t i = 0; i < r.models.size(); ++i) plots.push_back(confidence_plot(r, i));
-  const ModelMetrics* best = r.find(r.recommendation.most_accurate);
-  plots.push_back(confusion_plot(r, best != nullptr ? *best : r.models.front()));
+  for (size_t i = 0; i < r.models.size(); ++i) plots.push_back(confusion_plot(r, i));
   const bool compared = std::any_of(r.models.begin(), r.models.end(), [](const ModelMetrics& m) {
     return m.vs_baseline.has_value();
   });

@@ -13,7 +13,7 @@ namespace vitopt::report {
 
 // Renders every figure that applies into `plots_dir` and returns name -> file name (e.g.
 // "accuracy" -> "accuracy.png"). Always: accuracy, latency, throughput, params_macs,
-// pareto_latency, pareto_size, reliability, confusion, confidence_<n> per model; with a
+// pareto_latency, pareto_size, reliability, confidence_<n> and confusion_<n> per model; with a
 // baseline and another model: class_delta.
 std::map<std::string, std::string> render_plots(const MetricsReport& r,
                                                 const std::filesystem::path& plots_dir);

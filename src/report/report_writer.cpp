@@ -38,6 +38,20 @@ std::string fixed(double v, int digits) { return fmt::format("{:.{}f}", v, digit
 std::string mb(int64_t bytes) { return fmt::format("{:.2f}", static_cast<double>(bytes) / 1e6); }
 std::string signed_fixed(double v, int digits) { return fmt::format("{:+.{}f}", v, digits); }
 
+std::string round_list(const std::vector<double>& v) {
+  std::vector<std::string> parts;
+  for (double x : v) parts.push_back(fmt::format("{:.3f}", x));
+  return "[" + fmt::format("{}", fmt::join(parts, ", ")) + "]";
+}
+
+std::string energy_text(const Energy& e) {
+  if (!e.joules_per_image) return "unavailable";
+  std::string s = fmt::format("{:.5f} J/image", *e.joules_per_image);
+  if (e.dram_joules_per_image) s += fmt::format(" + DRAM {:.5f} J/image", *e.dram_joules_per_image);
+  if (!e.includes.empty()) s += "; covers " + e.includes;
+  return s;
+}
+
 std::string model_flags(const MetricsReport& r, const ModelMetrics& m) {
   std::vector<std::string> f;
   if (m.is_baseline) f.push_back("baseline");
@@ -52,11 +66,11 @@ std::vector<Block> document(const MetricsReport& r) {
   d.push_back(Heading{1, r.title});
   d.push_back(Para{fmt::format(
       "Created {} · data: {} ({} classes; {} images of the {} split) · engine {} on {} with {} "
-      "thread(s) · eval batch {} · latency: batch 1, {} timed runs after warm-up · throughput at "
-      "batch {}.",
+      "thread(s) · eval batch {} · latency: batch 1, {} timed runs per model after warm-up, "
+      "interleaved across models in {} rounds · throughput at batch {}.",
       r.created, r.data.description, r.data.num_classes, r.data.images, r.data.split,
       r.settings.engine, r.settings.device, r.settings.threads, r.settings.batch_size,
-      r.settings.latency_runs, r.settings.throughput_batch)});
+      r.settings.latency_runs, r.settings.latency_rounds, r.settings.throughput_batch)});
   std::vector<std::string> env;
   for (const auto& [k, v] : r.environment) env.push_back(k + ": " + (v.empty() ? "-" : v));
   d.push_back(Para{fmt::format("Environment — {}.", fmt::join(env, " · "))});
@@ -67,14 +81,16 @@ std::vector<Block> document(const MetricsReport& r) {
 
   d.push_back(Heading{2, "Models"});
   Table t{{"model", "precision", "top-1", "top-5", "macro F1", "ECE", "params", "MMACs",
-           "size (MB)", "p50 ms", "p99 ms", "img/s", "peak RSS (MB)", "J/img", "acc/ms", "notes"},
+           "size (MB)", "p50 ms", "± spread", "p99 ms", "img/s", "peak RSS (MB)", "J/img", "acc/ms",
+           "notes"},
           {}};
   for (const auto& m : r.models) {
     const auto& e = m.efficiency;
     t.rows.push_back({m.label, m.precision, pct(m.classification.top1), pct(m.classification.top5),
                       fixed(m.classification.macro_f1, 4), fixed(m.confidence.ece, 4),
                       std::to_string(e.params), fixed(static_cast<double>(e.macs) / 1e6, 2),
-                      mb(e.file_bytes), fixed(e.latency.p50_ms, 3), fixed(e.latency.p99_ms, 3),
+                      mb(e.file_bytes), fixed(e.latency.p50_ms, 3),
+                      fixed(e.latency.p50_spread_ms, 3), fixed(e.latency.p99_ms, 3),
                       fixed(e.throughput.images_per_s, 0),
                       e.memory.peak_rss_bytes ? mb(*e.memory.peak_rss_bytes) : "n/a",
                       e.energy.joules_per_image ? fixed(*e.energy.joules_per_image, 5) : "n/a",
@@ -98,9 +114,15 @@ std::vector<Block> document(const MetricsReport& r) {
                         rec.under_size_budget.value_or("no model fits"));
   else
     text += " No size budget given (--size-budget-mb).";
+  if (rec.tied_fastest.size() > 1)
+    text += fmt::format(
+        " Tied for fastest within the latency spread (p50 differences smaller than the two "
+        "models' spreads together count as ties): {}.",
+        fmt::join(rec.tied_fastest, ", "));
   d.push_back(Para{text});
   d.push_back(
-      Para{fmt::format("Pareto front, accuracy vs latency: {}. Accuracy vs size: {}.",
+      Para{fmt::format("Pareto front, accuracy vs latency (latency ties inside the spread): {}. "
+                       "Accuracy vs size: {}.",
                        fmt::join(r.pareto_latency, " → "), fmt::join(r.pareto_size, " → "))});
 
   if (r.baseline) {
@@ -137,9 +159,7 @@ std::vector<Block> document(const MetricsReport& r) {
       {"pareto_latency", "Accuracy vs latency; the Pareto front in red."},
       {"pareto_size", "Accuracy vs file size; the Pareto front in red."},
       {"reliability", "Reliability diagram: accuracy per confidence bin (diagonal = calibrated)."},
-      {"class_delta", "Per-class accuracy change vs the baseline (percentage points)."},
-      {"confusion",
-       "Confusion matrix of the most accurate model (colour: row fraction, text: count)."}};
+      {"class_delta", "Per-class accuracy change vs the baseline (percentage points)."}};
   for (const auto& [name, caption] : kCaptions) {
     auto it = r.plots.find(name);
     if (it != r.plots.end()) d.push_back(Figure{it->second, caption});
@@ -150,6 +170,14 @@ std::vector<Block> document(const MetricsReport& r) {
       d.push_back(Figure{
           it->second,
           fmt::format("{}: confidence of correct vs incorrect predictions.", r.models[i].label)});
+  }
+  for (size_t i = 0; i < r.models.size(); ++i) {
+    auto it = r.plots.find(fmt::format("confusion_{}", i));
+    if (it != r.plots.end())
+      d.push_back(Figure{it->second,
+                         fmt::format("{}: confusion matrix (colour: fraction of the true class, "
+                                     "text: count).",
+                                     r.models[i].label)});
   }
 
   for (const auto& m : r.models) {
@@ -174,21 +202,21 @@ std::vector<Block> document(const MetricsReport& r) {
         k.gap ? fixed(*k.gap, 4) : "n/a", k.mean_entropy, k.ece_bins, k.ece)});
     d.push_back(Para{fmt::format(
         "Efficiency: {} parameters ({} non-zero; per block: {}; embeddings/norm/heads {}); {} MACs "
-        "= {} FLOPs per image. Latency (batch 1, {} runs after {} warm-up): p50 {:.3f} ms, p90 "
+        "= {} FLOPs per image. Latency (batch 1, {} runs after {} warm-up, in {} interleaved "
+        "rounds): p50 {:.3f} ms (spread {:.3f}: IQR of the round p50s {}), p90 "
         "{:.3f}, p99 {:.3f}, mean {:.3f}, min {:.3f}, max {:.3f}. Throughput at batch {}: {:.0f} "
         "img/s ({} runs, median {:.2f} ms per batch). Peak RSS: {} ({}). Allocator peak: {} ({}). "
         "Energy: {} ({}). Efficiency score {:.3f} (top-1 % per ms).",
         e.params, e.nonzero_params ? std::to_string(*e.nonzero_params) : "n/a",
         fmt::join(e.params_per_block, ", "), e.params_other, e.macs, e.flops, e.latency.runs,
-        e.latency.warmup, e.latency.p50_ms, e.latency.p90_ms, e.latency.p99_ms, e.latency.mean_ms,
+        e.latency.warmup, e.latency.rounds, e.latency.p50_ms, e.latency.p50_spread_ms,
+        round_list(e.latency.round_p50_ms), e.latency.p90_ms, e.latency.p99_ms, e.latency.mean_ms,
         e.latency.min_ms, e.latency.max_ms, e.throughput.batch, e.throughput.images_per_s,
         e.throughput.runs, e.throughput.ms_per_batch,
         e.memory.peak_rss_bytes ? mb(*e.memory.peak_rss_bytes) + " MB" : "n/a", e.memory.rss_note,
         e.memory.allocator_peak_bytes ? mb(*e.memory.allocator_peak_bytes) + " MB" : "n/a",
         e.memory.allocator_note,
-        e.energy.joules_per_image ? fixed(*e.energy.joules_per_image, 5) + " J/image"
-                                  : "unavailable",
-        e.energy.source, e.efficiency_score)});
+        energy_text(e.energy), e.energy.source, e.efficiency_score)});
     Table pc{{"class", "images", "predicted", "accuracy", "precision", "recall", "F1"}, {}};
     if (m.vs_baseline) pc.header.push_back("Δ accuracy vs baseline (pp)");
     for (const auto& s : c.per_class) {

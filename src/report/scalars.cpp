@@ -54,6 +54,7 @@ Scalars scalar_metrics(const ModelMetrics& m) {
       {"flops", d(e.flops)},
       {"file_bytes", d(e.file_bytes)},
       {"latency_p50_ms", d(e.latency.p50_ms)},
+      {"latency_p50_spread_ms", d(e.latency.p50_spread_ms)},
       {"latency_p90_ms", d(e.latency.p90_ms)},
       {"latency_p99_ms", d(e.latency.p99_ms)},
       {"latency_mean_ms", d(e.latency.mean_ms)},
@@ -61,6 +62,7 @@ Scalars scalar_metrics(const ModelMetrics& m) {
       {"peak_rss_bytes", opt(e.memory.peak_rss_bytes)},
       {"allocator_peak_bytes", opt(e.memory.allocator_peak_bytes)},
       {"energy_j_per_image", e.energy.joules_per_image},
+      {"energy_dram_j_per_image", e.energy.dram_joules_per_image},
       {"efficiency_score", d(e.efficiency_score)},
   };
 }

@@ -27,7 +27,10 @@ void save_checkpoint(const std::filesystem::path& path, model::ViT& model, const
   nlohmann::json s = {{"epoch", state.epoch},           {"batch", state.batch},
                       {"global_step", state.global_step}, {"best_top1", state.best_top1},
                       {"best_epoch", state.best_epoch},   {"history", state.history},
-                      {"fingerprint", state.fingerprint}, {"optimizer_step", optimizer.step_count()}};
+                      {"fingerprint", state.fingerprint}, {"optimizer_step", optimizer.step_count()},
+                      {"epoch_loss_sum", state.epoch_loss_sum},
+                      {"epoch_correct", state.epoch_correct},
+                      {"epoch_seen", state.epoch_seen}};
   w.set_metadata(kStateKey, s.dump());
   w.set_metadata(io::kConfigKey, model->config().to_json().dump());
   w.set_metadata(io::kFormatVersionKey, std::to_string(io::kFormatVersion));
@@ -49,6 +52,9 @@ TrainerState load_checkpoint(const std::filesystem::path& path, model::ViT& mode
   state.best_top1 = core::json_get<double>(s, "best_top1", source);
   state.best_epoch = core::json_get<int>(s, "best_epoch", source);
   state.history = s.value("history", nlohmann::json::array());
+  state.epoch_loss_sum = s.value("epoch_loss_sum", 0.0);  // absent in older checkpoints
+  state.epoch_correct = s.value("epoch_correct", int64_t{0});
+  state.epoch_seen = s.value("epoch_seen", int64_t{0});
   state.fingerprint = s.value("fingerprint", nlohmann::json::object());
   for (const auto& [key, value] : expected_fingerprint.items()) {
     if (!state.fingerprint.contains(key) || state.fingerprint[key] != value)

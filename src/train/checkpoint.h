@@ -15,6 +15,10 @@ struct TrainerState {
   int epoch = 0;             // epoch to run next (0-based)
   int64_t batch = 0;         // batch within that epoch to run next
   int64_t global_step = 0;   // optimizer steps taken
+  // Running sums of the epoch in progress (mid-epoch checkpoints), so a resumed epoch reports
+  // the same train loss/accuracy as an uninterrupted one.
+  double epoch_loss_sum = 0;
+  int64_t epoch_correct = 0, epoch_seen = 0;
   double best_top1 = -1;     // best validation top-1 so far (fraction)
   int best_epoch = -1;
   nlohmann::json history = nlohmann::json::array();  // one object per finished epoch

@@ -6,6 +6,7 @@
 #include "data/dataset.h"
 #include "io/model_counts.h"
 #include "io/safetensors.h"
+#include "report/figures.h"
 #include "train/data_bridge.h"
 
 namespace vitopt::train {
@@ -33,7 +34,18 @@ TrainResult run_train_job(const TrainJob& job) {
   if (!job.options.quiet)
     fmt::print(stderr, "training {} ({} params) on {}{}\n", config.name, io::count_params(config),
                train_set->description(), val_set ? ", validating on " + val_set->description() : "");
-  return train_model(*vit, train_set, val_set, job.options);
+  auto result = train_model(*vit, train_set, val_set, job.options);
+  // The curves of what was logged (also after an early stop); a figure, so gnuplot missing or
+  // failing costs a note, never the trained model.
+  if (std::filesystem::exists(job.options.out_dir / "metrics.jsonl")) {
+    try {
+      const auto png = report::render_training_curves(job.options.out_dir);
+      if (!job.options.quiet) fmt::print(stderr, "training curves: {}\n", png.string());
+    } catch (const core::Error& e) {
+      fmt::print(stderr, "note: no training-curve figure: {}\n", e.what());
+    }
+  }
+  return result;
 }
 
 nlohmann::json train_result_json(const TrainResult& r) {

@@ -135,9 +135,10 @@ TrainResult train_model(model::ViT& model, std::shared_ptr<const data::Dataset> 
     core::Progress progress(fmt::format("epoch {}/{}", epoch + 1, options.epochs),
                             steps_per_epoch, popts);
     core::Stopwatch clock;
-    // Running sums for this epoch; restored partially on mid-epoch resume (only what we have).
-    double loss_sum = 0;
-    int64_t correct = 0, seen = 0;
+    // Running sums for this epoch, restored on mid-epoch resume (zero at an epoch start).
+    double loss_sum = state.batch > 0 ? state.epoch_loss_sum : 0.0;
+    int64_t correct = state.batch > 0 ? state.epoch_correct : 0;
+    int64_t seen = state.batch > 0 ? state.epoch_seen : 0;
     data::Batch batch;
     int64_t b = 0;
     for (; b < state.batch; ++b)  // mid-epoch resume: skip batches already trained on
@@ -181,6 +182,9 @@ TrainResult train_model(model::ViT& model, std::shared_ptr<const data::Dataset> 
       if ((options.checkpoint_every_steps > 0 && b % options.checkpoint_every_steps == 0) || stop_now) {
         state.epoch = epoch;
         state.batch = b;
+        state.epoch_loss_sum = loss_sum;
+        state.epoch_correct = correct;
+        state.epoch_seen = seen;
         save_checkpoint(ckpt_path, model, optimizer, state);
       }
       if (stop_now) {
@@ -224,10 +228,14 @@ TrainResult train_model(model::ViT& model, std::shared_ptr<const data::Dataset> 
     }
     state.epoch = epoch + 1;
     state.batch = 0;
-    save_checkpoint(ckpt_path, model, optimizer, state);
+    state.epoch_loss_sum = 0;
+    state.epoch_correct = state.epoch_seen = 0;
+    // Log before checkpoint: a kill between the two reruns this epoch and rewrites the log.
     write_metrics_log(metrics_path, state.history);
+    save_checkpoint(ckpt_path, model, optimizer, state);
     if (options.on_epoch) options.on_epoch(epoch, rec);
   }
+  write_metrics_log(metrics_path, state.history);  // complete even if the last run was killed
   exporter::save_model(model, final_path, names_meta);
   result.history = state.history;
   result.best_top1 = state.best_top1;

@@ -138,8 +138,9 @@ TEST(Evaluator, ReportOnTinyModels) {
   const auto html = core::read_file_text(tmp / "report" / "report.html");
   const auto md = core::read_file_text(tmp / "report" / "report.md");
   for (const char* name : {"accuracy", "latency", "throughput", "params_macs", "pareto_latency",
-                           "pareto_size", "reliability", "class_delta", "confusion", "confidence_0",
-                           "confidence_1", "confidence_2"}) {
+                           "pareto_size", "reliability", "class_delta", "confusion_0",
+                           "confusion_1", "confusion_2", "confidence_0", "confidence_1",
+                           "confidence_2"}) {
     ASSERT_TRUE(r.plots.count(name)) << name;
     const auto png = core::read_file_text(tmp / "report" / r.plots.at(name));
     ASSERT_GT(png.size(), 1000u) << name;

@@ -53,7 +53,7 @@ ModelMetrics model(const std::string& label, double top1, double ms, int64_t byt
   e.latency = {1, 3, 50, ms, ms * 1.1, ms * 1.3, ms, ms * 0.9, ms * 1.5};
   e.throughput = {64, 3, 1000 / ms, ms * 20};
   e.memory = {123456789, true, "VmHWM", std::nullopt, "no allocator statistics"};
-  e.energy = {false, std::nullopt, "unavailable: no powercap"};
+  e.energy = {false, std::nullopt, std::nullopt, "", "unavailable: no powercap"};
   e.efficiency_score = 100 * top1 / ms;
   return m;
 }
@@ -157,7 +157,8 @@ TEST(Report, AllFiguresAndSelfContainedHtml) {
   testing::TempDir tmp;
   auto r = sample();
   write_report_files(r, tmp.path(), /*quiet=*/true);
-  EXPECT_EQ(r.plots.size(), 11u);  // 9 figures + 2 confidence histograms
+  EXPECT_EQ(r.plots.size(), 12u);  // 8 figures + per model (2): confidence and confusion
+  EXPECT_TRUE(r.plots.count("confusion_0") && r.plots.count("confusion_1"));
   const auto html = core::read_file_text(tmp / "report.html");
   for (const auto& [name, file] : r.plots) {
     EXPECT_GT(std::filesystem::file_size(tmp / file), 1000u) << name;

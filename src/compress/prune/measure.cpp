@@ -1,11 +1,10 @@
-// Test accuracy and side-by-side speed through eval's helpers, weight histograms, size counts.
+// Test accuracy through eval's helper, weight histograms, size counts.
 #include "compress/prune/measure.h"
 
 #include <fmt/format.h>
 
 #include <algorithm>
 
-#include "eval/latency.h"
 #include "io/model_counts.h"
 #include "model/edit/masks.h"
 #include "model/edit/plan.h"
@@ -18,10 +17,6 @@ Accuracy test_accuracy(model::ViT& model, const std::string& data, size_t limit,
   o.quiet = quiet;
   o.label = label;
   return eval::split_accuracy(model, data, data::Split::Test, limit, o);
-}
-
-nlohmann::json compare_speed(model::ViT& dense, model::ViT& pruned, int64_t batch, int runs) {
-  return eval::interleaved_latency(dense, pruned, batch, runs).to_json("dense_ms", "pruned_ms");
 }
 
 nlohmann::json weight_histogram(model::ViT& model, int bins, double hi) {

@@ -1,5 +1,6 @@
-// What the pruning job reports besides the evaluator: test accuracy and side-by-side speed (thin
-// wrappers over eval's helpers, with the job's labels), weight-value histograms, size counts.
+// What the pruning job reports besides the evaluator: test accuracy (a thin wrapper over eval's
+// helper, with the job's labels), weight-value histograms and size counts. Dense-vs-pruned speed
+// is eval::compare_files_speed (eval/latency.h: interleaved rounds on the runtime, tie rule).
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -15,10 +16,6 @@ using Accuracy = eval::SplitAccuracy;
 // Test-split accuracy (first `limit` images; 0: all) with the model's eval transform.
 Accuracy test_accuracy(model::ViT& model, const std::string& data, size_t limit, bool quiet,
                        const std::string& label = "  eval");
-
-// Dense vs pruned forward latency at `batch`, interleaved (eval::interleaved_latency), as
-// {"batch", "runs", "dense_ms", "pruned_ms", "speedup"}.
-nlohmann::json compare_speed(model::ViT& dense, model::ViT& pruned, int64_t batch, int runs);
 
 // Histogram of the prunable weights: {"lo", "hi", "bins", "counts"} over [lo, hi] (symmetric,
 // the largest |w|), zeros counted in their bin like any value.

@@ -5,12 +5,14 @@
 #include <fmt/format.h>
 
 #include <fstream>
+#include <optional>
 
 #include "compress/prune/importance.h"
 #include "compress/prune/policy.h"
 #include "core/error.h"
 #include "core/file_util.h"
 #include "eval/evaluator.h"
+#include "eval/latency.h"
 #include "export/model_writer.h"
 #include "io/metadata_keys.h"
 #include "io/model_header.h"
@@ -73,6 +75,21 @@ nlohmann::json per_layer_sensitivity(model::ViT& dense, const PruneRequest& r, d
   return out;
 }
 
+// Dense vs pruned speed for one sweep row, only where it can differ and only as measured on the
+// runtime (the deployment engine) in interleaved rounds; unstructured zeros do the same dense work.
+nlohmann::json sweep_speed(const PruneRequest& r, bool unstructured, const fs::path& pruned) {
+  if (unstructured)
+    return {{"verdict", "not measured"}, {"note", "dense storage of zeros: same computation"}};
+  return eval::compare_files_speed(r.model, pruned, "runtime", r.speed_batch, 5, 2, r.threads)
+      .to_json("dense", "pruned");
+}
+
+// A number of a speed record, or nullopt when the row has none.
+std::optional<double> speed_value(const nlohmann::json& speed, const char* key) {
+  if (!speed.contains(key) || !speed[key].is_number()) return std::nullopt;
+  return speed[key].get<double>();
+}
+
 std::string histogram_dat(const nlohmann::json& h) {
   std::string s;
   const double lo = h["lo"], hi = h["hi"];
@@ -127,7 +144,7 @@ nlohmann::json run_sweep(model::ViT& dense, const PruneRequest& request, const A
       final_model = &*m1;
     }
     row["size"] = size_json(*final_model);
-    row["speed"] = compare_speed(dense, *final_model, request.speed_batch, 10);
+    row["speed"] = sweep_speed(request, unstructured, ft ? dir / (tag + ".safetensors") : p0);
     hist_after = weight_histogram(*final_model, 81, weight_histogram(dense, 81)["hi"].get<double>());
     rows.push_back(row);
   }
@@ -153,17 +170,27 @@ nlohmann::json run_sweep(model::ViT& dense, const PruneRequest& request, const A
     const double t0 = row["no_finetune"]["top1"], k0 = row["no_finetune"]["top3"];
     const double t1 = ft ? row["finetuned"]["top1"].get<double>() : t0;
     const double k1 = ft ? row["finetuned"]["top3"].get<double>() : k0;
-    const double dms = row["speed"]["dense_ms"], pms = row["speed"]["pruned_ms"];
+    const auto& sp = row["speed"];
+    const auto dms = speed_value(sp, "dense_ms"), pms = speed_value(sp, "pruned_ms");
+    const auto speedup = speed_value(sp, "speedup");
+    auto cell = [](std::optional<double> v, const char* missing) {
+      return v ? fmt::format("{}", *v) : std::string(missing);
+    };
     csv += fmt::format("{},{},{},{},{},{},{},{},{},{}\n", row["amount"].get<double>(),
                        s["params"].get<int64_t>(), s["macs"].get<int64_t>(),
-                       s["nonzero_params"].get<int64_t>(), t0, k0, t1, k1, dms, pms);
-    md += fmt::format("| {:.2f} | {} | {:.2f} | {} | {:.2f}% | {:.2f}% | {} | {} | {:.2f} / {:.2f} |\n",
+                       s["nonzero_params"].get<int64_t>(), t0, k0, t1, k1, cell(dms, ""),
+                       cell(pms, ""));
+    const std::string speed_md =
+        dms && pms ? fmt::format("{:.2f} / {:.2f} ({})", *dms, *pms,
+                                 sp.value("verdict", std::string("?")))
+                   : std::string("- (same dense work)");
+    md += fmt::format("| {:.2f} | {} | {:.2f} | {} | {:.2f}% | {:.2f}% | {} | {} | {} |\n",
                       row["amount"].get<double>(), s["params"].get<int64_t>(),
                       s["macs"].get<double>() / 1e6, s["nonzero_params"].get<int64_t>(), 100 * t0,
                       100 * k0, ft ? fmt::format("{:.2f}%", 100 * t1) : "-",
-                      ft ? fmt::format("{:.2f}%", 100 * k1) : "-", dms, pms);
+                      ft ? fmt::format("{:.2f}%", 100 * k1) : "-", speed_md);
     dat += fmt::format("{} {} {} {} {} {}\n", row["amount"].get<double>(), 100 * t0, 100 * t1,
-                       row["speed"]["speedup"].get<double>(), s["macs"].get<double>() / 1e6, pms);
+                       cell(speedup, "?"), s["macs"].get<double>() / 1e6, cell(pms, "?"));
   }
   std::string sens_dat;
   md += fmt::format("\n## Per-layer sensitivity (only that {} pruned at {:.2f}; 2000 test images)\n\n"
@@ -176,8 +203,10 @@ nlohmann::json run_sweep(model::ViT& dense, const PruneRequest& request, const A
     sens_dat += fmt::format("{} \"{}\" {}\n", idx++, s["layer"].get<std::string>(),
                             100 * s["drop"].get<double>());
   }
-  md += "\nPlots: accuracy.png, cost.png, sensitivity.png, histogram.png. Timings are medians of "
-        "interleaved runs in one process (ratios are meaningful; absolute ms depend on load).\n";
+  md += "\nPlots: accuracy.png, cost.png, sensitivity.png, histogram.png. Timings: the runtime "
+        "engine, dense and pruned files interleaved in 5 rounds; the verdict is faster/slower only "
+        "beyond both p50 spreads (else tie). Unstructured sparsity is not timed: the zeros are "
+        "stored and computed densely.\n";
   core::write_file_atomic(dir / "sweep.csv", csv);
   core::write_file_atomic(dir / "sweep.md", md);
   core::write_file_atomic(dir / "sweep.dat", dat);
@@ -191,7 +220,7 @@ nlohmann::json run_sweep(model::ViT& dense, const PruneRequest& request, const A
                   "'sweep.dat' u 1:3 w lp t 'fine-tuned', {} w l dt 2 t 'dense'\n",
                   100 * dense_acc.top1),
        dir, "accuracy");
-  plot(term + "set output 'cost.png'\nset xlabel 'amount pruned'\nset ylabel 'MACs (M)'\n"
+  plot(term + "set datafile missing '?'\nset output 'cost.png'\nset xlabel 'amount pruned'\nset ylabel 'MACs (M)'\n"
               "set y2label 'batch latency (ms)'\nset y2tics\nset grid\n"
               "plot 'sweep.dat' u 1:5 w lp t 'MACs', 'sweep.dat' u 1:6 axes x1y2 w lp t 'latency'\n",
        dir, "cost");

@@ -10,9 +10,9 @@
 #include "model/model_file.h"
 #include "core/file_util.h"
 #include "core/progress.h"
-
-#include "report/gnuplot.h"
 #include "eval/evaluator.h"
+#include "report/figures.h"
+#include "report/gnuplot.h"
 
 namespace vitopt::quant {
 namespace {
@@ -109,8 +109,8 @@ nlohmann::json run_sweep(const QuantizeRequest& req, model::ViT& fp, const torch
     labels[file.string()] = name;
   }
   j["histograms_file"] = (dir / "histograms.json").string();
-  core::write_file_atomic(dir / "histograms.json",
-                          activation_histograms(fp, calib, req.seed).dump() + "\n");
+  const auto histograms = activation_histograms(fp, calib, req.seed);
+  core::write_file_atomic(dir / "histograms.json", histograms.dump() + "\n");
   core::write_file_atomic(dir / "sweep.dat", dat);
   const auto acc_gp =
       plot_script("accuracy_vs_bits.png", "sweep.dat", "top-1 vs bits", "top-1 (%)", 2);
@@ -121,7 +121,11 @@ nlohmann::json run_sweep(const QuantizeRequest& req, model::ViT& fp, const torch
   try {
     report::run_gnuplot(acc_gp, dir);
     report::run_gnuplot(size_gp, dir);
-    j["plots"] = {(dir / "accuracy_vs_bits.png").string(), (dir / "size_vs_bits.png").string()};
+    const auto hist_gp = report::activation_histograms_script(histograms, "activations.png");
+    core::write_file_atomic(dir / "activations.gp", hist_gp);
+    report::run_gnuplot(hist_gp, dir);
+    j["plots"] = {(dir / "accuracy_vs_bits.png").string(), (dir / "size_vs_bits.png").string(),
+                  (dir / "activations.png").string()};
   } catch (const core::Error& e) {
     j["plots_error"] = e.what();  // the numbers are still there; plots are a convenience
   }
@@ -140,7 +144,7 @@ nlohmann::json run_sweep(const QuantizeRequest& req, model::ViT& fp, const torch
   j["evaluation_dir"] = er.out_dir.string();
   md +=
       "\nPer-layer SQNR and per-class deltas: sweep.json; activation histograms: "
-      "histograms.json.\n";
+      "histograms.json (figure: activations.png).\n";
   core::write_file_atomic(dir / "sweep.md", md);
   core::write_file_atomic(dir / "sweep.json", j.dump(2) + "\n");
   return j;

@@ -287,7 +287,10 @@ TEST(DistillJob, TinyRunTrainsEachModeSetAndWritesTheComparison) {
   for (const auto& r : summary["runs"]) {
     EXPECT_TRUE(r["completed"].get<bool>());
     EXPECT_TRUE(std::filesystem::exists(r["model"].get<std::string>()));
-    EXPECT_GT(r["speedup_vs_teacher"].get<double>(), 0.0);
+    // Interleaved timing is always recorded; a speed-up figure only beyond the noise.
+    const auto& speed = r["speed_vs_teacher"];
+    EXPECT_GT(speed["student_ms"].get<double>(), 0.0);
+    EXPECT_TRUE(speed["verdict"] == "tie" || r.contains("speedup_vs_teacher")) << speed.dump();
   }
   EXPECT_TRUE(summary["teacher"].contains("top1"));
   EXPECT_TRUE(std::filesystem::exists(tmp / "out" / "compare.md"));

@@ -1,0 +1,152 @@
+// timm / Hugging Face checkpoint import against independent PyTorch reference models: the fixture
+// script (tests/fixtures/make_vit_fixture.py, Debian's /usr/bin/python3) writes checkpoints in
+// the layouts timm and HF save, with the config.json they write next to them, plus an input and
+// its logits. Each is converted, run on the vitopt runtime and compared; refused layouts must be
+// refused by name; converted fp32 files must load back (strictly) into the reference model.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+#include "core/file_util.h"
+#include "io/checkpoint_convert.h"
+#include "io/safetensors.h"
+#include "test_util.h"
+#include "vitopt/runtime.h"
+
+namespace vitopt::io {
+namespace {
+
+namespace fs = std::filesystem;
+
+class CheckpointImport : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    ASSERT_EQ(std::system("/usr/bin/python3 -c 'import torch' >/dev/null 2>&1"), 0)
+        << "/usr/bin/python3 cannot import torch: run scripts/install-deps.sh (python3-torch)";
+    dir_ = new vitopt::testing::TempDir();
+    const std::string cmd =
+        "/usr/bin/python3 '" + script().string() + "' '" + dir_->path().string() + "' >/dev/null";
+    ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  }
+  static void TearDownTestSuite() { delete dir_; }
+  static fs::path script() {
+    return vitopt::testing::source_dir() / "tests/fixtures/make_vit_fixture.py";
+  }
+  static fs::path cased(const std::string& name) { return dir_->path() / "import" / name; }
+
+  static std::vector<float> floats(const fs::path& file, const std::string& name) {
+    return SafeTensorsFile::load(file).read_f32(name);
+  }
+
+  // Max |runtime logits - reference logits| of the converted checkpoint.
+  static float diff_after_import(const std::string& name, const CheckpointHints& hints = {}) {
+    const auto file = SafeTensorsFile::load(cased(name) / "model.safetensors");
+    auto bytes = convert_checkpoint_bytes(file, hints);
+    core::write_file_atomic(cased(name) / "vitopt.safetensors", bytes.data(), bytes.size());
+    runtime::RuntimeOptions o;
+    o.threads = 2;
+    auto engine = runtime::Engine::load_bytes(std::move(bytes), name, o);
+    const auto x = floats(cased(name) / "input.safetensors", "x");
+    const auto want = floats(cased(name) / "logits.safetensors", "logits");
+    std::vector<float> got(want.size());
+    engine->run(x.data(), static_cast<int>(want.size() / 10), got.data());
+    float d = 0;
+    for (size_t i = 0; i < got.size(); ++i) d = std::max(d, std::abs(got[i] - want[i]));
+    std::printf("[import] %-20s max |diff| %.3g\n", name.c_str(), d);
+    return d;
+  }
+
+  static std::string refusal(const std::string& name, const CheckpointHints& hints = {}) {
+    try {
+      convert_checkpoint(SafeTensorsFile::load(cased(name) / "model.safetensors"), hints);
+    } catch (const core::InputError& e) {
+      return e.what();
+    }
+    return "";
+  }
+
+  static nlohmann::json config_of(const std::string& name) {
+    const auto f = SafeTensorsFile::load(cased(name) / "vitopt.safetensors");
+    return nlohmann::json::parse(*f.metadata_value("vitopt.config"));
+  }
+
+  static vitopt::testing::TempDir* dir_;
+};
+
+vitopt::testing::TempDir* CheckpointImport::dir_ = nullptr;
+
+TEST_F(CheckpointImport, HeadsComeFromConfigJsonNotAGuess) {
+  // 4 heads at dim 128: the old importer read C/64 = 2 heads without a word.
+  EXPECT_LE(diff_after_import("timm_heads4_dim128"), 1e-4f);
+  EXPECT_EQ(config_of("timm_heads4_dim128")["num_heads"], 4);
+  // A named timm architecture fixes the heads (vit_tiny: 3 at dim 192); preprocessing from
+  // pretrained_cfg.
+  EXPECT_LE(diff_after_import("timm_arch_name"), 1e-4f);
+  EXPECT_EQ(config_of("timm_arch_name")["num_heads"], 3);
+  EXPECT_EQ(config_of("timm_arch_name")["preprocess"]["mean"],
+            nlohmann::json::array({0.5, 0.5, 0.5}));
+}
+
+TEST_F(CheckpointImport, NoConfigMeansRefusalOrExplicitHeads) {
+  const std::string msg = refusal("timm_no_config");
+  EXPECT_NE(msg.find("number of attention heads is not recorded"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("--import-heads"), std::string::npos) << msg;
+  CheckpointHints four;
+  four.num_heads = 4;
+  EXPECT_LE(diff_after_import("timm_no_config", four), 1e-4f);
+  CheckpointHints two;  // negative control: a wrong head count changes the logits
+  two.num_heads = 2;
+  EXPECT_GT(diff_after_import("timm_no_config", two), 1e-3f);
+  // A hint that contradicts config.json is refused.
+  const std::string clash = refusal("timm_heads4_dim128", two);
+  EXPECT_NE(clash.find("disagrees"), std::string::npos) << clash;
+}
+
+TEST_F(CheckpointImport, LayerScaleFoldedAndAveragePooling) {
+  EXPECT_LE(diff_after_import("timm_layer_scale"), 1e-4f);
+  EXPECT_LE(diff_after_import("timm_avg_no_fc_norm"), 1e-4f);
+  EXPECT_EQ(config_of("timm_avg_no_fc_norm")["pool"], "avg");
+}
+
+TEST_F(CheckpointImport, HuggingFaceViTNames) {
+  EXPECT_LE(diff_after_import("hf_vit"), 1e-4f);
+  const auto c = config_of("hf_vit");
+  EXPECT_EQ(c["num_heads"], 3);
+  EXPECT_DOUBLE_EQ(c["ln_eps"].get<double>(), 1e-12);
+  const auto f = SafeTensorsFile::load(cased("hf_vit") / "vitopt.safetensors");
+  ASSERT_NE(f.metadata_value("vitopt.class_names"), nullptr);
+  EXPECT_EQ(nlohmann::json::parse(*f.metadata_value("vitopt.class_names"))[9], "class9");
+}
+
+TEST_F(CheckpointImport, UnsupportedLayoutsRefusedByName) {
+  std::string msg = refusal("timm_avg_fc_norm");
+  EXPECT_NE(msg.find("fc_norm"), std::string::npos) << msg;
+  msg = refusal("timm_no_cls_reg");
+  EXPECT_NE(msg.find("register tokens"), std::string::npos) << msg;
+}
+
+TEST_F(CheckpointImport, VitoptFilesLoadBackIntoTheReference) {
+  for (const char* name : {"timm_heads4_dim128", "timm_avg_no_fc_norm", "hf_vit"}) {
+    SCOPED_TRACE(name);
+    diff_after_import(name);  // writes vitopt.safetensors
+    const fs::path out = cased(name) / "reference_logits.safetensors";
+    const std::string cmd = "/usr/bin/python3 '" + script().string() + "' --reference '" +
+                            (cased(name) / "vitopt.safetensors").string() + "' " + name + " '" +
+                            (cased(name) / "input.safetensors").string() + "' '" + out.string() +
+                            "'";
+    ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+    const auto got = floats(out, "logits"),
+               want = floats(cased(name) / "logits.safetensors", "logits");
+    ASSERT_EQ(got.size(), want.size());
+    for (size_t i = 0; i < got.size(); ++i) EXPECT_NEAR(got[i], want[i], 1e-5f) << i;
+  }
+}
+
+}  // namespace
+}  // namespace vitopt::io
