@@ -15,5 +15,6 @@ void register_bench(CLI::App& app);     // runtime (issue 4)
 void register_quantize(CLI::App& app);  // compress/quant
 void register_prune(CLI::App& app);     // compress/prune
 void register_distill(CLI::App& app);   // compress/distill
+void register_launch(CLI::App& app);    // data-parallel workers (train/distributed)
 
 }  // namespace vitopt::cli
