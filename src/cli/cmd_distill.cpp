@@ -72,7 +72,9 @@ void register_distill(CLI::App& app) {
   add_threads_flag(cmd, f->common);
   add_device_flag(cmd, f->common);
   add_output_flags(cmd, f->common);
+  add_dist_flags(cmd, f->common);
   cmd->callback([f] {
+    if (!start_distributed(f->common)) return;  // this process launched the workers
     auto& req = f->req;
     req.threads = train::configure_threads(f->common.threads);
     req.runs = f->modes.empty() ? std::vector<std::string>{"logit,attention"} : f->modes;

@@ -96,7 +96,11 @@ void register_quantize(CLI::App& app) {
   add_threads_flag(cmd, f->common);
   add_device_flag(cmd, f->common);
   add_output_flags(cmd, f->common);
+  add_dist_flags(cmd, f->common);
   cmd->callback([f] {
+    if (!start_distributed(f->common)) return;  // this process launched the workers
+    // Only QAT trains; without it the other ranks of a data-parallel job have nothing to do.
+    if (!train::dist::is_root() && f->req.qat_epochs == 0) return;
     train::configure_threads(f->common.threads);
     auto& r = f->req;
     r.model = f->model;

@@ -61,10 +61,13 @@ void register_train(CLI::App& app) {
   add_threads_flag(cmd, f->common);
   add_device_flag(cmd, f->common);
   add_output_flags(cmd, f->common);
+  add_dist_flags(cmd, f->common);
   cmd->callback([f] {
+    if (!start_distributed(f->common)) return;  // this process launched the workers
     train::configure_threads(f->common.threads);
     auto& job = f->job;
-    if (job.init_model.empty() && !job.options.resume) job.config = build_config(f->config, "vit-fmnist");
+    if (job.init_model.empty() && !job.options.resume)
+      job.config = build_config(f->config, "vit-fmnist");
     job.hints = import_hints(f->import);
     job.validate = !f->no_val;
     job.options.out_dir = f->out;

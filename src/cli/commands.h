@@ -17,5 +17,6 @@ void register_prune(CLI::App& app);     // compress/prune
 void register_distill(CLI::App& app);   // compress/distill
 void register_export(CLI::App& app);    // export (ONNX)
 void register_import(CLI::App& app);    // timm / HF checkpoints
+void register_launch(CLI::App& app);    // data-parallel workers (train/distributed)
 
 }  // namespace vitopt::cli

@@ -14,6 +14,8 @@
 #include "core/file_util.h"
 #include "core/json_util.h"
 #include "io/presets.h"
+#include "train/distributed/communicator.h"
+#include "train/distributed/launcher.h"
 
 namespace vitopt::cli {
 
@@ -33,6 +35,64 @@ void add_seed_flag(CLI::App* cmd, CommonFlags& f) {
 
 void add_device_flag(CLI::App* cmd, CommonFlags& f) {
   cmd->add_option("--device", f.device, "cpu, cuda or cuda:N");
+}
+
+namespace {
+std::vector<std::string> g_command_line;  // argv as main() got it
+}  // namespace
+
+void set_command_line(int argc, char** argv) { g_command_line.assign(argv, argv + argc); }
+
+void add_dist_flags(CLI::App* cmd, train::dist::DistFlags& f) {
+  const std::string group = "Data parallelism (see README: distributed training)";
+  cmd->add_option("--nnodes", f.nnodes, "Machines in a data-parallel job (default 1)")
+      ->check(CLI::PositiveNumber)
+      ->group(group);
+  cmd->add_option("--node-rank", f.node_rank, "This machine's index, 0..nnodes-1")
+      ->check(CLI::NonNegativeNumber)
+      ->group(group);
+  cmd->add_option("--nproc-per-node", f.nproc_per_node,
+                  "Worker processes on this machine (the cores are split between them)")
+      ->check(CLI::PositiveNumber)
+      ->group(group);
+  cmd->add_option("--master", f.master,
+                  "HOST:PORT of rank 0's rendezvous (default 127.0.0.1:29500)")
+      ->group(group);
+  cmd->add_option("--dist-timeout", f.timeout_s,
+                  "Seconds a worker waits for the others before the job fails (default 300)")
+      ->check(CLI::PositiveNumber)
+      ->group(group);
+}
+
+bool start_distributed(CommonFlags& common) {
+  namespace d = train::dist;
+  const auto resolved = d::resolve_world(common.dist);
+  if (resolved.role == d::Role::Launcher)
+    d::require_available(fmt::format("--nnodes {} x --nproc-per-node {}", resolved.world.nnodes,
+                                     resolved.world.local_world_size));
+  if (resolved.role == d::Role::Worker)
+    d::require_available(
+        fmt::format("WORLD_SIZE={} in the environment", resolved.world.world_size));
+  if (resolved.role == d::Role::Launcher) {
+    d::LaunchSpec spec;
+    spec.node = resolved.world;
+    spec.threads_per_worker = common.threads;
+    spec.quiet = common.quiet || common.json;
+    spec.argv = g_command_line;
+    if (spec.argv.empty()) core::throw_internal("start_distributed: command line not recorded");
+    spec.argv[0] = d::self_executable();
+    const int code = d::launch_workers(spec);
+    if (code != 0) throw CLI::RuntimeError(code);
+    return false;
+  }
+  if (resolved.role == d::Role::Worker) {
+    d::init_process_group(resolved.world);
+    if (resolved.world.rank != 0) {
+      common.quiet = true;
+      common.json = false;
+    }
+  }
+  return true;
 }
 
 void add_config_flags(CLI::App* cmd, ConfigFlags& f) {

@@ -11,6 +11,7 @@
 #include "data/dataset.h"
 #include "io/vit_config.h"
 #include "model/model_file.h"
+#include "train/distributed/world.h"
 
 namespace vitopt::cli {
 
@@ -20,12 +21,30 @@ struct CommonFlags {
   bool json = false;
   uint64_t seed = 0;
   std::string device = "cpu";
+  train::dist::DistFlags dist;  // set by add_dist_flags (commands that train)
 };
 
 void add_threads_flag(CLI::App* cmd, CommonFlags& f);
 void add_output_flags(CLI::App* cmd, CommonFlags& f);  // --quiet, --json
 void add_seed_flag(CLI::App* cmd, CommonFlags& f);
 void add_device_flag(CLI::App* cmd, CommonFlags& f);
+
+// Data parallelism, on every command that trains: --nnodes, --node-rank, --nproc-per-node,
+// --master HOST:PORT, --dist-timeout (torchrun's environment variables work without flags).
+void add_dist_flags(CLI::App* cmd, train::dist::DistFlags& f);
+inline void add_dist_flags(CLI::App* cmd, CommonFlags& f) { add_dist_flags(cmd, f.dist); }
+
+// First thing in a training command's callback. Resolves flags + environment:
+//  - a world of one: returns true (run the command here);
+//  - a worker of a larger world: joins the process group, makes ranks other than 0 quiet (no
+//    progress, no --json on stdout), returns true;
+//  - flags asking for several local workers without a worker environment: starts them (this
+//    same command line, like `vitopt launch`), waits, and returns false on success; a failed
+//    launch ends the command with the failed worker's exit code.
+bool start_distributed(CommonFlags& common);
+
+// The command line main() received, for re-running it as launched workers.
+void set_command_line(int argc, char** argv);
 
 // --preset / --config / per-field overrides for building a fresh model config.
 struct ConfigFlags {

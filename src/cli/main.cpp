@@ -1,9 +1,9 @@
 // vitopt entry point: sets up the thread environment, registers the sub-commands, and turns
 // errors into one-line messages with exit code 2 (bad input) or 1 (internal failure).
-#include <CLI/CLI.hpp>
+#include <c10/util/Exception.h>
 #include <fmt/format.h>
 
-#include <c10/util/Exception.h>
+#include <CLI/CLI.hpp>
 
 #include "cli/commands.h"
 #include "cli/common.h"
@@ -12,6 +12,7 @@
 
 int main(int argc, char** argv) {
   vitopt::core::ensure_thread_environment(argc, argv);
+  vitopt::cli::set_command_line(argc, argv);
   CLI::App app{"vitopt: make Vision Transformers smaller and faster (train, compress, measure)"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "vitopt 0.1.0");
@@ -27,6 +28,7 @@ int main(int argc, char** argv) {
   vitopt::cli::register_distill(app);
   vitopt::cli::register_export(app);
   vitopt::cli::register_import(app);
+  vitopt::cli::register_launch(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -51,6 +51,11 @@ DataLoader::DataLoader(std::shared_ptr<const Dataset> dataset, LoaderOptions opt
   if (options_.batch_size <= 0)
     core::throw_input("loader: batch size must be positive, got {}", options_.batch_size);
   if (options_.prefetch < 1) options_.prefetch = 1;
+  if (options_.shards < 1 || options_.shard < 0 || options_.shard >= options_.shards)
+    core::throw_internal("loader: shard {} of {} is out of range", options_.shard, options_.shards);
+  if (options_.batch_size % options_.shards != 0)
+    core::throw_input("loader: batch size {} does not split into {} equal shards",
+                      options_.batch_size, options_.shards);
   const int c = options_.transform.channels;
   if (c != 1 && c != 3) core::throw_input("loader: output channels must be 1 or 3, got {}", c);
   if (options_.transform.size <= 0)
@@ -100,8 +105,16 @@ void DataLoader::start_epoch(int epoch) {
 void DataLoader::build_batch(int64_t number, Batch& out) const {
   const State& s = *state_;
   const TransformOptions& tf = options_.transform;
-  const size_t begin = static_cast<size_t>(number * options_.batch_size);
-  const size_t end = std::min(begin + static_cast<size_t>(options_.batch_size), s.order.size());
+  // This shard's slice of global batch `number` (a short last batch is split as evenly as its
+  // size allows, so every sample is still seen by exactly one shard).
+  const size_t global_begin = static_cast<size_t>(number * options_.batch_size);
+  const size_t global_end =
+      std::min(global_begin + static_cast<size_t>(options_.batch_size), s.order.size());
+  const size_t global_count = global_end - global_begin;
+  const auto shards = static_cast<size_t>(options_.shards);
+  const auto shard = static_cast<size_t>(options_.shard);
+  const size_t begin = global_begin + global_count * shard / shards;
+  const size_t end = global_begin + global_count * (shard + 1) / shards;
   const size_t sample_floats = static_cast<size_t>(tf.channels) * tf.size * tf.size;
   out.size = static_cast<int64_t>(end - begin);
   out.channels = tf.channels;

@@ -26,6 +26,11 @@ struct LoaderOptions {
   uint64_t seed = 0;
   int workers = 2;             // decode/augment threads (0: build batches inside next())
   int prefetch = 4;            // batches kept ready ahead of the consumer
+  // Data-parallel sharding: each batch of `batch_size` (the global batch) is cut into `shards`
+  // equal parts and this loader yields part `shard` of every batch. The epoch order is the same
+  // for every shard count, so W loaders together see exactly what one unsharded loader sees.
+  int shard = 0;
+  int shards = 1;              // must divide batch_size
   TransformOptions transform;  // output size, normalization, augmentation
 };
 

@@ -25,6 +25,11 @@ struct TrainerState {
   nlohmann::json fingerprint;  // options that must match on resume (seed, batch size, epochs...)
 };
 
+// The position/history part as JSON (checkpoint metadata; also what rank 0 sends the other
+// ranks on a data-parallel resume) and back; `source` names the origin in errors.
+nlohmann::json trainer_state_json(const TrainerState& state);
+TrainerState trainer_state_from_json(const nlohmann::json& j, const std::string& source);
+
 void save_checkpoint(const std::filesystem::path& path, model::ViT& model, const AdamW& optimizer,
                      const TrainerState& state);
 

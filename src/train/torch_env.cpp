@@ -1,5 +1,7 @@
 #include "train/torch_env.h"
 
+#include <cstdlib>
+
 #include "core/error.h"
 #include "core/threads.h"
 
@@ -7,7 +9,12 @@ namespace vitopt::train {
 
 int configure_threads(int threads) {
   if (threads < 0) core::throw_input("--threads: expected 0 (all cores) or a positive count, got {}", threads);
-  const int n = threads == 0 ? core::available_cores() : threads;
+  int n = threads == 0 ? core::available_cores() : threads;
+  // `vitopt launch` splits the cores between its workers and says so in VITOPT_THREADS.
+  if (threads == 0) {
+    if (const char* env = std::getenv("VITOPT_THREADS"); env != nullptr && std::atoi(env) > 0)
+      n = std::atoi(env);
+  }
   core::set_native_threads(n);
   at::set_num_threads(n);
   return n;

@@ -8,8 +8,9 @@
 
 namespace vitopt::train {
 
-// Sets LibTorch's intra-op pool and OpenBLAS's pool to `threads` (0: all available cores) and
-// disables inter-op parallelism (we never run independent ops concurrently). Returns the count.
+// Sets LibTorch's intra-op pool and OpenBLAS's pool to `threads` (0: $VITOPT_THREADS if set, else
+// all cores) and disables inter-op parallelism (we never run independent ops concurrently). Returns
+// the count.
 int configure_threads(int threads);
 
 // "cpu", "cuda", "cuda:1". Throws InputError if CUDA is asked for and not available in this build.

@@ -5,9 +5,11 @@
 #include "core/error.h"
 #include "data/dataset.h"
 #include "io/model_counts.h"
+#include "io/model_header.h"
 #include "io/safetensors.h"
 #include "report/figures.h"
 #include "train/data_bridge.h"
+#include "train/distributed/communicator.h"
 
 namespace vitopt::train {
 
@@ -15,11 +17,23 @@ TrainResult run_train_job(const TrainJob& job) {
   const auto ckpt = job.options.out_dir / "checkpoint.safetensors";
   std::optional<model::ViT> vit;
   if (job.options.resume) {
-    if (!std::filesystem::exists(ckpt))
-      core::throw_input("--resume: no checkpoint at {} (run without --resume to start fresh)",
-                        ckpt.string());
-    // The checkpoint knows its own config; weights are restored by the trainer.
-    vit.emplace(io::read_model_header(ckpt).config);
+    // The checkpoint knows its own config; weights are restored by the trainer. In a
+    // data-parallel run only rank 0 reads it (other machines need no copy) and sends the config.
+    std::optional<io::ViTConfig> saved;
+    if (dist::is_root()) {
+      if (!std::filesystem::exists(ckpt))
+        core::throw_input("--resume: no checkpoint at {} (run without --resume to start fresh)",
+                          ckpt.string());
+      saved = io::read_model_header(ckpt).config;
+    }
+    if (auto* comm = dist::current()) {
+      std::string config_text = saved ? saved->to_json().dump() : std::string();
+      comm->broadcast_string(config_text);
+      if (!saved)
+        saved = io::ViTConfig::from_json(nlohmann::json::parse(config_text),
+                                         "rank 0's " + ckpt.string());
+    }
+    vit.emplace(*saved);
   } else if (!job.init_model.empty()) {
     vit.emplace(model::load_model(job.init_model, job.hints));
   } else {

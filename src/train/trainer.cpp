@@ -13,6 +13,7 @@
 #include "train/adamw.h"
 #include "train/checkpoint.h"
 #include "train/data_bridge.h"
+#include "train/distributed/data_parallel.h"
 #include "train/evaluate.h"
 #include "train/torch_env.h"
 
@@ -54,13 +55,24 @@ void write_metrics_log(const std::filesystem::path& path, const nlohmann::json& 
 }  // namespace
 
 TrainResult train_model(model::ViT& model, std::shared_ptr<const data::Dataset> train_set,
-                        std::shared_ptr<const data::Dataset> val_set, const TrainOptions& options) {
-  validate_options(options);
+                        std::shared_ptr<const data::Dataset> val_set, const TrainOptions& in) {
+  validate_options(in);
+  // Data parallelism (a no-op in a world of one): every rank trains on its shard of each global
+  // batch of --batch-size samples; only rank 0 writes files or prints progress.
+  dist::DataParallel dp(in.communicator != nullptr ? in.communicator : dist::current());
+  const bool root = dp.root();
+  TrainOptions options = in;
+  if (!root) options.quiet = true;
+  if (options.batch_size % dp.world_size() != 0)
+    core::throw_input(
+        "--batch-size {}: the global batch must split evenly over {} processes "
+        "(each trains on batch-size / processes images a step)",
+        options.batch_size, dp.world_size());
   const auto& config = model->config();
   check_dataset_fits(*train_set, config);
   const torch::Device device = parse_device(options.device);
   model->to(device);
-  std::filesystem::create_directories(options.out_dir);
+  if (root) std::filesystem::create_directories(options.out_dir);
   const auto ckpt_path = options.out_dir / "checkpoint.safetensors";
   const auto best_path = options.out_dir / "best.safetensors";
   const auto final_path = options.out_dir / "model.safetensors";
@@ -73,6 +85,8 @@ TrainResult train_model(model::ViT& model, std::shared_ptr<const data::Dataset> 
   lopts.seed = options.seed;
   lopts.workers = options.workers;
   lopts.transform = train_transform(config, options.crop_padding, options.hflip);
+  lopts.shard = dp.rank();
+  lopts.shards = dp.world_size();
   data::DataLoader train_loader(train_set, lopts);
   const int64_t steps_per_epoch = train_loader.batches_per_epoch();
   if (steps_per_epoch < 1)
@@ -85,7 +99,7 @@ TrainResult train_model(model::ViT& model, std::shared_ptr<const data::Dataset> 
     vopts.batch_size = options.eval_batch_size;
     vopts.workers = options.workers;
     vopts.transform = eval_transform(config);
-    val_loader = std::make_unique<data::DataLoader>(val_set, vopts);
+    val_loader = std::make_unique<data::DataLoader>(dp.eval_shard(val_set), vopts);
   }
 
   AdamWOptions aopts;
@@ -106,7 +120,7 @@ TrainResult train_model(model::ViT& model, std::shared_ptr<const data::Dataset> 
   const auto fp = fingerprint(options, config, train_set->size());
   TrainerState state;
   state.fingerprint = fp;
-  if (options.resume) {
+  if (options.resume && root) {  // other ranks get the checkpoint's contents from rank 0
     if (!std::filesystem::exists(ckpt_path))
       core::throw_input("--resume: no checkpoint at {} (run without --resume to start fresh)",
                         ckpt_path.string());
@@ -115,7 +129,15 @@ TrainResult train_model(model::ViT& model, std::shared_ptr<const data::Dataset> 
       fmt::print(stderr, "resuming from {}: epoch {}, batch {}, step {}\n", ckpt_path.string(),
                  state.epoch + 1, state.batch, state.global_step);
   }
-  core::write_file_atomic(options.out_dir / "train_config.json", fp.dump(2) + "\n");
+  std::vector<torch::Tensor> extra_tensors;
+  for (const auto& item : options.extra_parameters) extra_tensors.push_back(item.second);
+  dp.sync_start(model, extra_tensors, optimizer, state, options.resume);
+  const auto grad_sync = dp.gradient_sync(params);
+  if (root) {
+    auto config_record = fp;
+    config_record["world_size"] = dp.world_size();  // informative: not part of the fingerprint
+    core::write_file_atomic(options.out_dir / "train_config.json", config_record.dump(2) + "\n");
+  }
 
   const int64_t total_steps = steps_per_epoch * options.epochs;
   const auto warmup_steps =
@@ -136,9 +158,12 @@ TrainResult train_model(model::ViT& model, std::shared_ptr<const data::Dataset> 
                             steps_per_epoch, popts);
     core::Stopwatch clock;
     // Running sums for this epoch, restored on mid-epoch resume (zero at an epoch start).
-    double loss_sum = state.batch > 0 ? state.epoch_loss_sum : 0.0;
-    int64_t correct = state.batch > 0 ? state.epoch_correct : 0;
-    int64_t seen = state.batch > 0 ? state.epoch_seen : 0;
+    // The saved running sums are rank 0's own; with several ranks a resumed epoch's train_loss /
+    // train_top1 count only the batches after the resume (validation figures are unaffected).
+    const bool restore_sums = state.batch > 0 && dp.world_size() == 1;
+    double loss_sum = restore_sums ? state.epoch_loss_sum : 0.0;
+    int64_t correct = restore_sums ? state.epoch_correct : 0;
+    int64_t seen = restore_sums ? state.epoch_seen : 0;
     data::Batch batch;
     int64_t b = 0;
     for (; b < state.batch; ++b)  // mid-epoch resume: skip batches already trained on
@@ -166,6 +191,7 @@ TrainResult train_model(model::ViT& model, std::shared_ptr<const data::Dataset> 
             loss_value, epoch + 1, b + 1, lr, ckpt_path.string());
       optimizer.zero_grad();
       loss.backward();
+      if (grad_sync) grad_sync->finish();  // gradients averaged over the ranks
       if (options.grad_clip > 0) torch::nn::utils::clip_grad_norm_(params, options.grad_clip);
       optimizer.step();
       ++state.global_step;
@@ -175,9 +201,10 @@ TrainResult train_model(model::ViT& model, std::shared_ptr<const data::Dataset> 
       loss_sum += loss_value * static_cast<double>(batch.size);
       correct += logits.argmax(1).eq(y).sum().item<int64_t>();
       seen += batch.size;
-      progress.update(b, seen,
-                      fmt::format("loss {:.4f} acc {:.2f}% lr {:.2e}", loss_sum / static_cast<double>(seen),
-                                  100.0 * static_cast<double>(correct) / static_cast<double>(seen), lr));
+      progress.update(
+          b, seen * dp.world_size(),  // images the whole world trained on
+          fmt::format("loss {:.4f} acc {:.2f}% lr {:.2e}", loss_sum / static_cast<double>(seen),
+                      100.0 * static_cast<double>(correct) / static_cast<double>(seen), lr));
       const bool stop_now = options.stop_after_steps > 0 && steps_this_run >= options.stop_after_steps;
       if ((options.checkpoint_every_steps > 0 && b % options.checkpoint_every_steps == 0) || stop_now) {
         state.epoch = epoch;
@@ -185,9 +212,10 @@ TrainResult train_model(model::ViT& model, std::shared_ptr<const data::Dataset> 
         state.epoch_loss_sum = loss_sum;
         state.epoch_correct = correct;
         state.epoch_seen = seen;
-        save_checkpoint(ckpt_path, model, optimizer, state);
+        if (root) save_checkpoint(ckpt_path, model, optimizer, state);
       }
       if (stop_now) {
+        dp.barrier();  // the checkpoint exists before any rank reports the stop
         progress.finish("stopped early (checkpoint saved)");
         result.history = state.history;
         result.best_top1 = state.best_top1;
@@ -195,14 +223,22 @@ TrainResult train_model(model::ViT& model, std::shared_ptr<const data::Dataset> 
         return result;
       }
     }
+    // Whole-world figures for the record: sums over the ranks' shards.
+    std::vector<double> sums = {loss_sum, static_cast<double>(correct), static_cast<double>(seen)};
+    dp.sum(sums);
+    loss_sum = sums[0];
+    correct = static_cast<int64_t>(std::llround(sums[1]));
+    seen = static_cast<int64_t>(std::llround(sums[2]));
     const double train_seconds = clock.seconds();
-    nlohmann::json rec = {{"epoch", epoch + 1},
-                          {"train_loss", seen ? loss_sum / static_cast<double>(seen) : 0.0},
-                          {"train_top1", seen ? static_cast<double>(correct) / static_cast<double>(seen) : 0.0},
-                          {"lr", optimizer.options().lr},
-                          {"train_seconds", train_seconds},
-                          {"train_images_per_s", static_cast<double>(seen) / std::max(train_seconds, 1e-9)},
-                          {"step", state.global_step}};
+    nlohmann::json rec = {
+        {"epoch", epoch + 1},
+        {"train_loss", seen ? loss_sum / static_cast<double>(seen) : 0.0},
+        {"train_top1", seen ? static_cast<double>(correct) / static_cast<double>(seen) : 0.0},
+        {"lr", optimizer.options().lr},
+        {"train_seconds", train_seconds},
+        {"train_images_per_s", static_cast<double>(seen) / std::max(train_seconds, 1e-9)},
+        {"step", state.global_step},
+        {"world_size", dp.world_size()}};
     progress.finish(fmt::format("train loss {:.4f} acc {:.2f}% ({:.0f} img/s)",
                                 rec["train_loss"].get<double>(), 100 * rec["train_top1"].get<double>(),
                                 rec["train_images_per_s"].get<double>()));
@@ -212,7 +248,8 @@ TrainResult train_model(model::ViT& model, std::shared_ptr<const data::Dataset> 
       eopts.device = device;
       eopts.quiet = options.quiet;
       eopts.label = "  validate";
-      const auto ev = evaluate(model, *val_loader, eopts);
+      auto ev = evaluate(model, *val_loader, eopts);
+      dp.reduce_eval(ev);  // every rank gets the same figures, so they agree on the best epoch
       rec["val_top1"] = ev.top1;
       rec["val_top5"] = ev.top5;
       rec["val_loss"] = ev.loss;
@@ -224,19 +261,24 @@ TrainResult train_model(model::ViT& model, std::shared_ptr<const data::Dataset> 
       state.best_epoch = epoch + 1;
       auto meta = names_meta;
       meta["vitopt.train_epoch"] = std::to_string(epoch + 1);
-      exporter::save_model(model, best_path, meta);
+      if (root) exporter::save_model(model, best_path, meta);
     }
     state.epoch = epoch + 1;
     state.batch = 0;
     state.epoch_loss_sum = 0;
     state.epoch_correct = state.epoch_seen = 0;
-    // Log before checkpoint: a kill between the two reruns this epoch and rewrites the log.
-    write_metrics_log(metrics_path, state.history);
-    save_checkpoint(ckpt_path, model, optimizer, state);
+    if (root) {
+      // Log before checkpoint: a kill between the two reruns this epoch and rewrites the log.
+      write_metrics_log(metrics_path, state.history);
+      save_checkpoint(ckpt_path, model, optimizer, state);
+    }
     if (options.on_epoch) options.on_epoch(epoch, rec);
   }
-  write_metrics_log(metrics_path, state.history);  // complete even if the last run was killed
-  exporter::save_model(model, final_path, names_meta);
+  if (root) {
+    write_metrics_log(metrics_path, state.history);  // complete even if the last run was killed
+    exporter::save_model(model, final_path, names_meta);
+  }
+  dp.verify_same_weights(model, extra_tensors);  // also a barrier: rank 0's files exist now
   result.history = state.history;
   result.best_top1 = state.best_top1;
   result.best_epoch = state.best_epoch;

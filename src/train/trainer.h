@@ -14,6 +14,10 @@
 
 namespace vitopt::train {
 
+namespace dist {
+class Communicator;
+}
+
 struct TrainOptions {
   int epochs = 10;
   int64_t batch_size = 128;
@@ -53,6 +57,13 @@ struct TrainOptions {
   // Runs before `loss` with the batch about to be trained on, e.g. so a distillation loss can
   // look up cached teacher outputs by the batch's dataset indices.
   std::function<void(const data::Batch& batch)> on_batch;
+
+  // Data parallelism: the process group to train in; null: the process's own (dist::current(),
+  // set up by the command from torchrun's environment or --nproc-per-node), a world of one if
+  // none. With W ranks, `batch_size` is the GLOBAL batch: each rank trains on batch_size / W
+  // images of every step and the gradients are averaged, so lr, schedule, checkpoints and the
+  // result are those of one process training with batch_size (up to float summation order).
+  dist::Communicator* communicator = nullptr;
 };
 
 struct TrainResult {

@@ -107,6 +107,38 @@ TEST(DataLoader, IdenticalForAnyWorkerCount) {
   }
 }
 
+TEST(DataLoader, ShardsTogetherAreTheUnshardedBatches) {
+  // Data parallelism: shard r of global batch k is part r of what one loader yields as batch k,
+  // same samples and same augmentation, including a short last batch (95 = 9 x 10 + 5).
+  auto ds = synthetic(95);
+  DataLoader whole(ds, options(2, true));
+  std::vector<std::unique_ptr<DataLoader>> shards;
+  for (int s = 0; s < 2; ++s) {
+    auto o = options(s, true);  // worker counts differ too
+    o.shard = s;
+    o.shards = 2;
+    shards.push_back(std::make_unique<DataLoader>(ds, o));
+  }
+  for (int epoch : {0, 3}) {
+    const auto ref = run_epoch(whole, epoch);
+    const auto a = run_epoch(*shards[0], epoch), b = run_epoch(*shards[1], epoch);
+    ASSERT_EQ(a.size(), ref.size());
+    ASSERT_EQ(b.size(), ref.size());
+    for (size_t k = 0; k < ref.size(); ++k) {
+      Batch joined = a[k];
+      joined.size += b[k].size;
+      joined.indices.insert(joined.indices.end(), b[k].indices.begin(), b[k].indices.end());
+      joined.labels.insert(joined.labels.end(), b[k].labels.begin(), b[k].labels.end());
+      joined.images.insert(joined.images.end(), b[k].images.begin(), b[k].images.end());
+      expect_same({ref[k]}, {joined});
+    }
+    EXPECT_EQ(a.back().size, 2);  // the short batch of 5 splits 2 + 3
+  }
+  auto bad = options(0, false);
+  bad.shards = 3;  // 10 does not split into 3
+  EXPECT_THROW(DataLoader(ds, bad), vitopt::core::InputError);
+}
+
 TEST(DataLoader, OrderAndAugmentationDependOnEpochAndSeed) {
   auto ds = synthetic(60);
   DataLoader a(ds, options(2, true)), b(ds, options(2, true));

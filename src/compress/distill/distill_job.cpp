@@ -20,6 +20,7 @@
 #include "io/presets.h"
 #include "model/model_file.h"
 #include "train/data_bridge.h"
+#include "train/distributed/communicator.h"
 #include "train/evaluate.h"
 #include "train/torch_env.h"
 
@@ -98,6 +99,7 @@ json train_one(const DistillRequest& req, const std::string& mode_text,
   core::Stopwatch clock;
   const auto result = train::train_model(*student, train_set, val_set, topts);
   const double seconds = clock.seconds();
+  const bool root = train::dist::is_root();  // data-parallel: rank 0 measures and writes
   json rec = {{"name", run_folder_name(modes)},
               {"modes", modes_name(modes)},
               {"completed", result.completed},
@@ -128,7 +130,7 @@ json train_one(const DistillRequest& req, const std::string& mode_text,
                        {"cache_teacher", settings.cache_teacher},
                        {"layer_map", lm}};
   }
-  if (result.completed && val_set) {
+  if (result.completed && val_set && root) {
     const auto acc = measure_accuracy(*student, val_set, o, "  final eval");
     rec["top1"] = acc.top1;
     rec["top3"] = acc.top3;
@@ -142,7 +144,7 @@ json train_one(const DistillRequest& req, const std::string& mode_text,
       if (speed["verdict"] != "tie") rec["speedup_vs_teacher"] = speed["speedup"];
     }
   }
-  core::write_file_atomic(dir / "run.json", rec.dump(2) + "\n");
+  if (root) core::write_file_atomic(dir / "run.json", rec.dump(2) + "\n");
   return rec;
 }
 
@@ -259,7 +261,8 @@ json run_distill(const DistillRequest& req) {
   std::shared_ptr<data::Dataset> val_set;
   if (req.validate)
     val_set = train::open_dataset_for(req.data, base_cfg, data::Split::Test, req.val_limit, o.seed);
-  std::filesystem::create_directories(req.out_dir);
+  const bool root = train::dist::is_root();
+  if (root) std::filesystem::create_directories(req.out_dir);
 
   json summary = {{"teacher",
                    {{"file", req.teacher.string()},
@@ -273,19 +276,25 @@ json run_distill(const DistillRequest& req) {
   for (size_t i = 0; i < mode_sets.size(); ++i) {
     const auto dir = single ? req.out_dir : req.out_dir / run_folder_name(mode_sets[i]);
     const auto run_json = dir / "run.json";
-    if (req.skip_completed && std::filesystem::exists(run_json)) {
-      auto prev = core::json_parse(core::read_file_text(run_json), run_json.string());
-      if (prev.value("completed", false) && prev.contains("top1") &&
-          prev.value("epochs", 0) == o.epochs && prev.value("seed", uint64_t{0}) == o.seed) {
-        if (!o.quiet) fmt::print(stderr, "distill [{}]: done before, reusing {}\n",
-                                 modes_name(mode_sets[i]), run_json.string());
-        summary["runs"].push_back(prev);
-        continue;
-      }
+    json prev;
+    bool reuse = false;
+    if (root && req.skip_completed && std::filesystem::exists(run_json)) {
+      prev = core::json_parse(core::read_file_text(run_json), run_json.string());
+      reuse = prev.value("completed", false) && prev.contains("top1") &&
+              prev.value("epochs", 0) == o.epochs && prev.value("seed", uint64_t{0}) == o.seed;
+    }
+    // Rank 0's files decide for every rank (other machines have no copy of them).
+    if (train::dist::agree_with_root(reuse)) {
+      if (!o.quiet)
+        fmt::print(stderr, "distill [{}]: done before, reusing {}\n", modes_name(mode_sets[i]),
+                   run_json.string());
+      summary["runs"].push_back(root ? prev : json{{"name", run_folder_name(mode_sets[i])}});
+      continue;
     }
     summary["runs"].push_back(train_one(req, req.runs[i], dir, teacher, train_set, val_set));
   }
 
+  if (!root) return summary;  // every run is trained; rank 0 measures and writes
   if (req.report && val_set) {
     const auto acc = measure_accuracy(teacher, val_set, o, "  teacher eval");
     summary["teacher"]["top1"] = acc.top1;

@@ -27,6 +27,7 @@
 #include "model/edit/plan.h"
 #include "model/edit/slim.h"
 #include "model/model_file.h"
+#include "train/distributed/world.h"
 #include "train/torch_env.h"
 
 namespace vitopt::prune {
@@ -324,7 +325,18 @@ nlohmann::json run_prune(const PruneRequest& request) {
   PruneRequest r = request;
   if (r.report_dir.empty())
     r.report_dir = r.out.parent_path() / (r.out.stem().string() + "_prune");
-  std::filesystem::create_directories(r.report_dir);
+  // Data-parallel fine-tuning: every rank runs the same pruning and fine-tuning; rank 0 alone
+  // measures, writes, and runs the (non-training) comparisons.
+  const bool root = train::dist::is_root();
+  if (train::dist::process_world().distributed() && !r.sweep.empty() && r.finetune_epochs > 0)
+    core::throw_input(
+        "--sweep with --finetune-epochs: not supported in a data-parallel run (each "
+        "amount fine-tunes on its own); run the sweep in one process");
+  if (!root) {
+    r.measure = false;
+    r.sweep.clear();
+  }
+  if (root) std::filesystem::create_directories(r.report_dir);
   train::configure_threads(r.threads);
   torch::manual_seed(r.seed);
   core::Stopwatch clock;
@@ -364,6 +376,7 @@ nlohmann::json run_prune(const PruneRequest& request) {
   nlohmann::json log;
   auto pruned = prune_model(dense, r, r.amount, log);
   pruned->eval();
+  if (!root) return j;  // the training is over; rank 0 writes the results
   j["log"] = log;
   j["pruned"] = size_json(pruned);
   j["pruned"]["structure"] = edit::structure_json(pruned->config());

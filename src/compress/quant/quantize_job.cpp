@@ -10,7 +10,6 @@
 #include "compress/quant/qat.h"
 #include "compress/quant/sweep.h"
 #include "core/error.h"
-#include "model/model_file.h"
 #include "core/file_util.h"
 #include "core/progress.h"
 #include "eval/accuracy.h"
@@ -18,8 +17,10 @@
 #include "io/model_counts.h"
 #include "io/model_header.h"
 #include "model/edit/copy.h"
+#include "model/model_file.h"
 #include "train/calibration.h"
 #include "train/data_bridge.h"
+#include "train/distributed/world.h"
 
 namespace vitopt::quant {
 namespace {
@@ -105,7 +106,7 @@ nlohmann::json run_quantize(const QuantizeRequest& req) {
     }
     const auto table = layer_sensitivity(folded, calib, labels, req.mp_bits, opts, req.quiet);
     auto tmp = req.out;
-    tmp += ".sizeprobe.tmp";
+    tmp += fmt::format(".sizeprobe{}.tmp", train::dist::process_world().rank);  // one per rank
     const int64_t fixed = fixed_file_bytes(folded, opts, tmp);
     const auto budget = static_cast<int64_t>(*req.size_budget_mb * 1e6);
     const auto alloc = allocate_bits(table, budget - fixed, fixed);
@@ -145,6 +146,7 @@ nlohmann::json run_quantize(const QuantizeRequest& req) {
     q.work_dir += ".qat";
     nlohmann::json history;
     state = run_qat(state, q, &history);
+    if (!train::dist::is_root()) return j;    // data-parallel QAT is over; rank 0 writes the model
     std::filesystem::remove_all(q.work_dir);  // checkpoints of the fake-quant run: not needed
     j["qat"] = {
         {"epochs", req.qat_epochs}, {"lsq", req.lsq}, {"lr", req.qat_lr}, {"history", history}};
