@@ -222,6 +222,13 @@ ParseFailure describe_parse_error(const CLI::ParseError& e) {
     f.exit_code = e.get_exit_code();
     return f;
   }
+  // A command's own exit status (run_child, `vitopt launch` passing a worker's code on), already
+  // reported by the command: pass it through unchanged.
+  if (dynamic_cast<const CLI::RuntimeError*>(&e) != nullptr) {
+    f.exit_code = e.get_exit_code();
+    f.silent = true;
+    return f;
+  }
   std::string msg = e.what();
   // "--epochs: Value -1 not in range 0.000000 to 179769313486231570814527423731704356798070..."
   static const std::regex kRange(R"(Value (.*) not in range (\S+) to (\S+))");

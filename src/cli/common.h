@@ -77,6 +77,7 @@ CLI::Validator in_range(double lo, double hi);  // lo <= value <= hi
 // failed check) is a bad-input error, exit code 2, with CLI11's range messages made readable.
 struct ParseFailure {
   bool is_help = false;  // --help/--version: let CLI11 print it
+  bool silent = false;   // a command's own exit status (CLI::RuntimeError): already reported
   int exit_code = 2;
   std::string message;
 };

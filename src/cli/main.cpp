@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include <CLI/CLI.hpp>
+#include <string>
 
 #include "cli/commands.h"
 #include "cli/common.h"
@@ -29,12 +30,27 @@ int main(int argc, char** argv) {
   vitopt::cli::register_export(app);
   vitopt::cli::register_import(app);
   vitopt::cli::register_launch(app);
+  // CLI11 reports an unknown command only as "A subcommand is required": name it and the choices.
+  if (argc > 1 && argv[1][0] != '-') {
+    bool known = false;
+    std::string names;
+    for (const auto* sub : app.get_subcommands({})) {
+      known = known || sub->get_name() == argv[1];
+      names += (names.empty() ? "" : ", ") + sub->get_name();
+    }
+    if (!known) {
+      fmt::print(stderr, "vitopt: error: unknown command '{}' (expected one of: {})\n", argv[1],
+                 names);
+      return 2;
+    }
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     // Help and version exit as CLI11 prints them; every other flag error is bad input: exit 2.
     const auto failure = vitopt::cli::describe_parse_error(e);
     if (failure.is_help) return app.exit(e);
+    if (failure.silent) return failure.exit_code;
     fmt::print(stderr, "vitopt: error: {}\nRun with --help for the flags and their values.\n",
                failure.message);
     return failure.exit_code;

@@ -16,7 +16,7 @@ namespace vitopt::report {
 
 namespace {
 
-std::string q(const std::string& s) { return "'" + gnuplot_quote(s) + "'"; }
+std::string q(const std::string& s) { return fmt::format("'{}'", gnuplot_quote(s)); }
 
 // A JSON number as gnuplot data, '?' (missing) when absent.
 std::string num(const nlohmann::json& rec, const char* key, double scale = 1) {

@@ -41,7 +41,7 @@ std::string signed_fixed(double v, int digits) { return fmt::format("{:+.{}f}", 
 std::string round_list(const std::vector<double>& v) {
   std::vector<std::string> parts;
   for (double x : v) parts.push_back(fmt::format("{:.3f}", x));
-  return "[" + fmt::format("{}", fmt::join(parts, ", ")) + "]";
+  return fmt::format("[{}]", fmt::join(parts, ", "));
 }
 
 std::string energy_text(const Energy& e) {

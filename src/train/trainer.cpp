@@ -234,7 +234,10 @@ TrainResult train_model(model::ViT& model, std::shared_ptr<const data::Dataset> 
         {"epoch", epoch + 1},
         {"train_loss", seen ? loss_sum / static_cast<double>(seen) : 0.0},
         {"train_top1", seen ? static_cast<double>(correct) / static_cast<double>(seen) : 0.0},
-        {"lr", optimizer.options().lr},
+        // The schedule's rate at the epoch's last step (not optimizer state: a run resumed from
+        // a checkpoint taken after that step trains no batch of the epoch and never sets it).
+        {"lr", warmup_cosine_lr(std::max<int64_t>(state.global_step - 1, 0), warmup_steps,
+                                total_steps, options.lr, options.min_lr)},
         {"train_seconds", train_seconds},
         {"train_images_per_s", static_cast<double>(seen) / std::max(train_seconds, 1e-9)},
         {"step", state.global_step},

@@ -59,7 +59,7 @@ TEST_F(AdvertisedPaths, InferPredictsKnownImages) {
   for (size_t i = 0; i < 30; ++i) {
     const auto png = dir() / fmt::format("test{:02}.png", i);
     data::write_png(png, test->image(i));
-    files += " " + png.string();
+    files += fmt::format(" {}", png.string());
     labels.push_back(test->label(i));
   }
   const auto names = test->class_names();
@@ -86,9 +86,9 @@ TEST_F(AdvertisedPaths, QatWithSteAndLsqFineTunes) {
                               " --data fashion-mnist --wbits 4 --abits 8 --calib-images 128 "
                               "--no-eval --threads 2 --json --out " + (dir() / "ptq.safetensors").string());
   ASSERT_EQ(ptq.code, 0) << ptq.out;
-  const auto ste = vitopt_cli(base + "--qat-epochs 1 " + (dir() / "ste.safetensors").string());
+  const auto ste = vitopt_cli(base + (dir() / "ste.safetensors").string() + " --qat-epochs 1");
   ASSERT_EQ(ste.code, 0) << ste.out;
-  const auto lsq = vitopt_cli(base + "--qat-epochs 1 --lsq " + (dir() / "lsq.safetensors").string());
+  const auto lsq = vitopt_cli(base + (dir() / "lsq.safetensors").string() + " --qat-epochs 1 --lsq");
   ASSERT_EQ(lsq.code, 0) << lsq.out;
   const auto js = json_of(ste), jl = json_of(lsq);
   EXPECT_FALSE(js["qat"]["lsq"].get<bool>());

@@ -97,7 +97,9 @@ TEST(CrashResume, KilledTrainingResumesToBitIdenticalWeights) {
                               kill_in_write, kill_after_ms);
     ++runs;
     kills += o.killed;
-    if (!o.killed) EXPECT_EQ(o.code, 0) << "run " << runs << ":\n" << vitopt::core::read_file_text(log);
+    if (!o.killed) {
+      EXPECT_EQ(o.code, 0) << "run " << runs << ":\n" << vitopt::core::read_file_text(log);
+    }
     return o;
   };
   for (int n = 2; n <= 7; ++n) attempt(n, 0);

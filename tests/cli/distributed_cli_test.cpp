@@ -22,6 +22,10 @@
 
 namespace {
 
+// Float summation order alone (1 vs 2 GEMM threads) moves these short AdamW runs ~3e-4 relative
+// (tests/train/distributed_test.cpp measures it); a data-parallel fault moves them by O(1).
+constexpr double kSameTraining = 3e-3;
+
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
@@ -186,7 +190,7 @@ TEST(DistributedCli, KilledWorkerStopsTheOtherAndOneProcessResumes) {
       << read_text(tmp / "resume.log");
   EXPECT_LE(max_relative_diff(fs::path(out) / "model.safetensors",
                               tmp / "straight" / "model.safetensors"),
-            1e-5);
+            kSameTraining);
 }
 
 TEST(DistributedCli, PruneFineTuningInTwoProcessesMatchesOne) {
@@ -221,7 +225,7 @@ TEST(DistributedCli, PruneFineTuningInTwoProcessesMatchesOne) {
   const auto two = prune((tmp / "two.safetensors").string());
   launched.insert(launched.end(), two.begin(), two.end());
   ASSERT_EQ(run(launched, tmp / "two.log"), 0) << read_text(tmp / "two.log");
-  EXPECT_LE(max_relative_diff(tmp / "two.safetensors", tmp / "one.safetensors"), 1e-5);
+  EXPECT_LE(max_relative_diff(tmp / "two.safetensors", tmp / "one.safetensors"), kSameTraining);
   EXPECT_LT(fs::file_size(tmp / "two.safetensors"), fs::file_size(model))
       << "half the heads must be gone";
 }
