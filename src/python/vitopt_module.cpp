@@ -20,6 +20,7 @@
 #include "data/eval_transform.h"
 #include "data/image_decode.h"
 #include "data/transforms.h"
+#include "infer/latency.h"
 #include "io/metadata_keys.h"
 #include "io/safetensors.h"
 #include "vitopt/runtime.h"
@@ -117,22 +118,17 @@ class Model {
                 .count());
       }
     }
-    std::sort(ms.begin(), ms.end());
-    auto pct = [&](double p) {
-      const double pos = p * static_cast<double>(ms.size() - 1);
-      const auto lo = static_cast<size_t>(pos);
-      const size_t hi = std::min(lo + 1, ms.size() - 1);
-      return ms[lo] + (ms[hi] - ms[lo]) * (pos - static_cast<double>(lo));
-    };
+    const double min_ms = *std::min_element(ms.begin(), ms.end());
+    const infer::Timing t = infer::summarize(std::move(ms));
     py::dict out;
     out["batch"] = batch;
     out["runs"] = runs;
     out["threads"] = i.threads;
     out["isa"] = i.isa;
-    out["p50_ms"] = pct(0.5);
-    out["p90_ms"] = pct(0.9);
-    out["min_ms"] = ms.front();
-    out["images_per_s"] = 1000.0 * batch / pct(0.5);
+    out["p50_ms"] = t.p50;
+    out["p90_ms"] = t.p90;
+    out["min_ms"] = min_ms;
+    out["images_per_s"] = 1000.0 * batch / t.p50;
     return out;
   }
 

@@ -88,7 +88,8 @@ TEST_F(AdvertisedPaths, QatWithSteAndLsqFineTunes) {
   ASSERT_EQ(ptq.code, 0) << ptq.out;
   const auto ste = vitopt_cli(base + (dir() / "ste.safetensors").string() + " --qat-epochs 1");
   ASSERT_EQ(ste.code, 0) << ste.out;
-  const auto lsq = vitopt_cli(base + (dir() / "lsq.safetensors").string() + " --qat-epochs 1 --lsq");
+  const auto lsq =
+      vitopt_cli(base + (dir() / "lsq.safetensors").string() + " --qat-epochs 1 --lsq");
   ASSERT_EQ(lsq.code, 0) << lsq.out;
   const auto js = json_of(ste), jl = json_of(lsq);
   EXPECT_FALSE(js["qat"]["lsq"].get<bool>());

@@ -1,9 +1,10 @@
 // Data parallelism inside one test process: two ranks on two threads, each with its own Gloo
 // process group over loopback, train the tiny model and must end bit-identical to each other and
-// equal (kSameTraining relative, see below) to one rank training with the same global batch and seed; the same with a
-// fine-tuning stage's hooks (custom loss, extra parameters, after_step); and a checkpoint of a
-// two-rank run resumes in one rank. Plus the world resolution from flags/environment. A build
-// without c10d/Gloo skips the data-parallel runs and checks that a larger world is refused.
+// equal (kSameTraining relative, see below) to one rank training with the same global batch and
+// seed; the same with a fine-tuning stage's hooks (custom loss, extra parameters, after_step); and
+// a checkpoint of a two-rank run resumes in one rank. Plus the world resolution from
+// flags/environment. A build without c10d/Gloo skips the data-parallel runs and checks that a
+// larger world is refused.
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
