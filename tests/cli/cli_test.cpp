@@ -1,12 +1,13 @@
 // The `vitopt` binary as a user runs it: init -> info -> eval -> infer on toy models, exit codes,
 // and clear one-line errors for unknown flags, bad values and corrupt files.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 #include <sys/wait.h>
 
 #include <array>
 #include <cstdio>
 #include <fstream>
+#include <nlohmann/json.hpp>
 
 #include "core/file_util.h"
 #include "data/image_decode.h"
@@ -85,9 +86,9 @@ TEST(Cli, RuntimeInferEqualsVitoptRt) {
     img.channels = 1;
     for (int p = 0; p < 28 * 28; ++p)
       img.pixels.push_back(static_cast<uint8_t>((p * 7 + i * 50) % 256));
-    const auto file = tmp / ("i" + std::to_string(i) + ".png");
+    const auto file = tmp / fmt::format("i{}.png", i);
     vitopt::data::write_png(file, img);
-    images += " " + file.string();
+    images += fmt::format(" {}", file.string());
   }
   const auto rt = (vitopt::testing::build_dir() / "bin" / "vitopt-rt").string();
   for (const std::string flags : {"", " --json"}) {
