@@ -50,6 +50,8 @@ Image decode_image(const std::vector<uint8_t>& bytes, int channels, const std::s
     const char* reason = stbi_failure_reason();
     core::throw_input("{}: cannot decode image ({})", name, reason ? reason : "unknown error");
   }
+  // stb accepts some headers that promise no pixels (a PNM with width 0, found by fuzzing).
+  if (w <= 0 || h <= 0) core::throw_input("{}: image has no pixels ({}x{})", name, w, h);
   Image out;
   out.height = h;
   out.width = w;

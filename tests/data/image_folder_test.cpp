@@ -26,6 +26,16 @@ void write_text(const std::filesystem::path& p, const std::string& text) {
   write_bytes(p, std::vector<uint8_t>(text.begin(), text.end()));
 }
 
+// A PGM header with width 0 decodes in stb to an empty image; found by fuzz_image_decode (its
+// corpus keeps the file as pnm_zero_width).
+TEST(ImageDecode, HeaderWithoutPixelsIsBadInput) {
+  const std::vector<uint8_t> bytes = {
+      0x50, 0x35, 0x0a, 0x00, 0x28, 0x50, 0x78, 0xa0, 0xc8, 0x96, 0xbe, 0xe6, 0x28,
+      0x50, 0x78, 0xa0, 0xc8, 0xf0, 0xbe, 0xe6, 0x28, 0x50, 0x78, 0xa0, 0xc8, 0xf0,
+  };
+  expect_input_error([&] { decode_image(bytes, 1, "zero.pgm"); }, {"zero.pgm", "no pixels"});
+}
+
 TEST(ImageFolder, TrainValSplitsWithSortedClasses) {
   TempDir dir;
   // Written out of order: labels must follow sorted folder names (cat = 0, dog = 1).
