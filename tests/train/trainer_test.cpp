@@ -13,26 +13,13 @@
 #include "model/model_file.h"
 #include "test_util.h"
 #include "train/torch_env.h"
+#include "train/train_fixtures.h"
 
 namespace vitopt::train {
 namespace {
 
-std::shared_ptr<data::Dataset> synthetic(size_t count, uint64_t seed) {
-  data::DatasetSpec spec;
-  spec.kind = "synthetic";
-  spec.synthetic_size = 28;
-  spec.synthetic_channels = 1;
-  spec.synthetic_classes = 10;
-  spec.synthetic_count = count;
-  spec.seed = seed;
-  return data::open_dataset(spec, data::Split::Train);
-}
-
-model::ViT tiny_model(uint64_t seed) {
-  model::ViT vit(io::preset("vit-tiny-test"));
-  vit->init_weights(seed);
-  return vit;
-}
+using testing::synthetic;
+using testing::tiny_model;
 
 TrainOptions tiny_options(const std::filesystem::path& out) {
   TrainOptions o;
