@@ -68,9 +68,17 @@ void register_info(CLI::App& app) {
     nlohmann::json blocks = nlohmann::json::array();
     for (int b = 0; b < config.depth; ++b) {
       const auto& bc = config.blocks[static_cast<size_t>(b)];
-      blocks.push_back({{"index", b}, {"heads", config.block_heads(b)},
-                        {"mlp_dim", config.block_mlp(b)}, {"skip_attn", bc.skip_attn},
-                        {"skip_mlp", bc.skip_mlp}});
+      blocks.push_back({{"index", b},
+                        {"heads", config.block_heads(b)},
+                        {"mlp_dim", config.block_mlp(b)},
+                        {"skip_attn", bc.skip_attn},
+                        {"skip_mlp", bc.skip_mlp},
+                        {"shared_with", bc.shared_with},
+                        {"ranks",
+                         {{"qkv", bc.qkv_rank},
+                          {"proj", bc.proj_rank},
+                          {"fc1", bc.fc1_rank},
+                          {"fc2", bc.fc2_rank}}}});
     }
     nlohmann::json tensors = nlohmann::json::array();
     for (const auto& name : file.names()) {
@@ -101,9 +109,16 @@ void register_info(CLI::App& app) {
     fmt::print("file       {} bytes ({:.2f} MB), {} tensors\n", file.file_size(),
                static_cast<double>(file.file_size()) / 1e6, file.names().size());
     for (const auto& b : blocks) {
-      fmt::print("  block {:2}: heads {} mlp {}{}{}\n", b["index"].get<int>(), b["heads"].get<int>(),
-                 b["mlp_dim"].get<int>(), b["skip_attn"].get<bool>() ? " skip-attn" : "",
-                 b["skip_mlp"].get<bool>() ? " skip-mlp" : "");
+      std::string extra;
+      for (const char* l : {"qkv", "proj", "fc1", "fc2"})
+        if (const int r = b["ranks"][l].get<int>(); r > 0)
+          extra += fmt::format(" {}-rank {}", l, r);
+      if (const int o = b["shared_with"].get<int>(); o >= 0)
+        extra += fmt::format(" shares block {}", o);
+      fmt::print("  block {:2}: heads {} mlp {}{}{}{}\n", b["index"].get<int>(),
+                 b["heads"].get<int>(), b["mlp_dim"].get<int>(),
+                 b["skip_attn"].get<bool>() ? " skip-attn" : "",
+                 b["skip_mlp"].get<bool>() ? " skip-mlp" : "", extra);
     }
     print_kernels(kernels);
     if (f->tensors)

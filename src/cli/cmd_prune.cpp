@@ -12,17 +12,6 @@
 namespace vitopt::cli {
 namespace {
 
-std::vector<std::string> split_list(const std::string& s) {
-  std::vector<std::string> out;
-  size_t start = 0;
-  while (start <= s.size()) {
-    const size_t end = std::min(s.find(',', start), s.size());
-    if (end > start) out.push_back(s.substr(start, end - start));
-    start = end + 1;
-  }
-  return out;
-}
-
 std::vector<double> parse_amounts(const std::string& s) {
   std::vector<double> out;
   for (const auto& item : split_list(s)) {

@@ -160,6 +160,17 @@ io::ImportHints import_hints(const ImportFlags& f) {
   return h;
 }
 
+std::vector<std::string> split_list(const std::string& s) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start <= s.size()) {
+    const size_t end = std::min(s.find(',', start), s.size());
+    if (end > start) out.push_back(s.substr(start, end - start));
+    start = end + 1;
+  }
+  return out;
+}
+
 void print_json(const nlohmann::json& j) { std::cout << j.dump(2) << std::endl; }
 
 namespace {

@@ -66,6 +66,9 @@ io::ImportHints import_hints(const ImportFlags& f);
 
 void print_json(const nlohmann::json& j);
 
+// "a,b,,c" -> {"a", "b", "c"} (empty items dropped), for comma-list flags.
+std::vector<std::string> split_list(const std::string& text);
+
 // Readable range checks for numeric flags ("expected a number >= 0, got -1"), instead of CLI11's
 // Range whose message prints std::numeric_limits<double>::max() as a 300-digit number.
 CLI::Validator at_least(double lo);             // value >= lo

@@ -27,6 +27,8 @@ int main(int argc, char** argv) {
   vitopt::cli::register_quantize(app);
   vitopt::cli::register_prune(app);
   vitopt::cli::register_distill(app);
+  vitopt::cli::register_factorize(app);
+  vitopt::cli::register_share(app);
   vitopt::cli::register_export(app);
   vitopt::cli::register_import(app);
   vitopt::cli::register_launch(app);

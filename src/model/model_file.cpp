@@ -10,6 +10,7 @@
 #include <set>
 
 #include "core/error.h"
+#include "io/metadata_keys.h"
 #include "model/quantized_model.h"
 
 namespace vitopt::model {
@@ -20,6 +21,16 @@ std::string shape_str(const std::vector<int64_t>& s) {
 }
 
 }  // namespace
+
+void refuse_quantized_input(const std::filesystem::path& path, const std::string& verb,
+                            const std::string& command) {
+  if (io::SafeTensorsFile::load(path).metadata_value(io::kQuantKey) != nullptr)
+    core::throw_input(
+        "--model {}: a quantized model cannot be {} (its integer weights would "
+        "silently become fp32). Run {} on the fp32 model, then quantize the result: "
+        "vitopt {} --model FP32 --out M && vitopt quantize --model M",
+        path.string(), verb, command, command);
+}
 
 ViT load_model(const std::filesystem::path& path, const io::ImportHints& hints) {
   return load_model(io::SafeTensorsFile::load(path), hints);

@@ -19,6 +19,12 @@ namespace vitopt::model {
 ViT load_model(const std::filesystem::path& path, const io::ImportHints& hints = {});
 ViT load_model(const io::SafeTensorsFile& file, const io::ImportHints& hints = {});
 
+// Throws InputError when `path` is a quantized model file: methods that edit fp32 weights
+// (`verb` e.g. "pruned", "factorized") would silently turn its integer weights into fp32. The
+// message gives the order that works (`command` first, then quantize).
+void refuse_quantized_input(const std::filesystem::path& path, const std::string& verb,
+                            const std::string& command);
+
 // Copies tensors named <prefix><timm name> from the file into the model (shapes checked).
 void load_model_tensors(ViT& model, const io::SafeTensorsFile& file, const std::string& prefix = "");
 // One parameter from the file tensor `name` (float dtype, the parameter's shape; `model_name`

@@ -28,6 +28,9 @@ std::vector<StageNode> compress_stage_nodes(const Recipe& r) {
   for (const auto& e : r.quantize) nodes.push_back({"quantize/" + e.name, "quantize", e.from, "", {}});
   for (const auto& e : r.prune) nodes.push_back({"prune/" + e.name, "prune", e.from, "", {}});
   for (const auto& e : r.distill) nodes.push_back({"distill/" + e.name, "distill", e.from, "", {}});
+  for (const auto& e : r.factorize)
+    nodes.push_back({"factorize/" + e.name, "factorize", e.from, "", {}});
+  for (const auto& e : r.share) nodes.push_back({"share/" + e.name, "share", e.from, "", {}});
   return nodes;
 }
 
@@ -37,6 +40,8 @@ const StageEntry& find_stage(const Recipe& r, const std::string& id) {
   if (kind == "quantize") e = find_in(r.quantize, name);
   if (kind == "prune") e = find_in(r.prune, name);
   if (kind == "distill") e = find_in(r.distill, name);
+  if (kind == "factorize") e = find_in(r.factorize, name);
+  if (kind == "share") e = find_in(r.share, name);
   if (e == nullptr) core::throw_internal("stage '{}' is not in the recipe", id);
   return *e;
 }
@@ -80,6 +85,36 @@ nlohmann::json run_compress_stage(const Recipe& r, const std::string& id,
     req.measure = false;  // the run's report evaluates every model the same way
     std::filesystem::create_directories(req.report_dir);
     return prune::run_prune(req);
+  }
+  if (kind == "factorize") {
+    auto req = find_in(r.factorize, name)->request;
+    req.model = input;
+    req.out = out;
+    req.report_dir = r.out / "factorize" / name;
+    req.data = r.train.data;
+    req.seed = r.seed;
+    req.threads = r.threads;
+    req.device = r.device;
+    req.quiet = quiet;
+    req.eval_limit = r.eval_limit;
+    req.finetune.workers = r.train.options.workers;
+    req.measure = false;  // the run's report evaluates every model the same way
+    return lowrank::run_factorize(req);
+  }
+  if (kind == "share") {
+    auto req = find_in(r.share, name)->request;
+    req.model = input;
+    req.out = out;
+    req.report_dir = r.out / "share" / name;
+    req.data = r.train.data;
+    req.seed = r.seed;
+    req.threads = r.threads;
+    req.device = r.device;
+    req.quiet = quiet;
+    req.eval_limit = r.eval_limit;
+    req.finetune.workers = r.train.options.workers;
+    req.measure = false;
+    return lowrank::run_share(req);
   }
   auto req = find_in(r.distill, name)->request;
   req.teacher = input;

@@ -290,6 +290,40 @@ void parse_distill(Section& s, DistillStage& e) {
   s.get("val_limit", r.val_limit);
 }
 
+void parse_factorize(Section& s, FactorizeStage& e) {
+  auto& r = e.request;
+  std::optional<double> energy, rank_ratio;
+  s.get("energy", energy);
+  s.get("rank_ratio", rank_ratio);
+  r.energy = energy;
+  r.rank_ratio = rank_ratio;
+  s.get("param_budget", r.param_budget);
+  s.get_list("layers", r.layers);
+  s.get("method", r.method);
+  s.get("require_speedup", r.require_speedup);
+  s.get("finetune_epochs", r.finetune_epochs);
+  s.get("finetune_limit", r.finetune.limit);
+  s.get("finetune_lr", r.finetune.lr);
+  s.get("distill", r.distill);
+  s.get("calib_images", r.calib_images);
+}
+
+void parse_share(Section& s, ShareStage& e) {
+  auto& r = e.request;
+  s.get("groups", r.groups);
+  s.get("num_groups", r.num_groups);
+  s.get("init", r.init);
+  s.get_list("what", r.what);
+  s.get("delta_rank", r.delta_rank);
+  s.get("finetune_epochs", r.finetune_epochs);
+  s.get("finetune_limit", r.finetune.limit);
+  s.get("finetune_lr", r.finetune.lr);
+  std::vector<std::string> modes;
+  s.get_list("distill_modes", modes);
+  if (!modes.empty()) r.distill_modes = fmt::format("{}", fmt::join(modes, ","));
+  s.get("calib_images", r.calib_images);
+}
+
 }  // namespace
 
 Recipe parse_recipe(const std::string& yaml_text, const std::string& source,
@@ -334,6 +368,9 @@ Recipe parse_recipe(const std::string& yaml_text, const std::string& source,
   r.quantize = parse_stage_list<QuantizeStage>(s.child("quantize"), "quantize", origin, parse_quantize);
   r.prune = parse_stage_list<PruneStage>(s.child("prune"), "prune", origin, parse_prune);
   r.distill = parse_stage_list<DistillStage>(s.child("distill"), "distill", origin, parse_distill);
+  r.factorize =
+      parse_stage_list<FactorizeStage>(s.child("factorize"), "factorize", origin, parse_factorize);
+  r.share = parse_stage_list<ShareStage>(s.child("share"), "share", origin, parse_share);
   s.reject_unknown();
   const YAML::Node& croot = root;  // const: reading absent keys must not add them
   r.context_canonical = fmt::format("data={} seed={} device={}", canonical(croot["data"]),

@@ -8,11 +8,12 @@
 #include <string>
 #include <vector>
 
-#include "pipeline/overrides.h"
-
 #include "compress/distill/distill_job.h"
+#include "compress/lowrank/factorize_job.h"
+#include "compress/lowrank/share_job.h"
 #include "compress/prune/prune_job.h"
 #include "compress/quant/quantize_job.h"
+#include "pipeline/overrides.h"
 #include "train/train_job.h"
 
 namespace vitopt::pipeline {
@@ -38,6 +39,12 @@ struct PruneStage : StageEntry {
 struct DistillStage : StageEntry {
   distill::DistillRequest request;
 };
+struct FactorizeStage : StageEntry {
+  lowrank::FactorizeRequest request;
+};
+struct ShareStage : StageEntry {
+  lowrank::ShareRequest request;
+};
 
 struct Recipe {
   std::string name = "default";
@@ -58,6 +65,8 @@ struct Recipe {
   std::vector<QuantizeStage> quantize;
   std::vector<PruneStage> prune;
   std::vector<DistillStage> distill;
+  std::vector<FactorizeStage> factorize;
+  std::vector<ShareStage> share;
   std::optional<double> latency_budget_ms, size_budget_mb;  // for the report's recommendation
   // Canonical text (sorted keys, after --set) of what each non-compression stage depends on, for
   // the fingerprints that decide what a resumed run must redo.

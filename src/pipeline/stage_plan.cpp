@@ -116,7 +116,8 @@ std::set<std::string> select_stages(const std::vector<StageNode>& plan, Mode mod
       core::throw_input("--only {}: no such stage (stages: {}; a kind such as prune selects all "
                         "of its stages)", want, ids_of(plan));
     const bool ambiguous_name = hits.size() > 1 && want.find('/') == std::string::npos &&
-                                want != "quantize" && want != "prune" && want != "distill";
+                                want != "quantize" && want != "prune" && want != "distill" &&
+                                want != "factorize" && want != "share";
     if (ambiguous_name)
       core::throw_input("--only {}: more than one stage has this name ({}): write kind/name",
                         want, fmt::join(hits, ", "));

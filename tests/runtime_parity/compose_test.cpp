@@ -1,11 +1,14 @@
 // Compression steps compose: prune (structured) -> W8A8, factorize -> W8A8 (factors quantized per
-// channel, both factors' inputs quantized), distill a student -> prune -> W8A8. Each result loads
+// channel, both factors' inputs quantized), the factorize and share jobs -> W8A8, distill a
+// student -> prune -> W8A8. Each result loads
 // in LibTorch and in the runtime, every Linear factor of it qualifies for the runtime's integer
 // kernels (int weights and int input, <= 8 bits), and the runtime's logits match LibTorch's exact
 // simulation. Pruning a quantized file is refused with a message naming the order that works.
 #include <gtest/gtest.h>
 
 #include "compress/distill/distill_job.h"
+#include "compress/lowrank/factorize_job.h"
+#include "compress/lowrank/share_job.h"
 #include "compress/prune/prune_job.h"
 #include "compress/quant/quantize_job.h"
 #include "core/error.h"
@@ -180,6 +183,64 @@ TEST(Compose, DistilledStudentThenPrunedThenW8A8) {
   EXPECT_LT(io::count_params(model::load_model(q)->config()),
             io::count_params(model::load_model(student)->config()));
   expect_all_integer(q);
+  expect_runtime_matches(q);
+}
+
+TEST(Compose, FactorizeJobThenW8A8MatchesOnTheRuntime) {
+  testing::TempDir dir;
+  auto m = random_model(small_config(), 4);
+  exporter::save_model(m, dir / "fp32.safetensors");
+  lowrank::FactorizeRequest r;
+  r.model = dir / "fp32.safetensors";
+  r.out = dir / "factorized.safetensors";
+  r.report_dir = dir.path();
+  r.rank_ratio = 0.5;  // rank 16 of 32: saves weights in qkv, fc1, fc2 (not in the square proj)
+  r.method = "activation-aware";
+  r.require_speedup = false;
+  r.data = "synthetic";
+  r.calib_images = 32;
+  r.measure = false;
+  r.quiet = true;
+  lowrank::run_factorize(r);
+  const auto fc = model::load_model(r.out)->config();
+  EXPECT_EQ(fc.blocks[0].qkv_rank, 16);
+  EXPECT_EQ(fc.blocks[0].proj_rank, 0);
+  expect_runtime_matches(r.out);
+  const auto q = w8a8_file(r.out, dir / "factorized_w8a8.safetensors");
+  expect_all_integer(q);
+  expect_runtime_matches(q);
+  // Structured pruning refuses low-rank layers with a message saying why.
+  try {
+    prune_file(r.out, dir / "pruned.safetensors");
+    ADD_FAILURE() << "pruning a factorized file was accepted";
+  } catch (const core::InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("low-rank"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Compose, ShareJobThenW8A8MatchesOnTheRuntime) {
+  testing::TempDir dir;
+  auto c = testing::tiny_config(4, 4);
+  auto m = random_model(c, 5);
+  exporter::save_model(m, dir / "fp32.safetensors");
+  lowrank::ShareRequest r;
+  r.model = dir / "fp32.safetensors";
+  r.out = dir / "shared.safetensors";
+  r.report_dir = dir.path();
+  r.groups = "auto";
+  r.num_groups = 2;
+  r.data = "synthetic";
+  r.calib_images = 32;
+  r.measure = false;
+  r.quiet = true;
+  lowrank::run_share(r);
+  const auto sc = model::load_model(r.out)->config();
+  int sharing = 0;
+  for (const auto& b : sc.blocks) sharing += b.shared_with >= 0;
+  EXPECT_EQ(sharing, 2);  // 4 blocks in 2 groups
+  EXPECT_LT(std::filesystem::file_size(r.out), std::filesystem::file_size(r.model));
+  expect_runtime_matches(r.out);
+  const auto q = w8a8_file(r.out, dir / "shared_w8a8.safetensors");
   expect_runtime_matches(q);
 }
 

@@ -86,6 +86,7 @@ nlohmann::json finetune(model::ViT& model, const FinetuneOptions& o, double epoc
   t.device = o.device;
   t.out_dir = o.work_dir / fmt::format("finetune-{}", round);
   t.after_step = std::move(after_step);
+  if (o.configure) o.configure(t);
   const auto r = train::train_model(model, ds, nullptr, t);
   model->eval();
   return r.history;

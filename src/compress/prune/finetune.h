@@ -10,6 +10,10 @@
 
 #include "model/vit.h"
 
+namespace vitopt::train {
+struct TrainOptions;
+}
+
 namespace vitopt::prune {
 
 struct FinetuneOptions {
@@ -26,6 +30,9 @@ struct FinetuneOptions {
   std::string device = "cpu";
   bool quiet = false;
   std::filesystem::path work_dir;  // train_model's checkpoint/model files go here
+  // Adjusts the training options just before the run, e.g. installs a distillation loss
+  // (distill::Distiller::install); whatever it captures must outlive the finetune() call.
+  std::function<void(train::TrainOptions&)> configure;
 };
 
 // Optimizer steps a run of `epochs` (may be fractional) takes, as finetune() will run it.

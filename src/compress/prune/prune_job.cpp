@@ -253,15 +253,6 @@ model::ViT prune_structured(model::ViT& dense, const PruneRequest& r, const Meth
   return model;
 }
 
-// Pruning edits fp32 weights: a quantized file would come out as fp32 and lose its integers.
-void refuse_quantized(const std::filesystem::path& path) {
-  if (io::SafeTensorsFile::load(path).metadata_value(io::kQuantKey) != nullptr)
-    core::throw_input("--model {}: a quantized model cannot be pruned (its integer weights would "
-                      "silently become fp32). Prune the fp32 model, then quantize the pruned "
-                      "one: vitopt prune --model FP32 --out P && vitopt quantize --model P",
-                      path.string());
-}
-
 // A speed claim only from an interleaved measurement (rounds, tie rule) on the engine that runs
 // the file in deployment, the runtime. Unstructured sparsity is stored as dense weights with
 // zeros, so every engine does the same dense work: no claim is measured or printed for it.
@@ -340,7 +331,7 @@ nlohmann::json run_prune(const PruneRequest& request) {
   train::configure_threads(r.threads);
   torch::manual_seed(r.seed);
   core::Stopwatch clock;
-  refuse_quantized(r.model);
+  model::refuse_quantized_input(r.model, "pruned", "prune");
   auto dense = model::load_model(r.model);
   dense->eval();
   const auto class_names = io::read_model_header(r.model).class_names;
