@@ -6,6 +6,7 @@
 
 #include "cli/commands.h"
 #include "cli/common.h"
+#include "cli/finetune_flags.h"
 #include "compress/lowrank/factorize_job.h"
 
 namespace vitopt::cli {
@@ -92,16 +93,14 @@ void register_factorize(CLI::App& app) {
       ->check(greater_than(0));
   cmd->add_option("--eval-limit", r.eval_limit, "Evaluate on the first N test images (0: all)");
   cmd->add_flag("!--no-measure", r.measure, "Skip accuracy and speed measurements");
-  cmd->add_option("--lr", r.finetune.lr, "Fine-tuning peak learning rate")->check(greater_than(0));
-  cmd->add_option("--batch-size,-b", r.finetune.batch_size, "Fine-tuning batch size")
-      ->check(greater_than(0));
-  cmd->add_option("--limit", r.finetune.limit, "Fine-tune on the first N training images");
-  cmd->add_option("--workers", r.finetune.workers, "Data loader threads")->check(in_range(1, 64));
+  add_finetune_flags(cmd, r.finetune);
   add_seed_flag(cmd, f->common);
   add_threads_flag(cmd, f->common);
   add_device_flag(cmd, f->common);
   add_output_flags(cmd, f->common);
+  add_dist_flags(cmd, f->common);
   cmd->callback([f] {
+    if (!start_distributed(f->common)) return;  // this process launched the workers
     auto& req = f->req;
     req.layers = split_list(f->layers);
     req.energy = f->energy;

@@ -6,6 +6,7 @@
 
 #include "cli/commands.h"
 #include "cli/common.h"
+#include "cli/finetune_flags.h"
 #include "compress/prune/prune_job.h"
 #include "core/error.h"
 
@@ -93,11 +94,7 @@ void register_prune(CLI::App& app) {
       ->check(greater_than(0));
   cmd->add_option("--eval-limit", r.eval_limit, "Evaluate on the first N test images (0: all)");
   cmd->add_flag("!--no-measure", r.measure, "Skip accuracy and speed measurements");
-  cmd->add_option("--lr", r.finetune.lr, "Fine-tuning peak learning rate")->check(greater_than(0));
-  cmd->add_option("--batch-size,-b", r.finetune.batch_size, "Fine-tuning batch size")
-      ->check(greater_than(0));
-  cmd->add_option("--limit", r.finetune.limit, "Fine-tune on the first N training images");
-  cmd->add_option("--workers", r.finetune.workers, "Data loader threads")->check(CLI::Range(1, 64));
+  add_finetune_flags(cmd, r.finetune);
   cmd->add_option("--speed-batch", r.speed_batch, "Batch for the dense-vs-pruned timing")
       ->check(greater_than(0));
   add_seed_flag(cmd, f->common);

@@ -1,6 +1,7 @@
 // The model-file writers (see model_writer.h).
 #include "export/model_writer.h"
 
+#include <nlohmann/json.hpp>
 #include <set>
 
 #include "core/error.h"
@@ -43,6 +44,14 @@ void add_model_tensors(model::ViT& model, io::SafeTensorsWriter& writer, const s
     writer.add_f32(prefix + item.key(), std::vector<int64_t>(t.sizes().begin(), t.sizes().end()),
                    t.data_ptr<float>());
   }
+}
+
+void save_edited_model(model::ViT& model, const std::filesystem::path& path,
+                       const std::string& record_key, const std::string& record_json,
+                       const std::vector<std::string>& class_names) {
+  std::map<std::string, std::string> meta{{record_key, record_json}};
+  if (!class_names.empty()) meta[io::kClassNamesKey] = nlohmann::json(class_names).dump();
+  save_model(model, path, meta);
 }
 
 void save_model(model::ViT& model, const std::filesystem::path& path,

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "io/quant_spec.h"
 #include "io/safetensors.h"
@@ -19,6 +20,11 @@ namespace vitopt::exporter {
 // vitopt keys of the format always win).
 void save_model(model::ViT& model, const std::filesystem::path& path,
                 const std::map<std::string, std::string>& extra_metadata = {});
+// Saves a model a compression method edited: its record (JSON text) under `record_key`
+// (e.g. "vitopt.pruning") and the class names of the model it came from.
+void save_edited_model(model::ViT& model, const std::filesystem::path& path,
+                       const std::string& record_key, const std::string& record_json,
+                       const std::vector<std::string>& class_names);
 // Adds the model's tensors (optionally under a name prefix) to a writer (used by checkpoints).
 void add_model_tensors(model::ViT& model, io::SafeTensorsWriter& writer,
                        const std::string& prefix = "");

@@ -32,6 +32,16 @@ void refuse_quantized_input(const std::filesystem::path& path, const std::string
         path.string(), verb, command, command);
 }
 
+EditInput load_edit_input(const std::filesystem::path& path, const std::string& verb,
+                          const std::string& command) {
+  refuse_quantized_input(path, verb, command);
+  EditInput in;
+  in.model = load_model(path);
+  in.model->eval();
+  in.class_names = io::read_model_header(path).class_names;
+  return in;
+}
+
 ViT load_model(const std::filesystem::path& path, const io::ImportHints& hints) {
   return load_model(io::SafeTensorsFile::load(path), hints);
 }

@@ -6,6 +6,7 @@
 
 #include <filesystem>
 #include <string>
+#include <vector>
 
 #include "io/checkpoint_import.h"
 #include "io/model_header.h"
@@ -24,6 +25,15 @@ ViT load_model(const io::SafeTensorsFile& file, const io::ImportHints& hints = {
 // message gives the order that works (`command` first, then quantize).
 void refuse_quantized_input(const std::filesystem::path& path, const std::string& verb,
                             const std::string& command);
+
+// The model a weight-editing method (prune, factorize, share) starts from: refused when quantized
+// (as above), loaded in eval mode, with the class names its file records (empty if none).
+struct EditInput {
+  ViT model{nullptr};
+  std::vector<std::string> class_names;
+};
+EditInput load_edit_input(const std::filesystem::path& path, const std::string& verb,
+                          const std::string& command);
 
 // Copies tensors named <prefix><timm name> from the file into the model (shapes checked).
 void load_model_tensors(ViT& model, const io::SafeTensorsFile& file, const std::string& prefix = "");

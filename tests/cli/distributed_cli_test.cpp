@@ -1,8 +1,9 @@
 // Data-parallel runs of the `vitopt` binary on loopback, as a user starts them: a torchrun-style
 // environment per worker, `vitopt launch`, a worker killed mid-epoch (the other must fail within
-// --dist-timeout, never hang), one-process resume from the two-process checkpoint, and prune
-// fine-tuning across two processes against one. A build without c10d/Gloo skips those and checks
-// that `vitopt launch`, --nproc-per-node and a torchrun environment are refused with a message.
+// --dist-timeout, never hang), one-process resume from the two-process checkpoint, and prune,
+// factorize and share fine-tuning across two processes against one. A build without c10d/Gloo skips
+// those and checks that `vitopt launch`, --nproc-per-node and a torchrun environment are refused
+// with a message.
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
@@ -228,6 +229,48 @@ TEST(DistributedCli, PruneFineTuningInTwoProcessesMatchesOne) {
   EXPECT_LE(max_relative_diff(tmp / "two.safetensors", tmp / "one.safetensors"), kSameTraining);
   EXPECT_LT(fs::file_size(tmp / "two.safetensors"), fs::file_size(model))
       << "half the heads must be gone";
+}
+
+// factorize and share fine-tune like prune: two processes end where one does.
+TEST(DistributedCli, FactorizeAndShareFineTuningInTwoProcessesMatchOne) {
+  if (!kHasDistributed) GTEST_SKIP() << "built without c10d/Gloo (libgloo-dev)";
+  vitopt::testing::TempDir tmp;
+  const auto model = (tmp / "dense.safetensors").string();
+  ASSERT_EQ(run({vitopt_bin(), "init", "--preset", "vit-tiny-test", "--depth", "4", "--seed", "4",
+                 "--out", model, "--quiet"},
+                tmp / "init.log"),
+            0);
+  const std::string common =
+      " --finetune-epochs 2 --data synthetic --limit 64 --batch-size 16 --no-measure --threads 1 "
+      "--workers 1 --seed 2 --quiet --out ";
+  // --keep-slower: the ranks must not depend on timings, which differ between the two runs.
+  const std::vector<std::pair<std::string, std::string>> jobs = {
+      {"factorize", "factorize --model " + model + " --rank-ratio 0.5 --keep-slower --distill"},
+      {"share", "share --model " + model + " --groups auto --num-groups 2"}};
+  for (const auto& [name, args] : jobs) {
+    auto single = split(args + common + (tmp / (name + "-one.safetensors")).string());
+    single.insert(single.begin(), vitopt_bin());
+    ASSERT_EQ(run(single, tmp / (name + "-one.log")), 0) << read_text(tmp / (name + "-one.log"));
+    std::vector<std::string> launched = {vitopt_bin(),
+                                         "launch",
+                                         "--nproc-per-node",
+                                         "2",
+                                         "--threads",
+                                         "1",
+                                         "--dist-timeout",
+                                         "30",
+                                         "--master",
+                                         "127.0.0.1:" + std::to_string(free_port()),
+                                         "--"};
+    const auto two = split(args + common + (tmp / (name + "-two.safetensors")).string());
+    launched.insert(launched.end(), two.begin(), two.end());
+    ASSERT_EQ(run(launched, tmp / (name + "-two.log")), 0) << read_text(tmp / (name + "-two.log"));
+    EXPECT_LE(
+        max_relative_diff(tmp / (name + "-two.safetensors"), tmp / (name + "-one.safetensors")),
+        kSameTraining)
+        << name;
+    EXPECT_LT(fs::file_size(tmp / (name + "-two.safetensors")), fs::file_size(model)) << name;
+  }
 }
 
 TEST(DistributedCli, BuildWithoutGlooSaysDistributedTrainingIsUnavailable) {

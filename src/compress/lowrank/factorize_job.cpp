@@ -30,6 +30,8 @@
 #include "model/edit/factor.h"
 #include "model/model_file.h"
 #include "train/calibration.h"
+#include "train/distributed/communicator.h"
+#include "train/distributed/world.h"
 #include "train/torch_env.h"
 
 namespace vitopt::lowrank {
@@ -215,6 +217,22 @@ void choose_for_budget(std::vector<Candidate>& ks, model::ViT& m, int64_t to_sav
   log["budget_to_save"] = to_save;
 }
 
+// In a data-parallel run every rank must build the same model, but runtime timings differ from
+// process to process: rank 0's ranks are taken everywhere.
+void agree_on_ranks(std::vector<Candidate>& ks) {
+  auto* comm = train::dist::current();
+  if (comm == nullptr) return;
+  std::string text;
+  for (const auto& k : ks) text += std::to_string(k.rank) + ",";
+  comm->broadcast_string(text);
+  size_t pos = 0;
+  for (auto& k : ks) {
+    const size_t comma = text.find(',', pos);
+    k.rank = std::stoi(text.substr(pos, comma - pos));
+    pos = comma + 1;
+  }
+}
+
 model::LinearImpl* find_linear(model::ViT& m, const std::string& name) {
   auto mods = m->named_modules("", /*include_self=*/false);
   auto* found = mods.find(name);
@@ -222,13 +240,7 @@ model::LinearImpl* find_linear(model::ViT& m, const std::string& name) {
 }
 
 prune::FinetuneOptions finetune_options(const FactorizeRequest& r) {
-  prune::FinetuneOptions o = r.finetune;
-  o.data = r.data;
-  o.seed = r.seed;
-  o.device = r.device;
-  o.quiet = r.quiet;
-  if (o.work_dir.empty()) o.work_dir = r.report_dir;
-  return o;
+  return prune::job_finetune_options(r.finetune, r.data, r.seed, r.device, r.quiet, r.report_dir);
 }
 
 }  // namespace
@@ -299,6 +311,7 @@ model::ViT factorize_model(model::ViT& dense, const FactorizeRequest& r, nlohman
   } else {
     choose_per_layer(ks, r, speed);
   }
+  agree_on_ranks(ks);
 
   auto ranks = edit::model_ranks(c);
   for (const auto& k : ks) rank_field(ranks[static_cast<size_t>(k.block)], k.kind) = k.rank;
@@ -337,14 +350,15 @@ nlohmann::json run_factorize(const FactorizeRequest& request) {
   FactorizeRequest r = request;
   if (r.report_dir.empty())
     r.report_dir = r.out.parent_path() / (r.out.stem().string() + "_factorize");
-  std::filesystem::create_directories(r.report_dir);
+  // Data-parallel fine-tuning: every rank factorizes (with rank 0's ranks) and fine-tunes; rank 0
+  // alone measures and writes.
+  const bool root = train::dist::is_root();
+  if (!root) r.measure = false;
+  if (root) std::filesystem::create_directories(r.report_dir);
   train::configure_threads(r.threads);
   torch::manual_seed(r.seed);
   core::Stopwatch clock;
-  model::refuse_quantized_input(r.model, "factorized", "factorize");
-  auto dense = model::load_model(r.model);
-  dense->eval();
-  const auto class_names = io::read_model_header(r.model).class_names;
+  auto [dense, class_names] = model::load_edit_input(r.model, "factorized", "factorize");
 
   nlohmann::json j = {{"model", r.model.string()},
                       {"out", r.out.string()},
@@ -393,6 +407,7 @@ nlohmann::json run_factorize(const FactorizeRequest& request) {
                             r.distill_modes, finetune_options(r), r.finetune_epochs);
     factored->eval();
   }
+  if (!root) return j;
   j["factorized"] = prune::size_json(factored);
   nlohmann::json ranks = nlohmann::json::array();
   for (const auto& br : edit::model_ranks(factored->config()))
@@ -401,9 +416,8 @@ nlohmann::json run_factorize(const FactorizeRequest& request) {
                                          {"ranks", ranks},
                                          {"finetune_epochs", r.finetune_epochs},
                                          {"distill", r.distill}});
-  auto meta = std::map<std::string, std::string>{{"vitopt.factorization", meta_json.dump()}};
-  if (!class_names.empty()) meta[io::kClassNamesKey] = nlohmann::json(class_names).dump();
-  exporter::save_model(factored, r.out, meta);
+  exporter::save_edited_model(factored, r.out, "vitopt.factorization", meta_json.dump(),
+                              class_names);
   if (r.measure) {
     const auto acc = prune::test_accuracy(factored, r.data, r.eval_limit, r.quiet, "  final");
     j["factorized"]["accuracy"] = acc.to_json();

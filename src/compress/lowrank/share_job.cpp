@@ -23,6 +23,8 @@
 #include "model/edit/share.h"
 #include "model/model_file.h"
 #include "train/calibration.h"
+#include "train/distributed/communicator.h"
+#include "train/distributed/world.h"
 #include "train/torch_env.h"
 #include "vitopt/runtime.h"
 
@@ -93,13 +95,7 @@ nlohmann::json runtime_memory(const std::filesystem::path& path, int threads) {
 }
 
 prune::FinetuneOptions finetune_options(const ShareRequest& r) {
-  prune::FinetuneOptions o = r.finetune;
-  o.data = r.data;
-  o.seed = r.seed;
-  o.device = r.device;
-  o.quiet = r.quiet;
-  if (o.work_dir.empty()) o.work_dir = r.report_dir;
-  return o;
+  return prune::job_finetune_options(r.finetune, r.data, r.seed, r.device, r.quiet, r.report_dir);
 }
 
 }  // namespace
@@ -268,6 +264,13 @@ model::ViT share_model(model::ViT& model, const ShareRequest& r, nlohmann::json&
   } else {
     groups = parse_groups(r.groups, c.depth);
   }
+  if (auto* comm = train::dist::current()) {  // data-parallel: rank 0's groups on every rank
+    std::string text;
+    for (const auto& g : groups)
+      text += fmt::format("{}{}-{}", text.empty() ? "" : ",", g.front(), g.back());
+    comm->broadcast_string(text);
+    groups = parse_groups(text, c.depth);
+  }
   std::vector<int> shared_with(static_cast<size_t>(c.depth), -1);
   nlohmann::json glog = nlohmann::json::array();
   std::vector<std::pair<int, int>> centre_of_owner;
@@ -296,14 +299,13 @@ nlohmann::json run_share(const ShareRequest& request) {
   validate_request(request);
   ShareRequest r = request;
   if (r.report_dir.empty()) r.report_dir = r.out.parent_path() / (r.out.stem().string() + "_share");
-  std::filesystem::create_directories(r.report_dir);
+  const bool root = train::dist::is_root();  // every rank fine-tunes; rank 0 measures and writes
+  if (!root) r.measure = false;
+  if (root) std::filesystem::create_directories(r.report_dir);
   train::configure_threads(r.threads);
   torch::manual_seed(r.seed);
   core::Stopwatch clock;
-  model::refuse_quantized_input(r.model, "shared", "share");
-  auto original = model::load_model(r.model);
-  original->eval();
-  const auto class_names = io::read_model_header(r.model).class_names;
+  auto [original, class_names] = model::load_edit_input(r.model, "shared", "share");
   nlohmann::json j = {{"model", r.model.string()},
                       {"out", r.out.string()},
                       {"groups_requested", r.groups},
@@ -328,15 +330,13 @@ nlohmann::json run_share(const ShareRequest& request) {
         recover(shared, original, r.distill_modes, finetune_options(r), r.finetune_epochs);
     shared->eval();
   }
+  if (!root) return j;
   j["shared"] = prune::size_json(shared);
-  auto meta = std::map<std::string, std::string>{
-      {"vitopt.sharing", nlohmann::json({{"groups", log["groups"]},
-                                         {"init", r.init},
-                                         {"finetune_epochs", r.finetune_epochs},
-                                         {"distill_modes", r.distill_modes}})
-                             .dump()}};
-  if (!class_names.empty()) meta[io::kClassNamesKey] = nlohmann::json(class_names).dump();
-  exporter::save_model(shared, r.out, meta);
+  const nlohmann::json record = {{"groups", log["groups"]},
+                                 {"init", r.init},
+                                 {"finetune_epochs", r.finetune_epochs},
+                                 {"distill_modes", r.distill_modes}};
+  exporter::save_edited_model(shared, r.out, "vitopt.sharing", record.dump(), class_names);
   j["original"]["file_bytes"] = std::filesystem::file_size(r.model);
   j["shared"]["file_bytes"] = std::filesystem::file_size(r.out);
   if (r.measure) {

@@ -54,6 +54,17 @@ Plan plan_for(size_t train_size, double epochs) {
 
 }  // namespace
 
+FinetuneOptions job_finetune_options(FinetuneOptions o, const std::string& data, uint64_t seed,
+                                     const std::string& device, bool quiet,
+                                     const std::filesystem::path& work_dir) {
+  o.data = data;
+  o.seed = seed;
+  o.device = device;
+  o.quiet = quiet;
+  if (o.work_dir.empty()) o.work_dir = work_dir;
+  return o;
+}
+
 size_t finetune_train_size(const FinetuneOptions& o, const io::ViTConfig& config) {
   return train::open_dataset_for(o.data, config, data::Split::Train, o.limit, o.seed)->size();
 }

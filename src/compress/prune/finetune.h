@@ -35,6 +35,12 @@ struct FinetuneOptions {
   std::function<void(train::TrainOptions&)> configure;
 };
 
+// `base` completed with a job's own settings: data, seed, device and quietness, and `work_dir`
+// unless base already names one. Every editing job (prune, factorize, share) fills it this way.
+FinetuneOptions job_finetune_options(FinetuneOptions base, const std::string& data, uint64_t seed,
+                                     const std::string& device, bool quiet,
+                                     const std::filesystem::path& work_dir);
+
 // Optimizer steps a run of `epochs` (may be fractional) takes, as finetune() will run it.
 int64_t finetune_steps(const FinetuneOptions& options, size_t train_size, double epochs);
 

@@ -82,13 +82,7 @@ std::pair<int, int> parse_nm(const std::string& s) {
 }
 
 FinetuneOptions finetune_options(const PruneRequest& r) {
-  FinetuneOptions o = r.finetune;
-  o.data = r.data;
-  o.seed = r.seed;
-  o.device = r.device;
-  o.quiet = r.quiet;
-  if (o.work_dir.empty()) o.work_dir = r.report_dir;
-  return o;
+  return job_finetune_options(r.finetune, r.data, r.seed, r.device, r.quiet, r.report_dir);
 }
 
 // ---- unstructured -------------------------------------------------------------------------------
@@ -331,10 +325,7 @@ nlohmann::json run_prune(const PruneRequest& request) {
   train::configure_threads(r.threads);
   torch::manual_seed(r.seed);
   core::Stopwatch clock;
-  model::refuse_quantized_input(r.model, "pruned", "prune");
-  auto dense = model::load_model(r.model);
-  dense->eval();
-  const auto class_names = io::read_model_header(r.model).class_names;
+  auto [dense, class_names] = model::load_edit_input(r.model, "pruned", "prune");
 
   nlohmann::json j = {{"model", r.model.string()},
                       {"out", r.out.string()},
@@ -373,15 +364,12 @@ nlohmann::json run_prune(const PruneRequest& request) {
   j["pruned"]["structure"] = edit::structure_json(pruned->config());
   j["pruned"]["layers"] = edit::sparsity_stats(pruned)["layers"];
   j["histogram_after"] = weight_histogram(pruned, 81, hist_hi);
-  auto meta = std::map<std::string, std::string>{
-      {"vitopt.pruning", nlohmann::json({{"methods", r.methods},
-                                         {"criterion", r.criterion},
-                                         {"amount", r.amount},
-                                         {"steps", r.steps},
-                                         {"finetune_epochs", r.finetune_epochs}})
-                             .dump()}};
-  if (!class_names.empty()) meta[io::kClassNamesKey] = nlohmann::json(class_names).dump();
-  exporter::save_model(pruned, r.out, meta);
+  const nlohmann::json record = {{"methods", r.methods},
+                                 {"criterion", r.criterion},
+                                 {"amount", r.amount},
+                                 {"steps", r.steps},
+                                 {"finetune_epochs", r.finetune_epochs}};
+  exporter::save_edited_model(pruned, r.out, "vitopt.pruning", record.dump(), class_names);
 
   if (r.measure) {
     const auto acc = test_accuracy(pruned, r.data, r.eval_limit, r.quiet, "  pruned");
