@@ -21,6 +21,28 @@ std::pair<std::string, std::string> split_id(const std::string& id) {
   return {id.substr(0, slash), id.substr(slash + 1)};
 }
 
+// The request of a stage that edits a model's weights (prune, factorize, share): the recipe's
+// options plus what the run decides (files, data, seed, threads, device), without the job's own
+// measurements (the run's report evaluates every model the same way).
+template <typename Stage>
+auto editing_request(const Recipe& r, const std::vector<Stage>& entries, const std::string& kind,
+                     const std::string& name, const std::filesystem::path& input, bool quiet) {
+  auto req = find_in(entries, name)->request;
+  req.model = input;
+  req.out = r.out / kind / (name + ".safetensors");
+  req.report_dir = r.out / kind / name;
+  req.data = r.train.data;
+  req.seed = r.seed;
+  req.threads = r.threads;
+  req.device = r.device;
+  req.quiet = quiet;
+  req.eval_limit = r.eval_limit;
+  req.finetune.workers = r.train.options.workers;
+  req.measure = false;
+  std::filesystem::create_directories(req.report_dir);
+  return req;
+}
+
 }  // namespace
 
 std::vector<StageNode> compress_stage_nodes(const Recipe& r) {
@@ -70,52 +92,12 @@ nlohmann::json run_compress_stage(const Recipe& r, const std::string& id,
     req.evaluate = false;  // the run's report evaluates every model the same way
     return quant::run_quantize(req);
   }
-  if (kind == "prune") {
-    auto req = find_in(r.prune, name)->request;
-    req.model = input;
-    req.out = out;
-    req.report_dir = r.out / "prune" / name;
-    req.data = r.train.data;
-    req.seed = r.seed;
-    req.threads = r.threads;
-    req.device = r.device;
-    req.quiet = quiet;
-    req.eval_limit = r.eval_limit;
-    req.finetune.workers = r.train.options.workers;
-    req.measure = false;  // the run's report evaluates every model the same way
-    std::filesystem::create_directories(req.report_dir);
-    return prune::run_prune(req);
-  }
-  if (kind == "factorize") {
-    auto req = find_in(r.factorize, name)->request;
-    req.model = input;
-    req.out = out;
-    req.report_dir = r.out / "factorize" / name;
-    req.data = r.train.data;
-    req.seed = r.seed;
-    req.threads = r.threads;
-    req.device = r.device;
-    req.quiet = quiet;
-    req.eval_limit = r.eval_limit;
-    req.finetune.workers = r.train.options.workers;
-    req.measure = false;  // the run's report evaluates every model the same way
-    return lowrank::run_factorize(req);
-  }
-  if (kind == "share") {
-    auto req = find_in(r.share, name)->request;
-    req.model = input;
-    req.out = out;
-    req.report_dir = r.out / "share" / name;
-    req.data = r.train.data;
-    req.seed = r.seed;
-    req.threads = r.threads;
-    req.device = r.device;
-    req.quiet = quiet;
-    req.eval_limit = r.eval_limit;
-    req.finetune.workers = r.train.options.workers;
-    req.measure = false;
-    return lowrank::run_share(req);
-  }
+  if (kind == "prune")
+    return prune::run_prune(editing_request(r, r.prune, kind, name, input, quiet));
+  if (kind == "factorize")
+    return lowrank::run_factorize(editing_request(r, r.factorize, kind, name, input, quiet));
+  if (kind == "share")
+    return lowrank::run_share(editing_request(r, r.share, kind, name, input, quiet));
   auto req = find_in(r.distill, name)->request;
   req.teacher = input;
   req.data = r.train.data;
