@@ -30,6 +30,7 @@ void print_summary(const nlohmann::json& j) {
       j["dense"]["params"].get<int64_t>(), j["factorized"]["params"].get<int64_t>(),
       100 * j["params_reduction"].get<double>(), j["dense"]["macs"].get<double>() / 1e6,
       j["factorized"]["macs"].get<double>() / 1e6);
+  if (j["log"].contains("note")) fmt::print("  {}\n", j["log"]["note"].get<std::string>());
   for (const auto& l : j["log"]["layers"])
     if (l.contains("kept_dense"))
       fmt::print("  {} kept dense: {}\n", l["name"].get<std::string>(),

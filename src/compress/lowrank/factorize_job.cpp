@@ -307,7 +307,13 @@ model::ViT factorize_model(model::ViT& dense, const FactorizeRequest& r, nlohman
     const int64_t params = io::count_params(c);
     const int64_t target = parse_param_budget(r.param_budget, params);
     log["param_budget"] = target;
-    if (target < params) choose_for_budget(ks, dense, params - target, r, images, speed, log);
+    if (target < params)
+      choose_for_budget(ks, dense, params - target, r, images, speed, log);
+    else
+      log["note"] = fmt::format(
+          "the model's {} parameters already fit the budget of {}: nothing "
+          "factorized",
+          params, target);
   } else {
     choose_per_layer(ks, r, speed);
   }

@@ -32,7 +32,7 @@ struct PruneRequest {
   size_t calib_images = 512;        // training images for data-driven importance
   size_t eval_limit = 0;            // test images for accuracy (0: all)
   int64_t speed_batch = 64;         // batch for the dense-vs-pruned timing
-  int speed_runs = 20;
+  int speed_runs = 60;              // timed runs per model, over 15 interleaved rounds
   bool measure = true;              // evaluate dense/pruned accuracy and speed
   FinetuneOptions finetune;         // lr, batch size... (data/seed/quiet/work_dir filled in)
   uint64_t seed = 0;

@@ -56,6 +56,14 @@ TEST(Factorize, BudgetIsNeverExceeded) {
         EXPECT_LT(l["params_after"].get<int64_t>(), l["params_before"].get<int64_t>());
       }
   }
+  {
+    auto r = request(tmp);
+    r.param_budget = "100%";  // already met: nothing to factorize, and the log says so
+    nlohmann::json log;
+    auto f = factorize_model(dense, r, log);
+    EXPECT_EQ(io::count_params(f->config()), params);
+    EXPECT_NE(log["note"].get<std::string>().find("already fit"), std::string::npos);
+  }
   auto r = request(tmp);
   r.param_budget = "10%";  // far below what rank 16 everywhere reaches
   nlohmann::json log;
