@@ -60,8 +60,12 @@ void register_share(CLI::App& app) {
   cmd->add_option(
       "--init", r.init,
       "Shared weights start from the group's central member, its mean, or its first block");
-  cmd->add_option("--what", f->what, "What the blocks share: attn,mlp (whole blocks)");
-  cmd->add_option("--delta-rank", r.delta_rank, "Per-block low-rank delta (0: none)")
+  cmd->add_option("--what", f->what,
+                  "What the blocks share: attn,mlp (whole blocks; sharing one branch alone is not "
+                  "in the model format yet)");
+  cmd->add_option("--delta-rank", r.delta_rank,
+                  "Per-block low-rank delta rank (only 0 for now: the model format has no "
+                  "per-block deltas yet)")
       ->check(at_least(0));
   cmd->add_option("--finetune-epochs", r.finetune_epochs,
                   "Weight-distillation epochs (fractions allowed; 0: none)")
