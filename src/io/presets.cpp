@@ -1,5 +1,6 @@
 // The preset table (see presets.h): Fashion-MNIST shapes (the project's standard small model and
-// its distillation student), a 2-block toy for tests, and the ImageNet ViT/DeiT shapes.
+// its distillation student), a 2-block toy for tests, the Tiny-ImageNet shape circuit discovery
+// was first used with, and the ImageNet ViT/DeiT shapes.
 #include "io/presets.h"
 
 #include <fmt/format.h>
@@ -48,14 +49,39 @@ ViTConfig imagenet(const std::string& name, int dim, int heads) {
   return c;
 }
 
+// 64x64 RGB Tiny-ImageNet (200 classes; already at size, so no crop), ImageNet statistics.
+ViTConfig tiny_imagenet(const std::string& name, int patch, int dim, int depth, int heads,
+                        int mlp) {
+  ViTConfig c;
+  c.name = name;
+  c.image_size = 64;
+  c.in_channels = 3;
+  c.patch_size = patch;
+  c.embed_dim = dim;
+  c.depth = depth;
+  c.num_heads = heads;
+  c.mlp_dim = mlp;
+  c.num_classes = 200;
+  c.preprocess.mean = {0.485f, 0.456f, 0.406f};
+  c.preprocess.std = {0.229f, 0.224f, 0.225f};
+  c.preprocess.interpolation = "bilinear";
+  c.preprocess.crop_pct = 1.0f;
+  return c;
+}
+
 }  // namespace
 
 const std::vector<PresetEntry>& presets() {
   static const std::vector<PresetEntry> table = {
       {"vit-fmnist", "Fashion-MNIST standard: 28x28x1, P 4, C 128, 6 blocks, 4 heads, MLP 256",
        [] { return fmnist("vit-fmnist", 4, 128, 6, 4, 256); }},
-      {"vit-fmnist-student", "Fashion-MNIST student: 28x28x1, P 4, C 64, 6 blocks, 2 heads, MLP 128",
+      {"vit-fmnist-student",
+       "Fashion-MNIST student: 28x28x1, P 4, C 64, 6 blocks, 2 heads, MLP 128",
        [] { return fmnist("vit-fmnist-student", 4, 64, 6, 2, 128); }},
+      {"vit-tiny-imagenet",
+       "Tiny-ImageNet, as in the circuit-discovery work: 64x64x3, P 8, C 576, 6 blocks, 6 heads, "
+       "MLP 1536, 200 classes",
+       [] { return tiny_imagenet("vit-tiny-imagenet", 8, 576, 6, 6, 1536); }},
       {"deit-tiny", "DeiT-Tiny/16: 224x224x3, C 192, 12 blocks, 3 heads, MLP 768, 1000 classes",
        [] { return imagenet("deit-tiny", 192, 3); }},
       {"deit-small", "DeiT-Small/16: 224x224x3, C 384, 12 blocks, 6 heads, MLP 1536, 1000 classes",

@@ -9,6 +9,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "model/partial_forward.h"
 
 namespace vitopt::model {
 namespace {
@@ -112,8 +113,11 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, Trace* trace, int b
   if (trace != nullptr) {
     if (trace->record_attn) trace->attn_probs[block] = attn;
     if (const auto* g = gate_at(trace->head_gates, block)) {
-      const auto* mean = gate_at(trace->head_means, block);  // (H, D)
-      const auto mv = mean ? mean->view({1, 1, heads, head_dim}) : torch::Tensor();
+      // (H, D) means, or per-example values (B, N, H, D) (circuits' resample ablation).
+      const auto* mean = gate_at(trace->head_means, block);
+      const auto mv = !mean              ? torch::Tensor()
+                      : mean->dim() == 2 ? mean->view({1, 1, heads, head_dim})
+                                         : *mean;
       ctx = gated(ctx, g->view({1, 1, -1, 1}), mean ? &mv : nullptr);
     }
     if (trace->record_heads) trace->head_out[block] = ctx;
@@ -242,6 +246,27 @@ void ViTImpl::init_weights(uint64_t seed) {
   }
 }
 
+torch::Tensor embed_tokens(ViTImpl& m, const torch::Tensor& x) {
+  const int64_t B = x.size(0);
+  const auto& pe_in = m.patch_input_transform ? m.patch_input_transform(x) : x;  // (B, in, H, W)
+  auto h = m.patch_embed_proj->forward(pe_in).flatten(2).transpose(1, 2);  // (B, N - prefix, C)
+  std::vector<torch::Tensor> parts{m.cls_token.expand({B, -1, -1})};       // (B, 1, C)
+  if (m.config().distill_token) parts.push_back(m.dist_token.expand({B, -1, -1}));
+  parts.push_back(h);
+  return torch::cat(parts, 1) + m.pos_embed;  // (B, N, C)
+}
+
+torch::Tensor logits_from_block(ViTImpl& m, torch::Tensor h, int first, Trace* trace) {
+  const auto& c = m.config();
+  for (int i = first; i < c.depth; ++i) h = m.block(i).forward(h, trace);
+  auto feats = m.norm->forward(h);  // (B, N, C)
+  auto pooled =
+      c.pool == "avg" ? feats.slice(1, c.num_prefix_tokens()).mean(1) : feats.select(1, 0);
+  auto logits = m.head->forward(pooled);  // (B, K)
+  if (c.distill_token) logits = (logits + m.head_dist->forward(feats.select(1, 1))) / 2;
+  return logits;
+}
+
 torch::Tensor ViTImpl::forward_features(const torch::Tensor& x, Trace* trace) {
   const io::ViTConfig& c = config_;
   if (x.dim() != 4 || x.size(1) != c.in_channels || x.size(2) != c.image_size ||
@@ -249,7 +274,6 @@ torch::Tensor ViTImpl::forward_features(const torch::Tensor& x, Trace* trace) {
     core::throw_input("ViT '{}': expected input of shape [B, {}, {}, {}], got [{}]", c.name,
                       c.in_channels, c.image_size, c.image_size, fmt::join(x.sizes(), ", "));
   }
-  const int64_t B = x.size(0);
   if (trace != nullptr) {
     auto reset = [](bool on, std::vector<torch::Tensor>& v, size_t n) {
       if (on) v.assign(n, torch::Tensor());
@@ -259,12 +283,7 @@ torch::Tensor ViTImpl::forward_features(const torch::Tensor& x, Trace* trace) {
     reset(trace->record_heads, trace->head_out, c.depth);
     reset(trace->record_mlp, trace->mlp_act, c.depth);
   }
-  const auto& pe_in = patch_input_transform ? patch_input_transform(x) : x;  // (B, in_ch, H, W)
-  auto h = patch_embed_proj->forward(pe_in).flatten(2).transpose(1, 2);     // (B, N - prefix, C)
-  std::vector<torch::Tensor> parts{cls_token.expand({B, -1, -1})};   // (B, 1, C)
-  if (c.distill_token) parts.push_back(dist_token.expand({B, -1, -1}));
-  parts.push_back(h);
-  h = torch::cat(parts, 1) + pos_embed;  // (B, N, C)
+  auto h = embed_tokens(*this, x);  // (B, N, C)
   if (trace != nullptr && trace->record_hidden) trace->hidden[0] = h;
   for (int i = 0; i < c.depth; ++i) h = blocks[i]->as<BlockImpl>()->forward(h, trace);
   h = norm->forward(h);  // (B, N, C)

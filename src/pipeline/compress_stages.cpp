@@ -21,9 +21,9 @@ std::pair<std::string, std::string> split_id(const std::string& id) {
   return {id.substr(0, slash), id.substr(slash + 1)};
 }
 
-// The request of a stage that edits a model's weights (prune, factorize, share): the recipe's
-// options plus what the run decides (files, data, seed, threads, device), without the job's own
-// measurements (the run's report evaluates every model the same way).
+// The request of a stage that edits a model's weights (prune, factorize, share, circuits): the
+// recipe's options plus what the run decides (files, data, seed, threads, device), without the
+// job's own measurements (the run's report evaluates every model the same way).
 template <typename Stage>
 auto editing_request(const Recipe& r, const std::vector<Stage>& entries, const std::string& kind,
                      const std::string& name, const std::filesystem::path& input, bool quiet) {
@@ -53,6 +53,8 @@ std::vector<StageNode> compress_stage_nodes(const Recipe& r) {
   for (const auto& e : r.factorize)
     nodes.push_back({"factorize/" + e.name, "factorize", e.from, "", {}});
   for (const auto& e : r.share) nodes.push_back({"share/" + e.name, "share", e.from, "", {}});
+  for (const auto& e : r.circuits)
+    nodes.push_back({"circuits/" + e.name, "circuits", e.from, "", {}});
   return nodes;
 }
 
@@ -64,6 +66,7 @@ const StageEntry& find_stage(const Recipe& r, const std::string& id) {
   if (kind == "distill") e = find_in(r.distill, name);
   if (kind == "factorize") e = find_in(r.factorize, name);
   if (kind == "share") e = find_in(r.share, name);
+  if (kind == "circuits") e = find_in(r.circuits, name);
   if (e == nullptr) core::throw_internal("stage '{}' is not in the recipe", id);
   return *e;
 }
@@ -98,6 +101,8 @@ nlohmann::json run_compress_stage(const Recipe& r, const std::string& id,
     return lowrank::run_factorize(editing_request(r, r.factorize, kind, name, input, quiet));
   if (kind == "share")
     return lowrank::run_share(editing_request(r, r.share, kind, name, input, quiet));
+  if (kind == "circuits")
+    return circuits::run_circuits(editing_request(r, r.circuits, kind, name, input, quiet));
   auto req = find_in(r.distill, name)->request;
   req.teacher = input;
   req.data = r.train.data;

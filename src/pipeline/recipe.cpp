@@ -90,6 +90,8 @@ class Section {
     }
   }
   const std::string& path() const { return path_; }
+  // "<file or --set>: <path>", for messages about the section as a whole.
+  std::string where() const { return origin_.of(path_) + ": " + path_; }
 
  private:
   std::string full(const std::string& key) const { return path_.empty() ? key : path_ + "." + key; }
@@ -324,6 +326,38 @@ void parse_share(Section& s, ShareStage& e) {
   s.get("calib_images", r.calib_images);
 }
 
+void parse_circuits(Section& s, CircuitsStage& e) {
+  auto& r = e.request;
+  std::optional<double> threshold, keep_ratio;
+  s.get("method", r.method);
+  s.get("threshold", threshold);
+  s.get("keep_ratio", keep_ratio);
+  if (threshold) r.thresholds = {*threshold};
+  if (keep_ratio) r.keep_ratios = {*keep_ratio};
+  s.get("level", r.level);
+  s.get("ablation", r.ablation);
+  s.get("analysis_batches", r.analysis_batches);
+  s.get("analysis_batch_size", r.analysis_batch_size);
+  s.get("use_task_loss", r.use_task_loss);
+  s.get("ig_steps", r.ig_steps);
+  s.get("rank", r.rank);
+  s.get("neuron_group", r.neuron_group);
+  s.get("finetune_epochs", r.finetune_epochs);
+  s.get("finetune_limit", r.finetune.limit);
+  s.get("finetune_lr", r.finetune.lr);
+  // Checked now, not when the stage runs hours into the pipeline (the file is the stage's own);
+  // a misspelt key first, as it is the likelier cause of a missing value.
+  s.reject_unknown();
+  auto check = r;
+  check.model = "input.safetensors";
+  check.out = e.name + ".safetensors";
+  try {
+    circuits::validate_request(check);
+  } catch (const core::InputError& err) {
+    core::throw_input("{}: {}", s.where(), err.what());
+  }
+}
+
 }  // namespace
 
 Recipe parse_recipe(const std::string& yaml_text, const std::string& source,
@@ -371,6 +405,8 @@ Recipe parse_recipe(const std::string& yaml_text, const std::string& source,
   r.factorize =
       parse_stage_list<FactorizeStage>(s.child("factorize"), "factorize", origin, parse_factorize);
   r.share = parse_stage_list<ShareStage>(s.child("share"), "share", origin, parse_share);
+  r.circuits =
+      parse_stage_list<CircuitsStage>(s.child("circuits"), "circuits", origin, parse_circuits);
   s.reject_unknown();
   const YAML::Node& croot = root;  // const: reading absent keys must not add them
   r.context_canonical = fmt::format("data={} seed={} device={}", canonical(croot["data"]),

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "compress/circuits/circuits_job.h"
 #include "compress/distill/distill_job.h"
 #include "compress/lowrank/factorize_job.h"
 #include "compress/lowrank/share_job.h"
@@ -45,6 +46,10 @@ struct FactorizeStage : StageEntry {
 struct ShareStage : StageEntry {
   lowrank::ShareRequest request;
 };
+// One circuit per stage: one `threshold` (acdc) or one `keep_ratio` (eap, eap-ig).
+struct CircuitsStage : StageEntry {
+  circuits::CircuitsRequest request;
+};
 
 struct Recipe {
   std::string name = "default";
@@ -67,6 +72,7 @@ struct Recipe {
   std::vector<DistillStage> distill;
   std::vector<FactorizeStage> factorize;
   std::vector<ShareStage> share;
+  std::vector<CircuitsStage> circuits;
   std::optional<double> latency_budget_ms, size_budget_mb;  // for the report's recommendation
   // Canonical text (sorted keys, after --set) of what each non-compression stage depends on, for
   // the fingerprints that decide what a resumed run must redo.

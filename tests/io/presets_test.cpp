@@ -52,6 +52,12 @@ TEST(Presets, KnownShapes) {
   EXPECT_FLOAT_EQ(d.preprocess.crop_pct, 0.875f);
   EXPECT_EQ(d.preprocess.std.size(), 3u);
   EXPECT_EQ(preset("vit-base-16").mlp_dim, 3072);
+  const ViTConfig t = preset("vit-tiny-imagenet");  // 64x64x3, P 8, C 576, 6 x (6 heads, MLP 1536)
+  EXPECT_EQ(t.num_tokens(), 65);
+  EXPECT_EQ(t.head_dim, 96);
+  EXPECT_EQ(t.num_classes, 200);
+  EXPECT_EQ(count_params(t),
+            18885512);  // by hand: 111168 + 576 + 37440 + 6 * 3103296 + 1152 + 115400
   // timm's published parameter counts (deit_tiny_patch16_224 5,717,416; deit_small 22,050,664;
   // vit_base_patch16_224 86,567,656).
   EXPECT_EQ(count_params(d), 5717416);

@@ -5,24 +5,12 @@
 
 #include "compress/prune/importance.h"
 #include "core/progress.h"
+#include "model/partial_forward.h"
 
 namespace vitopt::prune {
 namespace {
 
 namespace F = torch::nn::functional;
-
-// Logits from the input of block `first` (B, N, C) onward: remaining blocks, norm, pool, head(s).
-torch::Tensor logits_from_block(model::ViT& model, torch::Tensor h, int first,
-                                model::Trace* trace) {
-  const auto& c = model->config();
-  for (int i = first; i < c.depth; ++i) h = model->block(i).forward(h, trace);
-  auto feats = model->norm->forward(h);  // (B, N, C)
-  auto pooled =
-      c.pool == "avg" ? feats.slice(1, c.num_prefix_tokens()).mean(1) : feats.select(1, 0);
-  auto logits = model->head->forward(pooled);  // (B, K)
-  if (c.distill_token) logits = (logits + model->head_dist->forward(feats.select(1, 1))) / 2;
-  return logits;
-}
 
 double ce_sum(const torch::Tensor& logits, const torch::Tensor& y) {
   return F::cross_entropy(logits, y, F::CrossEntropyFuncOptions().reduction(torch::kSum))
@@ -48,7 +36,7 @@ GroupScores loss_scores(model::ViT& model, ScoreKinds kinds, const std::vector<C
   auto removed_loss = [&](int b, model::Trace& t) {
     double sum = 0;
     for (size_t i = 0; i < calib.size(); ++i)
-      sum += ce_sum(logits_from_block(model, hidden[i][b], b, &t), calib[i].y);
+      sum += ce_sum(model::logits_from_block(*model, hidden[i][b], b, &t), calib[i].y);
     return sum / n - base;
   };
   int64_t total = 0;

@@ -1,0 +1,227 @@
+// run_circuits: the analysis set and ablation values once, then per setting the circuit (ACDC
+// sweep, or EAP scores computed once and cut at each keep ratio), the slimmed model, its KL to
+// the full model, optional fine-tuning, and the files.
+#include "compress/circuits/circuits_job.h"
+
+#include <fmt/format.h>
+
+#include <cmath>
+
+#include "compress/circuits/ablated_model.h"
+#include "compress/circuits/acdc.h"
+#include "compress/circuits/circuit_graph.h"
+#include "compress/circuits/circuit_slim.h"
+#include "compress/circuits/eap.h"
+#include "compress/prune/measure.h"
+#include "core/error.h"
+#include "core/file_util.h"
+#include "core/timer.h"
+#include "export/model_writer.h"
+#include "model/edit/plan.h"
+#include "model/model_file.h"
+#include "train/calibration.h"
+#include "train/torch_env.h"
+
+namespace vitopt::circuits {
+namespace {
+
+// Mean KL(full || other) over the analysis images.
+double kl_to(model::ViT& full, model::ViT& other, const std::vector<train::CalibBatch>& batches) {
+  torch::NoGradGuard no_grad;
+  double sum = 0;
+  int64_t n = 0;
+  for (const auto& b : batches) {
+    const auto lp = torch::log_softmax(full->forward(b.x).to(torch::kDouble), 1);
+    const auto lq = torch::log_softmax(other->forward(b.x).to(torch::kDouble), 1);
+    sum += (lp.exp() * (lp - lq)).sum().item<double>();
+    n += b.x.size(0);
+  }
+  return sum / static_cast<double>(n);
+}
+
+struct Setting {
+  double value = 0;
+  Circuit circuit;
+  std::vector<double> scores;  // per node: EAP score, or ACDC's metric increase when tried
+  nlohmann::json log;
+};
+
+}  // namespace
+
+std::string setting_label(const std::string& method, double value) {
+  return fmt::format("{}_{}_{}", method, method == "acdc" ? "threshold" : "keep", value);
+}
+
+void validate_request(const CircuitsRequest& r) {
+  if (r.method != "acdc" && r.method != "eap" && r.method != "eap-ig")
+    core::throw_input("--method: expected acdc, eap or eap-ig, got '{}'", r.method);
+  if (r.level == "edge")
+    core::throw_input(
+        "--level edge: edge-level discovery is not available yet; node level (the "
+        "default) finds the circuit whose nodes slimming removes");
+  if (r.level != "node") core::throw_input("--level: expected node or edge, got '{}'", r.level);
+  parse_ablation(r.ablation);
+  parse_ranking(r.rank);
+  if (r.method == "acdc") {
+    if (r.thresholds.empty())
+      core::throw_input("--threshold: acdc needs at least one threshold (e.g. 0.01,0.05)");
+    if (!r.keep_ratios.empty())
+      core::throw_input("--keep-ratio: applies to eap and eap-ig; acdc takes --threshold");
+    for (double t : r.thresholds)
+      if (!(t >= 0) || !std::isfinite(t))
+        core::throw_input("--threshold: expected values >= 0, got {}", t);
+  } else {
+    if (r.keep_ratios.empty())
+      core::throw_input("--keep-ratio: {} needs at least one ratio in (0, 1] (e.g. 0.9,0.8)",
+                        r.method);
+    if (!r.thresholds.empty())
+      core::throw_input("--threshold: applies to acdc; {} takes --keep-ratio", r.method);
+    for (double k : r.keep_ratios)
+      if (!(k > 0 && k <= 1))
+        core::throw_input("--keep-ratio: expected values in (0, 1], got {}", k);
+  }
+  if (r.method == "eap" && !r.use_task_loss)
+    core::throw_input(
+        "--method eap: the gradient of KL(full || circuit) is zero at the full model, so "
+        "plain EAP would score every node 0; use --method eap-ig, or --use-task-loss");
+  if (r.method == "eap-ig" && r.ig_steps < 1)
+    core::throw_input("--ig-steps: expected >= 1, got {}", r.ig_steps);
+  if (r.analysis_batches < 1)
+    core::throw_input("--analysis-batches: expected >= 1, got {}", r.analysis_batches);
+  if (r.analysis_batch_size < 1)
+    core::throw_input("--analysis-batch-size: expected >= 1, got {}", r.analysis_batch_size);
+  if (r.neuron_group < 1)
+    core::throw_input("--neuron-group: expected >= 1, got {}", r.neuron_group);
+  if (!(r.finetune_epochs >= 0) || !std::isfinite(r.finetune_epochs))
+    core::throw_input("--finetune-epochs: expected >= 0, got {}", r.finetune_epochs);
+  const size_t settings = r.thresholds.size() + r.keep_ratios.size();
+  if (!r.out.empty() && settings != 1)
+    core::throw_input("circuits: a single output model file takes one setting, got {}", settings);
+  if (r.out.empty() && r.report_dir.empty())
+    core::throw_input("--out: a folder for the circuits and models is required");
+}
+
+nlohmann::json run_circuits(const CircuitsRequest& request) {
+  validate_request(request);
+  CircuitsRequest r = request;
+  if (r.report_dir.empty())
+    r.report_dir = r.out.parent_path() / (r.out.stem().string() + "_circuits");
+  std::filesystem::create_directories(r.report_dir);
+  train::configure_threads(r.threads);
+  torch::manual_seed(r.seed);
+  core::Stopwatch clock;
+  auto [full, class_names] = model::load_edit_input(r.model, "reduced to a circuit", "circuits");
+  const auto& config = full->config();
+  edit::check_structured_supported(config, r.model.string());
+  const auto batches = train::calibration_batches(
+      r.data, config, static_cast<size_t>(r.analysis_batches * r.analysis_batch_size),
+      r.analysis_batch_size, r.seed);
+  const auto ablation = parse_ablation(r.ablation);
+  AblatedModel ablated(full, batches, ablation, r.use_task_loss, r.seed);
+  const auto nodes = circuit_nodes(config, r.neuron_group);
+
+  nlohmann::json j = {{"model", r.model.string()},
+                      {"method", r.method},
+                      {"level", r.level},
+                      {"ablation", r.ablation},
+                      {"metric", r.use_task_loss ? "task_loss" : "kl"},
+                      {"analysis_images", ablated.images()},
+                      {"neuron_group", r.neuron_group},
+                      {"data", r.data},
+                      {"finetune_epochs", r.finetune_epochs}};
+  j["full"] = prune::size_json(full);
+  j["full"]["metric"] = ablated.metric(Circuit::full(config));
+  if (r.measure)
+    j["full"]["accuracy"] =
+        prune::test_accuracy(full, r.data, r.eval_limit, r.quiet, "  full").to_json();
+
+  std::vector<Setting> settings;
+  if (r.method == "acdc") {
+    for (double t : r.thresholds) {
+      core::Stopwatch sweep;
+      auto res = acdc(ablated, nodes, t, r.quiet);
+      Setting s{t, res.circuit, std::vector<double>(nodes.size(), 0.0), {}};
+      // A node's ACDC score: how much the metric grew when it was tried (relative to the circuit
+      // of that moment), the quantity compared with the threshold.
+      double current = j["full"]["metric"].get<double>();
+      nlohmann::json steps = nlohmann::json::array();
+      for (const auto& st : res.steps) {
+        for (size_t i = 0; i < nodes.size(); ++i)
+          if (nodes[i].name == st.node) s.scores[i] = st.metric - current;
+        steps.push_back({{"node", st.node}, {"metric", st.metric}, {"removed", st.removed}});
+        if (st.removed) current = st.metric;
+      }
+      s.log = {{"threshold", t},
+               {"steps", steps},
+               {"metric", res.metric},
+               {"forwards", res.forwards},
+               {"seconds", sweep.seconds()}};
+      settings.push_back(std::move(s));
+    }
+  } else {
+    core::Stopwatch scoring;
+    const auto leaves = ablated.attribute(ig_alphas(r.method == "eap-ig" ? r.ig_steps : 0));
+    const auto scores = node_scores(nodes, leaves);
+    const double seconds = scoring.seconds();
+    for (double k : r.keep_ratios) {
+      Setting s{k, keep_top(config, nodes, scores, k, parse_ranking(r.rank)), scores, {}};
+      s.log = {{"keep_ratio", k},
+               {"rank", r.rank},
+               {"metric", ablated.metric(s.circuit)},
+               {"scoring_seconds", seconds}};
+      if (r.method == "eap-ig") s.log["ig_steps"] = r.ig_steps;
+      settings.push_back(std::move(s));
+    }
+  }
+
+  j["settings"] = nlohmann::json::array();
+  for (auto& s : settings) {
+    const auto label = setting_label(r.method, s.value);
+    auto log = s.log;
+    log["label"] = label;
+    log["circuit"] = circuit_json(nodes, s.circuit, s.scores);
+    auto slim = slim_circuit(ablated, s.circuit);
+    slim->eval();
+    log["kl_to_full"] = kl_to(full, slim, batches);
+    log["slimmed"] = prune::size_json(slim);
+    if (r.measure)
+      log["before_finetune"] =
+          prune::test_accuracy(slim, r.data, r.eval_limit, r.quiet, "  " + label).to_json();
+    if (r.finetune_epochs > 0) {
+      auto opts = prune::job_finetune_options(r.finetune, r.data, r.seed, r.device, r.quiet,
+                                              r.report_dir / (label + "_finetune"));
+      log["finetune"] = prune::finetune(slim, opts, r.finetune_epochs, 0);
+      slim->eval();
+      if (r.measure)
+        log["after_finetune"] =
+            prune::test_accuracy(slim, r.data, r.eval_limit, r.quiet, "  fine-tuned").to_json();
+    }
+    const auto model_path = r.out.empty() ? r.report_dir / (label + ".safetensors") : r.out;
+    const nlohmann::json record = {{"method", r.method},
+                                   {"label", label},
+                                   {"ablation", r.ablation},
+                                   {"removed", log["circuit"]["removed"]},
+                                   {"finetune_epochs", r.finetune_epochs}};
+    exporter::save_edited_model(slim, model_path, "vitopt.circuit", record.dump(), class_names);
+    log["model_file"] = model_path.string();
+    core::write_file_atomic(r.report_dir / (label + ".json"), log.dump(2) + "\n");
+    const auto dot_path = r.report_dir / (label + ".dot");
+    core::write_file_atomic(
+        dot_path, circuit_dot(config, nodes, s.circuit, s.scores,
+                              fmt::format("{} {} ({} ablation)", r.model.filename().string(), label,
+                                          r.ablation)));
+    const auto why = render_svg(dot_path, r.report_dir / (label + ".svg"));
+    log["picture"] = why.empty() ? (r.report_dir / (label + ".svg")).string() : dot_path.string();
+    if (!why.empty()) log["picture_note"] = why;
+    log.erase("circuit");  // in <label>.json; circuits.json keeps the summary
+    log["removed"] = circuit_json(nodes, s.circuit, {})["removed"];
+    log["kept_heads"] = s.circuit.kept_heads();
+    log["kept_neurons"] = s.circuit.kept_neurons();
+    j["settings"].push_back(log);
+  }
+  j["seconds"] = clock.seconds();
+  core::write_file_atomic(r.report_dir / "circuits.json", j.dump(2) + "\n");
+  return j;
+}
+
+}  // namespace vitopt::circuits
