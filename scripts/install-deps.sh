@@ -8,7 +8,7 @@ packages=(
   libtorch-dev libopenblas0-pthread libopenblas-dev
   libcli11-dev nlohmann-json3-dev libfmt-dev libspdlog-dev libstb-dev libyaml-cpp-dev
   libgtest-dev libgmock-dev libbenchmark-dev zlib1g-dev libgloo-dev
-  gnuplot-nox dataset-fashion-mnist python3-torch python3-numpy
+  gnuplot-nox graphviz dataset-fashion-mnist python3-torch python3-numpy
   clang libclang-rt-14-dev
   libonnx-dev libprotobuf-dev protobuf-compiler pybind11-dev python3-dev nodejs
 )

@@ -60,7 +60,9 @@ void register_circuits(CLI::App& app) {
                   "EAP/EAP-IG: fraction of heads and neuron groups kept; several values give "
                   "one model each")
       ->delimiter(',');
-  cmd->add_option("--level", r.level, "node (edge-level discovery is not available yet)");
+  cmd->add_option("--level", r.level,
+                  "node (heads, sub-blocks, neuron groups) or edge (writer -> q/k/v/MLP/logits "
+                  "edges of the residual stream; a node left without edges is removed)");
   cmd->add_option("--ablation", r.ablation,
                   "mean (over the analysis images; folded into biases), zero, or resample "
                   "(another image's activation, of a different class)");

@@ -6,6 +6,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
+#include <vector>
 
 #include "core/file_util.h"
 #include "report/gnuplot.h"
@@ -97,6 +99,35 @@ Plot params_macs_plot(const MetricsReport& r) {
        "set ylabel 'MACs per image (M)'\n"
        "plot $d using 3:xtic(1) title 'MACs' lc rgb '#9467bd'\nunset multiplot\n";
   return {"params_macs", s};
+}
+
+// Top-1 against MACs with one line per method: models named <method>-<value> (circuits/acdc-0.05,
+// prune/taylor-30) form a series, so methods compare at matched cost.
+Plot accuracy_macs_plot(const MetricsReport& r) {
+  std::string s = header("accuracy_macs.png", 900, 550, "Accuracy vs MACs per method");
+  s += "set xlabel 'MACs per image (M)'\nset ylabel 'top-1 (%)'\nset offsets graph 0.05, graph "
+       "0.05, graph 0.1, graph 0.1\n";
+  std::map<std::string, std::vector<const ModelMetrics*>> series;
+  std::vector<std::string> order;
+  for (const auto& m : r.models) {
+    const auto key = m.is_baseline ? std::string("baseline") : method_series(m.label);
+    if (!series.count(key)) order.push_back(key);
+    series[key].push_back(&m);
+  }
+  std::string plot = "plot ";
+  for (size_t i = 0; i < order.size(); ++i) {
+    auto& ms = series[order[i]];
+    std::sort(ms.begin(), ms.end(), [](const ModelMetrics* a, const ModelMetrics* b) {
+      return a->efficiency.macs < b->efficiency.macs;
+    });
+    s += fmt::format("$s{} << EOD\n", i);
+    for (const auto* m : ms)
+      s += fmt::format("{} {}\n", m->efficiency.macs / 1e6, 100 * m->classification.top1);
+    s += "EOD\n";
+    plot += fmt::format("{}$s{} using 1:2 with linespoints lw 2 pt 7 ps 1.4 title {}",
+                        i ? ", " : "", i, q(order[i]));
+  }
+  return {"accuracy_macs", s + plot + "\n"};
 }
 
 Plot pareto_plot(const MetricsReport& r, bool latency) {
@@ -255,13 +286,21 @@ Plot confusion_plot(const MetricsReport& r, size_t index) {
 
 }  // namespace
 
+std::string method_series(const std::string& label) {
+  const auto dash = label.find_last_of('-');
+  if (dash == std::string::npos || dash + 1 == label.size()) return label;
+  const auto tail = label.substr(dash + 1);
+  const bool number = tail.find_first_not_of("0123456789.") == std::string::npos;
+  return number ? label.substr(0, dash) : label;
+}
+
 std::map<std::string, std::string> render_plots(const MetricsReport& r,
                                                 const std::filesystem::path& plots_dir) {
   std::map<std::string, std::string> out;
   if (r.models.empty()) return out;
-  std::vector<Plot> plots = {accuracy_plot(r),    latency_plot(r),      throughput_plot(r),
-                             params_macs_plot(r), pareto_plot(r, true), pareto_plot(r, false),
-                             reliability_plot(r)};
+  std::vector<Plot> plots = {accuracy_plot(r),      latency_plot(r),       throughput_plot(r),
+                             params_macs_plot(r),   accuracy_macs_plot(r), pareto_plot(r, true),
+                             pareto_plot(r, false), reliability_plot(r)};
   for (size_t i = 0; i < r.models.size(); ++i) plots.push_back(confidence_plot(r, i));
   for (size_t i = 0; i < r.models.size(); ++i) plots.push_back(confusion_plot(r, i));
   const bool compared = std::any_of(r.models.begin(), r.models.end(), [](const ModelMetrics& m) {

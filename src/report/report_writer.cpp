@@ -156,6 +156,8 @@ std::vector<Block> document(const MetricsReport& r) {
       {"latency", "Latency at batch 1: p50, p90, p99."},
       {"throughput", "Throughput at the throughput batch."},
       {"params_macs", "Parameters and multiply-accumulates per image."},
+      {"accuracy_macs",
+       "Top-1 against MACs, one line per method (models named <method>-<value> form a series)."},
       {"pareto_latency", "Accuracy vs latency; the Pareto front in red."},
       {"pareto_size", "Accuracy vs file size; the Pareto front in red."},
       {"reliability", "Reliability diagram: accuracy per confidence bin (diagonal = calibrated)."},

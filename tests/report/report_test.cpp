@@ -153,11 +153,20 @@ TEST(Gnuplot, QuoteAndFailures) {
   }
 }
 
+TEST(Report, MethodSeriesDropsTheTrailingValue) {
+  EXPECT_EQ(method_series("circuits/acdc-0.05"), "circuits/acdc");
+  EXPECT_EQ(method_series("circuits/eap-ig-0.9"), "circuits/eap-ig");
+  EXPECT_EQ(method_series("prune/heads-neurons-50"), "prune/heads-neurons");
+  EXPECT_EQ(method_series("quantize/w8a8"), "quantize/w8a8");
+  EXPECT_EQ(method_series("prune/heads-neurons-50-w8a8"), "prune/heads-neurons-50-w8a8");
+  EXPECT_EQ(method_series("baseline-"), "baseline-");
+}
+
 TEST(Report, AllFiguresAndSelfContainedHtml) {
   testing::TempDir tmp;
   auto r = sample();
   write_report_files(r, tmp.path(), /*quiet=*/true);
-  EXPECT_EQ(r.plots.size(), 12u);  // 8 figures + per model (2): confidence and confusion
+  EXPECT_EQ(r.plots.size(), 13u);  // 9 figures + per model (2): confidence and confusion
   EXPECT_TRUE(r.plots.count("confusion_0") && r.plots.count("confusion_1"));
   const auto html = core::read_file_text(tmp / "report.html");
   for (const auto& [name, file] : r.plots) {

@@ -1,7 +1,5 @@
 #include "compress/circuits/ablated_model.h"
 
-#include <random>
-
 #include "core/error.h"
 #include "model/edit/copy.h"
 #include "model/partial_forward.h"
@@ -11,8 +9,17 @@ namespace {
 
 namespace F = torch::nn::functional;
 
-// For every image of the batch, another image of a different class: the first such image after a
-// seeded offset, cyclically, so the pairing is deterministic and spread over the batch.
+torch::Tensor affine(const model::LinearImpl& lin, const torch::Tensor& x) {
+  return torch::linear(x, edit::plain_weight(lin), lin.bias);
+}
+
+torch::Tensor flags_tensor(const std::vector<char>& flags) {
+  std::vector<float> v(flags.begin(), flags.end());
+  return torch::tensor(v);
+}
+
+}  // namespace
+
 torch::Tensor resample_partners(const torch::Tensor& labels, std::mt19937_64& rng) {
   const int64_t B = labels.size(0);
   auto y = labels.to(torch::kLong).contiguous();
@@ -33,17 +40,6 @@ torch::Tensor resample_partners(const torch::Tensor& labels, std::mt19937_64& rn
   }
   return torch::tensor(partner, torch::kLong);
 }
-
-torch::Tensor affine(const model::LinearImpl& lin, const torch::Tensor& x) {
-  return torch::linear(x, edit::plain_weight(lin), lin.bias);
-}
-
-torch::Tensor flags_tensor(const std::vector<char>& flags) {
-  std::vector<float> v(flags.begin(), flags.end());
-  return torch::tensor(v);
-}
-
-}  // namespace
 
 Ablation parse_ablation(const std::string& text) {
   if (text == "mean") return Ablation::Mean;

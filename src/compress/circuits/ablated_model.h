@@ -9,6 +9,7 @@
 
 #include <torch/torch.h>
 
+#include <random>
 #include <string>
 #include <vector>
 
@@ -23,6 +24,10 @@ enum class Ablation { Mean, Zero, Resample };
 // "mean" | "zero" | "resample"; InputError naming --ablation otherwise.
 Ablation parse_ablation(const std::string& text);
 const char* ablation_name(Ablation ablation);
+
+// Resample ablation's pairing: for every image of a batch, another image of a different class
+// (the first after a seeded offset, cyclically). InputError if the batch has one class only.
+torch::Tensor resample_partners(const torch::Tensor& labels, std::mt19937_64& rng);
 
 // Per-leaf attributions: the metric change estimated for removing each leaf (embedding, head,
 // neuron). Coarser nodes add up their leaves (see eap.h).

@@ -5,13 +5,16 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
+#include <optional>
 
 #include "compress/circuits/ablated_model.h"
 #include "compress/circuits/acdc.h"
 #include "compress/circuits/circuit_graph.h"
 #include "compress/circuits/circuit_slim.h"
 #include "compress/circuits/eap.h"
+#include "compress/circuits/edge_search.h"
 #include "compress/prune/measure.h"
 #include "core/error.h"
 #include "core/file_util.h"
@@ -44,7 +47,24 @@ struct Setting {
   Circuit circuit;
   std::vector<double> scores;  // per node: EAP score, or ACDC's metric increase when tried
   nlohmann::json log;
+  // Edge level: the kept edges and their scores (readers x writers); the node circuit above is
+  // what they leave.
+  EdgeMask edges;
+  std::vector<double> edge_scores;
 };
+
+int log_edges_kept(const EdgeMask& mask) {
+  int n = 0;
+  for (const auto& row : mask) n += static_cast<int>(std::count(row.begin(), row.end(), 1));
+  return n;
+}
+
+nlohmann::json steps_json(const std::vector<AcdcStep>& steps) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& st : steps)
+    out.push_back({{"tried", st.node}, {"metric", st.metric}, {"removed", st.removed}});
+  return out;
+}
 
 }  // namespace
 
@@ -55,11 +75,8 @@ std::string setting_label(const std::string& method, double value) {
 void validate_request(const CircuitsRequest& r) {
   if (r.method != "acdc" && r.method != "eap" && r.method != "eap-ig")
     core::throw_input("--method: expected acdc, eap or eap-ig, got '{}'", r.method);
-  if (r.level == "edge")
-    core::throw_input(
-        "--level edge: edge-level discovery is not available yet; node level (the "
-        "default) finds the circuit whose nodes slimming removes");
-  if (r.level != "node") core::throw_input("--level: expected node or edge, got '{}'", r.level);
+  if (r.level != "node" && r.level != "edge")
+    core::throw_input("--level: expected node or edge, got '{}'", r.level);
   parse_ablation(r.ablation);
   parse_ranking(r.rank);
   if (r.method == "acdc") {
@@ -136,43 +153,69 @@ nlohmann::json run_circuits(const CircuitsRequest& request) {
         prune::test_accuracy(full, r.data, r.eval_limit, r.quiet, "  full").to_json();
 
   std::vector<Setting> settings;
+  const bool edge_level = r.level == "edge";
+  std::optional<EdgeModel> edges;
+  if (edge_level) edges.emplace(full, batches, ablation, r.use_task_loss, r.seed);
   if (r.method == "acdc") {
     for (double t : r.thresholds) {
       core::Stopwatch sweep;
-      auto res = acdc(ablated, nodes, t, r.quiet);
-      Setting s{t, res.circuit, std::vector<double>(nodes.size(), 0.0), {}};
-      // A node's ACDC score: how much the metric grew when it was tried (relative to the circuit
-      // of that moment), the quantity compared with the threshold.
-      double current = j["full"]["metric"].get<double>();
-      nlohmann::json steps = nlohmann::json::array();
-      for (const auto& st : res.steps) {
-        for (size_t i = 0; i < nodes.size(); ++i)
-          if (nodes[i].name == st.node) s.scores[i] = st.metric - current;
-        steps.push_back({{"node", st.node}, {"metric", st.metric}, {"removed", st.removed}});
-        if (st.removed) current = st.metric;
+      Setting s;
+      s.value = t;
+      if (edge_level) {
+        auto res = acdc_edges(*edges, t, r.quiet);
+        s.edges = res.mask;
+        s.edge_scores = res.scores;
+        s.circuit = node_circuit(config, edges->graph(), res.mask);
+        s.log = {{"steps", steps_json(res.steps)},
+                 {"edge_metric", res.metric},
+                 {"forwards", res.forwards}};
+      } else {
+        auto res = acdc(ablated, nodes, t, r.quiet);
+        s.circuit = res.circuit;
+        // A node's ACDC score: how much the metric grew when it was tried (relative to the
+        // circuit of that moment), the quantity compared with the threshold.
+        s.scores.assign(nodes.size(), 0.0);
+        double current = j["full"]["metric"].get<double>();
+        for (const auto& st : res.steps) {
+          for (size_t i = 0; i < nodes.size(); ++i)
+            if (nodes[i].name == st.node) s.scores[i] = st.metric - current;
+          if (st.removed) current = st.metric;
+        }
+        s.log = {{"steps", steps_json(res.steps)}, {"forwards", res.forwards}};
       }
-      s.log = {{"threshold", t},
-               {"steps", steps},
-               {"metric", res.metric},
-               {"forwards", res.forwards},
-               {"seconds", sweep.seconds()}};
+      s.log["threshold"] = t;
+      s.log["seconds"] = sweep.seconds();
       settings.push_back(std::move(s));
     }
   } else {
     core::Stopwatch scoring;
-    const auto leaves = ablated.attribute(ig_alphas(r.method == "eap-ig" ? r.ig_steps : 0));
-    const auto scores = node_scores(nodes, leaves);
+    const auto alphas = ig_alphas(r.method == "eap-ig" ? r.ig_steps : 0);
+    std::vector<double> scores, edge_scores;
+    if (edge_level)
+      edge_scores = edges->attribute(alphas);
+    else
+      scores = node_scores(nodes, ablated.attribute(alphas));
     const double seconds = scoring.seconds();
     for (double k : r.keep_ratios) {
-      Setting s{k, keep_top(config, nodes, scores, k, parse_ranking(r.rank)), scores, {}};
-      s.log = {{"keep_ratio", k},
-               {"rank", r.rank},
-               {"metric", ablated.metric(s.circuit)},
-               {"scoring_seconds", seconds}};
+      Setting s;
+      s.value = k;
+      if (edge_level) {
+        s.edges = keep_top_edges(edges->graph(), edge_scores, k, parse_ranking(r.rank));
+        s.edge_scores = edge_scores;
+        s.circuit = node_circuit(config, edges->graph(), s.edges);
+        s.log["edge_metric"] = edges->metric(s.edges);
+      } else {
+        s.circuit = keep_top(config, nodes, scores, k, parse_ranking(r.rank));
+        s.scores = scores;
+      }
+      s.log["keep_ratio"] = k;
+      s.log["rank"] = r.rank;
+      s.log["scoring_seconds"] = seconds;
       if (r.method == "eap-ig") s.log["ig_steps"] = r.ig_steps;
       settings.push_back(std::move(s));
     }
   }
+  for (auto& s : settings) s.log["metric"] = ablated.metric(s.circuit);  // of the node circuit
 
   j["settings"] = nlohmann::json::array();
   for (auto& s : settings) {
@@ -180,6 +223,8 @@ nlohmann::json run_circuits(const CircuitsRequest& request) {
     auto log = s.log;
     log["label"] = label;
     log["circuit"] = circuit_json(nodes, s.circuit, s.scores);
+    if (edge_level)
+      log["circuit"]["edge_level"] = edges_json(edges->graph(), s.edges, s.edge_scores);
     auto slim = slim_circuit(ablated, s.circuit);
     slim->eval();
     log["kl_to_full"] = kl_to(full, slim, batches);
@@ -217,6 +262,10 @@ nlohmann::json run_circuits(const CircuitsRequest& request) {
     log["removed"] = circuit_json(nodes, s.circuit, {})["removed"];
     log["kept_heads"] = s.circuit.kept_heads();
     log["kept_neurons"] = s.circuit.kept_neurons();
+    if (edge_level) {
+      log["kept_edges"] = log_edges_kept(s.edges);
+      log["total_edges"] = edges->graph().edges();
+    }
     j["settings"].push_back(log);
   }
   j["seconds"] = clock.seconds();

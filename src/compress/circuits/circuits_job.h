@@ -22,7 +22,7 @@ struct CircuitsRequest {
   std::string method = "acdc";      // acdc | eap | eap-ig
   std::vector<double> thresholds;   // acdc: one model per threshold (>= 0)
   std::vector<double> keep_ratios;  // eap, eap-ig: one model per ratio in (0, 1]
-  std::string level = "node";       // node (edge: not available yet)
+  std::string level = "node";       // node, or edge (the residual-stream graph; nodes follow)
   std::string ablation = "mean";    // mean | zero | resample
   int analysis_batches = 4;         // batches of training images for the metric and the means
   int64_t analysis_batch_size = 64;

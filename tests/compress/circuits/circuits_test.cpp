@@ -15,7 +15,9 @@
 #include "compress/circuits/circuit_slim.h"
 #include "compress/circuits/circuits_job.h"
 #include "compress/circuits/eap.h"
+#include "compress/circuits/edge_search.h"
 #include "core/error.h"
+#include "core/file_util.h"
 #include "export/model_writer.h"
 #include "model/model_file.h"
 #include "test_util.h"
@@ -329,6 +331,119 @@ TEST(CircuitsJob, WritesOneSlimmedModelPerSetting) {
   }
   EXPECT_TRUE(std::filesystem::exists(r.report_dir / "eap-ig_keep_0.5.safetensors"));
   EXPECT_TRUE(std::filesystem::exists(r.report_dir / "circuits.json"));
+  // Edge level: the circuit JSON lists the edges; the model is the node circuit they leave.
+  r.level = "edge";
+  r.method = "acdc";
+  r.keep_ratios = {};
+  r.thresholds = {0.01};
+  r.report_dir = tmp / "edges";
+  const auto e = run_circuits(r);
+  const auto& s = e["settings"][0];
+  EXPECT_LE(s["kept_edges"].get<int>(), s["total_edges"].get<int>());
+  const auto circuit =
+      nlohmann::json::parse(core::read_file_text(r.report_dir / "acdc_threshold_0.01.json"));
+  EXPECT_EQ(circuit["circuit"]["edge_level"]["edges"].size(), s["total_edges"].get<size_t>());
+}
+
+// ---- edge level ---------------------------------------------------------------------------------
+
+TEST(EdgeGraph, ReadersReadEveryEarlierWriter) {
+  const auto c = testing::tiny_config(2, 4);
+  const auto g = edge_graph(c);
+  ASSERT_EQ(g.writers.size(), 1u + 2 * (4 + 1));
+  ASSERT_EQ(g.readers.size(), 2u * (3 * 4 + 1) + 1);
+  EXPECT_EQ(g.readers[0].name, "blocks.0.attn.head0.q");
+  EXPECT_EQ(g.readers[0].reads, 1);  // the embedding
+  EXPECT_EQ(g.readers[12].name, "blocks.0.mlp");
+  EXPECT_EQ(g.readers[12].reads, 5);      // embedding + block 0's heads
+  EXPECT_EQ(g.readers[13].reads, 6);      // block 1's heads read block 0's MLP too
+  EXPECT_EQ(g.readers.back().reads, 11);  // the logits read everything
+  EXPECT_EQ(g.edges(), 12 * 1 + 5 + 12 * 6 + 10 + 11);
+}
+
+TEST(EdgeModel, EveryEdgeKeptIsTheModelsForward) {
+  Planted p;
+  const auto batches = analysis_batches(p.config, 1, 8);
+  EdgeModel m(p.model, batches, Ablation::Mean, false, 0);
+  const auto mask = full_edge_mask(m.graph());
+  std::vector<float> v;
+  for (const auto& row : mask) v.insert(v.end(), row.begin(), row.end());
+  const auto gates = torch::tensor(v).view({static_cast<int64_t>(mask.size()), -1});
+  torch::NoGradGuard no_grad;
+  const auto want = p.model->forward(batches[0].x);
+  EXPECT_LT((m.logits(gates, 0) - want).abs().max().item<double>(), 1e-5);
+  EXPECT_LT(std::abs(m.metric(mask)), 1e-7);
+}
+
+// Removing every outgoing edge of a writer is ablating the node: the same metric either way.
+TEST(EdgeModel, AllOutgoingEdgesRemovedEqualsTheNodeAblated) {
+  Planted p;
+  const auto nodes = circuit_nodes(p.config, kGroup);
+  for (auto ablation : {Ablation::Mean, Ablation::Zero, Ablation::Resample}) {
+    const auto batches = analysis_batches(p.config, 2, 8);
+    EdgeModel edges(p.model, batches, ablation, false, 3);
+    AblatedModel node(p.model, batches, ablation, false, 3);
+    const auto& g = edges.graph();
+    for (const char* name : {"blocks.0.attn.head2", "blocks.0.mlp", "blocks.1.attn.head0"}) {
+      auto mask = full_edge_mask(g);
+      for (size_t w = 0; w < g.writers.size(); ++w)
+        if (g.writers[w].name == name)
+          for (auto& row : mask) row[w] = 0;
+      auto k = Circuit::full(p.config);
+      for (const auto& n : nodes)
+        if (n.name == name) k.set(n, false);
+      const double want = node.metric(k);
+      EXPECT_GT(want, 1e-5) << name;
+      EXPECT_NEAR(edges.metric(mask), want, 1e-4 * want) << ablation_name(ablation) << " " << name;
+      EXPECT_EQ(node_circuit(p.config, g, mask), k) << name;
+    }
+  }
+}
+
+TEST(EdgeAcdc, RemovesEveryEdgeOfTheInertHeads) {
+  Planted p;
+  EdgeModel m(p.model, analysis_batches(p.config, 1, 16), Ablation::Mean, false, 0);
+  const auto r = acdc_edges(m, 1e-6, true);
+  const auto k = node_circuit(p.config, m.graph(), r.mask);
+  EXPECT_FALSE(k.heads[0][1]);
+  EXPECT_FALSE(k.heads[1][3]);
+  int live = 0;
+  for (int b = 0; b < 2; ++b)
+    for (int h = 0; h < 4; ++h) live += k.attn_live(b) && k.heads[b][h];
+  EXPECT_EQ(live, 6);  // every other head still writes somewhere
+  EXPECT_LT(r.metric, 1e-6);
+  // The picture draws the kept edges into q/k/v (coloured) and MLPs.
+  const auto dot = edges_dot(p.config, m.graph(), r.mask, r.scores, "t");
+  EXPECT_NE(dot.find("-> logits [color"), std::string::npos);
+  EXPECT_EQ(dot.find("blocks_0_attn_head1 -> "), std::string::npos);
+}
+
+TEST(EdgeEap, InertEdgesScoreZeroAndIgIsComplete) {
+  Planted p;
+  EdgeModel m(p.model, analysis_batches(p.config, 1, 16), Ablation::Mean, false, 0);
+  const auto& g = m.graph();
+  const auto scores = m.attribute(ig_alphas(64));
+  double inert = 0, live = 0, sum = 0;
+  for (size_t r = 0; r < g.readers.size(); ++r)
+    for (int w = 0; w < g.readers[r].reads; ++w) {
+      const double s = scores[r * g.writers.size() + static_cast<size_t>(w)];
+      sum += s;
+      const auto& name = g.writers[static_cast<size_t>(w)].name;
+      (p.inert.count(name) ? inert : live) =
+          std::max(p.inert.count(name) ? inert : live, std::abs(s));
+    }
+  EXPECT_LT(inert, 1e-6);
+  EXPECT_GT(live, 1e-3);
+  // Completeness: the scores of all edges add up to the change of removing them all.
+  auto none = full_edge_mask(g);
+  for (auto& row : none) std::fill(row.begin(), row.end(), 0);
+  const double change = m.metric(none) - m.metric(full_edge_mask(g));
+  EXPECT_NEAR(sum, change, 0.01 * std::abs(change) + 1e-5);
+  // Keeping the top half keeps half of the edges.
+  const auto half = keep_top_edges(g, scores, 0.5, Ranking::Global);
+  int kept = 0;
+  for (const auto& row : half) kept += static_cast<int>(std::count(row.begin(), row.end(), 1));
+  EXPECT_EQ(kept, static_cast<int>(std::lround(0.5 * g.edges())));
 }
 
 }  // namespace
