@@ -134,6 +134,8 @@ TEST_F(AdvertisedPaths, PruneBySensitivityUsesGradients) {
   const auto js = json_of(sens), jg = json_of(glob);
   EXPECT_NEAR(js["pruned"]["sparsity"].get<double>(), 0.5, 0.01) << js["pruned"].dump();
   EXPECT_GT(js["pruned"]["accuracy"]["top1"].get<double>(), 0.1);
+  // Half the weights gone moves the predictions (KL to the dense model on training images).
+  EXPECT_GT(js["pruned"]["kl"].get<double>(), 0.0);
   // |w * dL/dw| ranks differently from |w|: the zero patterns differ.
   EXPECT_NE(vitopt::core::read_file_bytes(dir() / "sens.safetensors"),
             vitopt::core::read_file_bytes(dir() / "glob.safetensors"));

@@ -28,20 +28,6 @@
 namespace vitopt::circuits {
 namespace {
 
-// Mean KL(full || other) over the analysis images.
-double kl_to(model::ViT& full, model::ViT& other, const std::vector<train::CalibBatch>& batches) {
-  torch::NoGradGuard no_grad;
-  double sum = 0;
-  int64_t n = 0;
-  for (const auto& b : batches) {
-    const auto lp = torch::log_softmax(full->forward(b.x).to(torch::kDouble), 1);
-    const auto lq = torch::log_softmax(other->forward(b.x).to(torch::kDouble), 1);
-    sum += (lp.exp() * (lp - lq)).sum().item<double>();
-    n += b.x.size(0);
-  }
-  return sum / static_cast<double>(n);
-}
-
 struct Setting {
   double value = 0;
   Circuit circuit;
@@ -136,6 +122,8 @@ nlohmann::json run_circuits(const CircuitsRequest& request) {
   const auto ablation = parse_ablation(r.ablation);
   AblatedModel ablated(full, batches, ablation, r.use_task_loss, r.seed);
   const auto nodes = circuit_nodes(config, r.neuron_group);
+  const auto analysis_images = train::batch_inputs(batches);
+  const auto full_logits = prune::logits_of(full, analysis_images);
 
   nlohmann::json j = {{"model", r.model.string()},
                       {"method", r.method},
@@ -227,7 +215,7 @@ nlohmann::json run_circuits(const CircuitsRequest& request) {
       log["circuit"]["edge_level"] = edges_json(edges->graph(), s.edges, s.edge_scores);
     auto slim = slim_circuit(ablated, s.circuit);
     slim->eval();
-    log["kl_to_full"] = kl_to(full, slim, batches);
+    log["kl_to_full"] = prune::mean_kl(full_logits, prune::logits_of(slim, analysis_images));
     log["slimmed"] = prune::size_json(slim);
     if (r.measure)
       log["before_finetune"] =
@@ -251,10 +239,11 @@ nlohmann::json run_circuits(const CircuitsRequest& request) {
     log["model_file"] = model_path.string();
     core::write_file_atomic(r.report_dir / (label + ".json"), log.dump(2) + "\n");
     const auto dot_path = r.report_dir / (label + ".dot");
+    const auto title = fmt::format("{} {} ({} level, {} ablation)", r.model.filename().string(),
+                                   label, r.level, r.ablation);
     core::write_file_atomic(
-        dot_path, circuit_dot(config, nodes, s.circuit, s.scores,
-                              fmt::format("{} {} ({} ablation)", r.model.filename().string(), label,
-                                          r.ablation)));
+        dot_path, edge_level ? edges_dot(config, edges->graph(), s.edges, s.edge_scores, title)
+                             : circuit_dot(config, nodes, s.circuit, s.scores, title));
     const auto why = render_svg(dot_path, r.report_dir / (label + ".svg"));
     log["picture"] = why.empty() ? (r.report_dir / (label + ".svg")).string() : dot_path.string();
     if (!why.empty()) log["picture_note"] = why;

@@ -94,20 +94,6 @@ std::vector<Candidate> find_candidates(model::ViT& m, const std::vector<std::str
   return out;
 }
 
-torch::Tensor logits_of(model::ViT& m, const std::vector<torch::Tensor>& images) {
-  torch::NoGradGuard no_grad;
-  std::vector<torch::Tensor> out;
-  for (const auto& x : images) out.push_back(m->forward(x));
-  return torch::cat(out);
-}
-
-// Mean over images of KL(reference || other), both logits (n, K).
-double kl_divergence(const torch::Tensor& reference, const torch::Tensor& other) {
-  const auto lp = torch::log_softmax(reference.to(torch::kDouble), 1);
-  const auto lq = torch::log_softmax(other.to(torch::kDouble), 1);
-  return (lp.exp() * (lp - lq)).sum(1).mean().item<double>();
-}
-
 double energy_kept(const std::vector<double>& s, int rank) {
   double kept = 0, total = 0;
   for (size_t i = 0; i < s.size(); ++i) {
@@ -171,7 +157,7 @@ void choose_per_layer(std::vector<Candidate>& ks, const FactorizeRequest& r, Spe
 void choose_for_budget(std::vector<Candidate>& ks, model::ViT& m, int64_t to_save,
                        const FactorizeRequest& r, const std::vector<torch::Tensor>& images,
                        SpeedTable& speed, nlohmann::json& log) {
-  const auto reference = logits_of(m, images);
+  const auto reference = prune::logits_of(m, images);
   std::vector<std::vector<LayerOption>> layers;
   for (auto& k : ks) {
     const int64_t dense = static_cast<int64_t>(k.out) * k.in;
@@ -186,7 +172,7 @@ void choose_for_budget(std::vector<Candidate>& ks, model::ViT& m, int64_t to_sav
       }
       const auto approx = k.spectrum->approximation(rank);
       lin->weight_transform = [approx](const torch::Tensor&) { return approx; };
-      const double kl = kl_divergence(reference, logits_of(m, images));
+      const double kl = prune::mean_kl(reference, prune::logits_of(m, images));
       lin->weight_transform = nullptr;
       k.options.push_back({rank, factor_params(k.out, k.in, rank), kl});
       tried.push_back({{"rank", rank}, {"kl", kl}});
@@ -396,7 +382,8 @@ nlohmann::json run_factorize(const FactorizeRequest& request) {
   if (r.measure) {
     const auto calib = train::batch_inputs(
         train::calibration_batches(r.data, dense->config(), r.calib_images, 64, r.seed));
-    j["kl_before_finetune"] = kl_divergence(logits_of(dense, calib), logits_of(factored, calib));
+    j["kl_before_finetune"] =
+        prune::mean_kl(prune::logits_of(dense, calib), prune::logits_of(factored, calib));
     j["before_finetune"] =
         prune::test_accuracy(factored, r.data, r.eval_limit, r.quiet, "  factorized").to_json();
     if (r.method == "activation-aware") {  // the same ranks from plain SVD, for contrast
@@ -405,7 +392,7 @@ nlohmann::json run_factorize(const FactorizeRequest& request) {
       j["plain_svd_same_ranks"] =
           prune::test_accuracy(plain, r.data, r.eval_limit, r.quiet, "  plain SVD").to_json();
       j["plain_svd_same_ranks"]["kl"] =
-          kl_divergence(logits_of(dense, calib), logits_of(plain, calib));
+          prune::mean_kl(prune::logits_of(dense, calib), prune::logits_of(plain, calib));
     }
   }
   if (r.finetune_epochs > 0) {

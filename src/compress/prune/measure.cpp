@@ -32,6 +32,19 @@ nlohmann::json weight_histogram(model::ViT& model, int bins, double hi) {
   return {{"lo", -hi}, {"hi", hi}, {"bins", bins}, {"counts", v}};
 }
 
+torch::Tensor logits_of(model::ViT& m, const std::vector<torch::Tensor>& images) {
+  torch::NoGradGuard no_grad;
+  std::vector<torch::Tensor> out;
+  for (const auto& x : images) out.push_back(m->forward(x));
+  return torch::cat(out);
+}
+
+double mean_kl(const torch::Tensor& reference, const torch::Tensor& other) {
+  const auto lp = torch::log_softmax(reference.to(torch::kDouble), 1);
+  const auto lq = torch::log_softmax(other.to(torch::kDouble), 1);
+  return (lp.exp() * (lp - lq)).sum(1).mean().item<double>();
+}
+
 nlohmann::json size_json(model::ViT& model) {
   const auto& c = model->config();
   const auto sp = edit::sparsity_stats(model);

@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 #include "eval/accuracy.h"
 #include "model/vit.h"
@@ -20,6 +21,12 @@ Accuracy test_accuracy(model::ViT& model, const std::string& data, size_t limit,
 // Histogram of the prunable weights: {"lo", "hi", "bins", "counts"} over [lo, hi] (symmetric,
 // the largest |w|), zeros counted in their bin like any value.
 nlohmann::json weight_histogram(model::ViT& model, int bins, double hi = 0);
+
+// Logits of a model on image batches, concatenated (n, K); no gradients.
+torch::Tensor logits_of(model::ViT& model, const std::vector<torch::Tensor>& images);
+// Mean over images of KL(reference || other) from their logits (n, K), in double precision:
+// how far an edited model's predictions moved from the original's.
+double mean_kl(const torch::Tensor& reference_logits, const torch::Tensor& other_logits);
 
 // Params/MACs of the config plus nonzero prunable weights.
 nlohmann::json size_json(model::ViT& model);

@@ -266,6 +266,13 @@ nlohmann::json speed_claim(const PruneRequest& r, const Methods& ms) {
   return j;
 }
 
+// Mean KL(dense || pruned) on the calibration images (the training split's first ones).
+double prune_kl(model::ViT& dense, model::ViT& pruned, const PruneRequest& r) {
+  const auto images = train::batch_inputs(
+      train::calibration_batches(r.data, dense->config(), r.calib_images, 64, r.seed));
+  return mean_kl(logits_of(dense, images), logits_of(pruned, images));
+}
+
 }  // namespace
 
 void validate_request(const PruneRequest& r) {
@@ -355,6 +362,7 @@ nlohmann::json run_prune(const PruneRequest& request) {
     nlohmann::json ignored;
     auto m = prune_model(dense, oneshot, r.amount, ignored);
     j["pruned_no_finetune"] = test_accuracy(m, r.data, r.eval_limit, r.quiet, "  pruned, no FT").to_json();
+    j["pruned_no_finetune"]["kl"] = prune_kl(dense, m, r);
   }
 
   nlohmann::json log;
@@ -376,6 +384,7 @@ nlohmann::json run_prune(const PruneRequest& request) {
   if (r.measure) {
     const auto acc = test_accuracy(pruned, r.data, r.eval_limit, r.quiet, "  pruned");
     j["pruned"]["accuracy"] = acc.to_json();
+    j["pruned"]["kl"] = prune_kl(dense, pruned, r);
     j["delta_top1"] = acc.top1 - dense_acc.top1;
     j["speed"] = speed_claim(r, parse_methods(r.methods));
   }

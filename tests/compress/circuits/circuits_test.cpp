@@ -343,6 +343,10 @@ TEST(CircuitsJob, WritesOneSlimmedModelPerSetting) {
   const auto circuit =
       nlohmann::json::parse(core::read_file_text(r.report_dir / "acdc_threshold_0.01.json"));
   EXPECT_EQ(circuit["circuit"]["edge_level"]["edges"].size(), s["total_edges"].get<size_t>());
+  // The picture is the edge-level one (its edges: EdgeAcdc.RemovesEveryEdgeOfTheInertHeads).
+  const auto dot = core::read_file_text(r.report_dir / "acdc_threshold_0.01.dot");
+  EXPECT_NE(dot.find("edge level"), std::string::npos);
+  EXPECT_NE(dot.find("subgraph cluster_1"), std::string::npos);
 }
 
 // ---- edge level ---------------------------------------------------------------------------------
