@@ -89,6 +89,17 @@ torch::Tensor EdgeModel::run(const torch::Tensor& gates, size_t i, int from_bloc
     if (!diffs[w].defined()) diffs[w] = ablated[w].defined() ? outs[w] - ablated[w] : outs[w];
     return diffs[w];
   };
+  // The stream with every edge removed: the ablated values of writers [0, reads) (a running sum,
+  // extended as writers appear) plus the proj biases so far.
+  torch::Tensor abl_sum = torch::zeros_like(outs[0]);
+  torch::Tensor proj_bias_sum = torch::zeros({c.embed_dim});
+  int abl_count = 0;
+  auto ablated_sum = [&](int reads) -> const torch::Tensor& {
+    for (; abl_count < reads; ++abl_count)
+      if (ablated[static_cast<size_t>(abl_count)].defined())
+        abl_sum = abl_sum + ablated[static_cast<size_t>(abl_count)];
+    return abl_sum;
+  };
   const bool grad = gates.requires_grad();
   const auto table = grad ? torch::Tensor() : gates.contiguous();
   // Inputs (count, B, N, C) of readers [r0, r0 + count), which read every writer so far. With
@@ -107,12 +118,25 @@ torch::Tensor EdgeModel::run(const torch::Tensor& gates, size_t i, int from_bloc
       return torch::einsum("rw,wbnc->rbnc", {g, torch::stack(ds)}) + base;
     }
     const auto* t = table.data_ptr<float>();
+    const auto none = ablated_sum(reads) + proj_bias_sum;
     std::vector<torch::Tensor> xs;
     for (int64_t r = r0; r < r0 + count; ++r) {
-      auto x = resid;
-      for (int w = 0; w < reads; ++w) {
-        const float g = t[r * static_cast<int64_t>(W) + w];
-        if (g != 1.0f) x = x - (1.0f - g) * diff(static_cast<size_t>(w));
+      const float* g = t + r * static_cast<int64_t>(W);
+      int removed = 0;
+      for (int w = 0; w < reads; ++w) removed += g[w] != 1.0f;
+      // Whichever is shorter: the stream minus the removed edges' differences, or the ablated
+      // sum plus the kept ones' (ACDC ends with most edges removed).
+      torch::Tensor x;
+      if (removed == 0) {
+        x = resid;
+      } else if (2 * removed <= reads) {
+        x = resid.clone();
+        for (int w = 0; w < reads; ++w)
+          if (g[w] != 1.0f) x.sub_(diff(static_cast<size_t>(w)), 1.0f - g[w]);
+      } else {
+        x = none.clone();
+        for (int w = 0; w < reads; ++w)
+          if (g[w] != 0.0f) x.add_(diff(static_cast<size_t>(w)), g[w]);
       }
       xs.push_back(x);
     }
@@ -147,6 +171,7 @@ torch::Tensor EdgeModel::run(const torch::Tensor& gates, size_t i, int from_bloc
         for (int64_t h = 0; h < H; ++h) outs[w + static_cast<size_t>(h)] = o[h];
         resid = resid + o.sum(0) + blk.attn->proj->bias;
       }
+      proj_bias_sum = proj_bias_sum + blk.attn->proj->bias;
       r += 3 * H;
       w += static_cast<size_t>(H);
     }

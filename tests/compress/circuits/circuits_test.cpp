@@ -379,6 +379,32 @@ TEST(EdgeModel, EveryEdgeKeptIsTheModelsForward) {
   EXPECT_LT(std::abs(m.metric(mask)), 1e-7);
 }
 
+// The two ways a reader's input is formed (a product over every writer when gates need gradients;
+// the residual stream minus removed edges, or the ablated sum plus kept ones, otherwise) agree on
+// masks with few and with most edges removed.
+TEST(EdgeModel, GradientAndMaskPathsAgree) {
+  Planted p;
+  EdgeModel m(p.model, analysis_batches(p.config, 1, 8), Ablation::Mean, false, 0);
+  auto mask = full_edge_mask(m.graph());
+  for (double keep : {0.8, 0.2}) {
+    std::vector<float> v;
+    auto gen = at::detail::createCPUGenerator(11);
+    const auto u = torch::rand({static_cast<int64_t>(mask.size() * mask[0].size())}, gen);
+    for (size_t r = 0; r < mask.size(); ++r)
+      for (size_t w = 0; w < mask[r].size(); ++w)
+        v.push_back(mask[r][w] &&
+                    u[static_cast<int64_t>(r * mask[r].size() + w)].item<float>() < keep);
+    const auto gates = torch::tensor(v).view({static_cast<int64_t>(mask.size()), -1});
+    torch::Tensor fast;
+    {
+      torch::NoGradGuard no_grad;
+      fast = m.logits(gates, 0);
+    }
+    const auto slow = m.logits(gates.clone().requires_grad_(true), 0).detach();
+    EXPECT_LT((fast - slow).abs().max().item<double>(), 1e-5) << keep;
+  }
+}
+
 // Removing every outgoing edge of a writer is ablating the node: the same metric either way.
 TEST(EdgeModel, AllOutgoingEdgesRemovedEqualsTheNodeAblated) {
   Planted p;
