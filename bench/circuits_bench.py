@@ -71,8 +71,7 @@ for target in (0.7, 0.5):
                    "top1_after": j["pruned"]["accuracy"]["top1"], "params": j["pruned"]["params"],
                    "macs": j["pruned"]["macs"]}
         else:
-            cm = method if method != "eap" else "eap"
-            j = run_json(["circuits", "--model", model, "--method", cm, "--out", f"{out}/{name}"]
+            j = run_json(["circuits", "--model", model, "--method", method, "--out", f"{out}/{name}"]
                          + args + ft + ANALYSIS)
             s = j["settings"][0]
             path = s["model_file"]
@@ -85,11 +84,11 @@ for target in (0.7, 0.5):
         print(json.dumps(row), flush=True)
 results["rows"] = rows
 
-# 4. Runtime latency at batch 1 of the baseline and every fine-tuned model, interleaved.
+# 4. Runtime latency at batch 1 of the baseline and every fine-tuned model, one after another.
 paths = [model] + [r["path"] for r in rows]
-text = subprocess.run([rt, "bench", "-m"] + paths + ["-b", "1", "--runs", "200", "--json"],
+text = subprocess.run([rt, "bench", "-m"] + paths + ["-b", "1", "--runs", "300", "--json"],
                       check=True, capture_output=True, text=True).stdout
-results["latency"] = json.loads(text[text.index("{"):]) if "{" in text else text
+results["latency"] = json.loads(text[text.index("["):])  # one object per model
 with open(f"{out}/results.json", "w") as f:
     json.dump(results, f, indent=2)
 print(f"results in {out}/results.json")
