@@ -144,12 +144,26 @@ torch::Tensor AblatedModel::logits(const Circuit& k, size_t i, int from_block) {
   return model::logits_from_block(*model_, h, from_block, &t);
 }
 
-torch::Tensor AblatedModel::metric_sum(const torch::Tensor& logits, size_t i) const {
-  if (task_loss_)
-    return F::cross_entropy(logits, batches_[i].y,
-                            F::CrossEntropyFuncOptions().reduction(torch::kSum));
-  const auto& lp = clean_log_probs_[i];  // KL(full || circuit), summed over images
+torch::Tensor circuit_metric_sum(const torch::Tensor& logits, const torch::Tensor& lp,
+                                 const torch::Tensor& labels, bool task_loss) {
+  if (task_loss)
+    return F::cross_entropy(logits, labels, F::CrossEntropyFuncOptions().reduction(torch::kSum));
   return (lp.exp() * (lp - torch::log_softmax(logits, 1))).sum();
+}
+
+FrozenWeights::FrozenWeights(model::ViT& model) {
+  for (auto& p : model->parameters()) {
+    saved_.emplace_back(p, p.requires_grad());
+    p.set_requires_grad(false);
+  }
+}
+
+FrozenWeights::~FrozenWeights() {
+  for (auto& [p, req] : saved_) p.set_requires_grad(req);
+}
+
+torch::Tensor AblatedModel::metric_sum(const torch::Tensor& logits, size_t i) const {
+  return circuit_metric_sum(logits, clean_log_probs_[i], batches_[i].y, task_loss_);
 }
 
 double AblatedModel::metric(const Circuit& k, int from_block) {
@@ -163,12 +177,7 @@ double AblatedModel::metric(const Circuit& k, int from_block) {
 LeafScores AblatedModel::attribute(const std::vector<double>& alphas, const Circuit* path) {
   const auto& c = model_->config();
   const auto all = Circuit::full(c);
-  // Only the gates need gradients: the weights are frozen for the duration.
-  std::vector<std::pair<torch::Tensor, bool>> frozen;
-  for (auto& p : model_->parameters()) {
-    frozen.emplace_back(p, p.requires_grad());
-    p.set_requires_grad(false);
-  }
+  FrozenWeights frozen(model_);
   LeafScores s;
   s.heads.assign(c.depth, {});
   s.neurons.assign(c.depth, {});
@@ -214,7 +223,6 @@ LeafScores AblatedModel::attribute(const std::vector<double>& alphas, const Circ
       }
     }
   }
-  for (auto& [p, req] : frozen) p.set_requires_grad(req);
   // Removing a leaf moves its gate from 1 to 0: the metric changes by about -d metric / d gate.
   const double scale = -1.0 / (static_cast<double>(images_) * static_cast<double>(alphas.size()));
   s.embed = embed * scale;

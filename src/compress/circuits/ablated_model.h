@@ -29,6 +29,24 @@ const char* ablation_name(Ablation ablation);
 // (the first after a seeded offset, cyclically). InputError if the batch has one class only.
 torch::Tensor resample_partners(const torch::Tensor& labels, std::mt19937_64& rng);
 
+// The circuit metric summed over a batch: cross-entropy against `labels` (task loss), or
+// KL(full || circuit) from the full model's log-probabilities (B, K). Shared by both levels.
+torch::Tensor circuit_metric_sum(const torch::Tensor& logits, const torch::Tensor& full_log_probs,
+                                 const torch::Tensor& labels, bool task_loss);
+
+// While gate gradients are taken only the gates need them: freezes a model's weights and gives
+// each its requires_grad back on destruction (also when a backward pass throws).
+class FrozenWeights {
+ public:
+  explicit FrozenWeights(model::ViT& model);
+  ~FrozenWeights();
+  FrozenWeights(const FrozenWeights&) = delete;
+  FrozenWeights& operator=(const FrozenWeights&) = delete;
+
+ private:
+  std::vector<std::pair<torch::Tensor, bool>> saved_;
+};
+
 // Per-leaf attributions: the metric change estimated for removing each leaf (embedding, head,
 // neuron). Coarser nodes add up their leaves (see eap.h).
 struct LeafScores {

@@ -9,8 +9,6 @@
 namespace vitopt::circuits {
 namespace {
 
-namespace F = torch::nn::functional;
-
 // Gates that keep every existing edge (1) on a (R, W) table, 0 elsewhere.
 torch::Tensor full_gates(const EdgeGraph& g) {
   auto t = torch::zeros(
@@ -191,11 +189,7 @@ torch::Tensor EdgeModel::run(const torch::Tensor& gates, size_t i, int from_bloc
 }
 
 torch::Tensor EdgeModel::metric_sum(const torch::Tensor& logits, size_t i) const {
-  if (task_loss_)
-    return F::cross_entropy(logits, batches_[i].y,
-                            F::CrossEntropyFuncOptions().reduction(torch::kSum));
-  const auto& lp = clean_log_probs_[i];
-  return (lp.exp() * (lp - torch::log_softmax(logits, 1))).sum();
+  return circuit_metric_sum(logits, clean_log_probs_[i], batches_[i].y, task_loss_);
 }
 
 torch::Tensor EdgeModel::mask_tensor(const EdgeMask& mask) const {
@@ -219,11 +213,7 @@ double EdgeModel::metric(const EdgeMask& mask, int from_block) {
 }
 
 std::vector<double> EdgeModel::attribute(const std::vector<double>& alphas) {
-  std::vector<std::pair<torch::Tensor, bool>> frozen;  // only the gates need gradients
-  for (auto& p : model_->parameters()) {
-    frozen.emplace_back(p, p.requires_grad());
-    p.set_requires_grad(false);
-  }
+  FrozenWeights frozen(model_);
   const auto full = full_gates(graph_);
   auto acc = torch::zeros_like(full);
   for (double alpha : alphas)
@@ -233,7 +223,6 @@ std::vector<double> EdgeModel::attribute(const std::vector<double>& alphas) {
       metric_sum(run(gates, i, 0, nullptr, ablated_[i], outs), i).backward();
       acc += gates.grad() * full;
     }
-  for (auto& [p, req] : frozen) p.set_requires_grad(req);
   acc = acc * (-1.0 / (static_cast<double>(images_) * static_cast<double>(alphas.size())));
   acc = acc.to(torch::kDouble).contiguous();
   return std::vector<double>(acc.data_ptr<double>(), acc.data_ptr<double>() + acc.numel());
