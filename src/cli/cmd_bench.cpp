@@ -24,6 +24,7 @@ void register_bench(CLI::App& app) {
     std::string batches = "1", isa, schedule = "auto", int4 = "auto";
     std::vector<std::string> engines{"runtime"};
     int runs = 20, warmup = 3;
+    std::optional<std::string> merge_r;
   };
   auto f = std::make_shared<Flags>();
   cmd->add_option("--model,-m", f->models, "Model files")->required()->check(CLI::ExistingFile);
@@ -41,6 +42,7 @@ void register_bench(CLI::App& app) {
   cmd->add_option("--schedule", f->schedule,
                   "Runtime thread schedule: auto, layer (split each GEMM), rows (split token rows)")
       ->check(CLI::IsMember({"auto", "layer", "rows"}));
+  add_merge_flag(cmd, f->merge_r);
   add_threads_flag(cmd, f->common);
   add_output_flags(cmd, f->common);
   cmd->callback([f] {
@@ -64,6 +66,7 @@ void register_bench(CLI::App& app) {
           o.runtime.isa = f->isa;
           o.runtime.schedule = f->schedule;
           o.runtime.int4 = f->int4;
+          o.runtime.merge_r = f->merge_r.value_or("");
           auto records = infer::bench_runtime(path, o);
           if (human && !records.empty()) fmt::print("{}", infer::bench_kernels_line(records[0]));
           for (auto& j : records) record(std::move(j));
@@ -72,7 +75,9 @@ void register_bench(CLI::App& app) {
         train::configure_threads(threads);
         model::ViT vit{nullptr};
         try {
-          vit = model::load_model(path);
+          io::ImportHints hints;
+          hints.merge_r = f->merge_r;
+          vit = model::load_model(path, hints);
         } catch (const core::InputError& err) {
           // e.g. a quantized file: LibTorch eager runs fp32 model files only.
           record({{"model", path}, {"engine", engine}, {"error", err.what()}});

@@ -141,6 +141,7 @@ void register_eval(CLI::App& app) {
     req.import_heads = f->import.heads;
     req.import_mean = f->import.mean;
     req.import_std = f->import.std;
+    req.merge_r = f->import.merge_r;
     const auto j = eval::evaluate_models(req);
     if (f->common.json)
       print_json(j);

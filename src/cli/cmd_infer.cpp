@@ -76,6 +76,7 @@ void register_infer(CLI::App& app) {
       runtime::RuntimeOptions ro;
       ro.threads = f->common.threads;
       ro.import_heads = hints.num_heads.value_or(0);
+      ro.merge_r = hints.merge_r.value_or("");
       auto engine = runtime::Engine::load(f->model, ro);
       predictions = infer::classify_files(*engine, f->images, f->infer);
     } else {

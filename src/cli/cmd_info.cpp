@@ -66,9 +66,13 @@ void register_info(CLI::App& app) {
     const auto params = io::count_params(config);
     const auto macs = io::count_macs(config);
     nlohmann::json blocks = nlohmann::json::array();
+    const auto tokens = config.token_counts();
     for (int b = 0; b < config.depth; ++b) {
       const auto& bc = config.blocks[static_cast<size_t>(b)];
+      const size_t ub = static_cast<size_t>(b);
       blocks.push_back({{"index", b},
+                        {"tokens", tokens[ub]},
+                        {"merged", tokens[ub] - tokens[ub + 1]},
                         {"heads", config.block_heads(b)},
                         {"mlp_dim", config.block_mlp(b)},
                         {"skip_attn", bc.skip_attn},
@@ -87,10 +91,17 @@ void register_info(CLI::App& app) {
     }
     const bool imported = header.imported;
     if (f->common.json) {
-      print_json({{"model", f->model}, {"file_bytes", file.file_size()}, {"imported", imported},
+      print_json({{"model", f->model},
+                  {"file_bytes", file.file_size()},
+                  {"imported", imported},
                   {"precision", header.precision},
-                  {"config", config.to_json()}, {"params", params}, {"macs", macs},
-                  {"blocks", blocks}, {"tensors", tensors}, {"kernels", kernels_json(kernels)}});
+                  {"config", config.to_json()},
+                  {"params", params},
+                  {"macs", macs},
+                  {"tokens", tokens},
+                  {"blocks", blocks},
+                  {"tensors", tensors},
+                  {"kernels", kernels_json(kernels)}});
       return;
     }
     fmt::print("model      {}{}\n", f->model, imported ? " (timm checkpoint, config inferred)" : "");
@@ -115,6 +126,9 @@ void register_info(CLI::App& app) {
           extra += fmt::format(" {}-rank {}", l, r);
       if (const int o = b["shared_with"].get<int>(); o >= 0)
         extra += fmt::format(" shares block {}", o);
+      if (const int m = b["merged"].get<int>(); m > 0)
+        extra += fmt::format(" tokens {} -> {} (merging)", b["tokens"].get<int>(),
+                             b["tokens"].get<int>() - m);
       fmt::print("  block {:2}: heads {} mlp {}{}{}{}\n", b["index"].get<int>(),
                  b["heads"].get<int>(), b["mlp_dim"].get<int>(),
                  b["skip_attn"].get<bool>() ? " skip-attn" : "",

@@ -4,6 +4,8 @@
 
 #include "cli/commands.h"
 #include "cli/common.h"
+#include "io/merge_schedule.h"
+#include "model/fused_attention.h"
 #include "train/torch_env.h"
 #include "train/train_job.h"
 
@@ -41,6 +43,7 @@ void register_train(CLI::App& app) {
     train::TrainJob job;
     std::string out;
     bool no_val = false;
+    std::string attention;
   };
   auto f = std::make_shared<Flags>();
   add_config_flags(cmd, f->config);
@@ -57,6 +60,11 @@ void register_train(CLI::App& app) {
       ->required();
   cmd->add_flag("--resume", f->job.options.resume, "Continue from <out>/checkpoint.safetensors");
   add_train_option_flags(cmd, f->job.options);
+  cmd->add_option("--attention", f->attention,
+                  "Attention while training: auto (fused from 128 tokens on), plain (keeps the "
+                  "N x N probabilities for backward), fused (tiled, online softmax; default "
+                  "$VITOPT_ATTENTION or auto)")
+      ->check(CLI::IsMember({"auto", "plain", "fused"}));
   add_seed_flag(cmd, f->common);
   add_threads_flag(cmd, f->common);
   add_device_flag(cmd, f->common);
@@ -66,8 +74,15 @@ void register_train(CLI::App& app) {
     if (!start_distributed(f->common)) return;  // this process launched the workers
     train::configure_threads(f->common.threads);
     auto& job = f->job;
-    if (job.init_model.empty() && !job.options.resume)
+    if (!f->attention.empty()) model::set_training_attention(f->attention);
+    if (job.init_model.empty() && !job.options.resume) {
       job.config = build_config(f->config, "vit-fmnist");
+      if (f->import.merge_r) {  // train with token merging on from the start
+        io::set_merge_schedule(job.config, io::parse_merge_schedule(*f->import.merge_r,
+                                                                    job.config.depth, "--merge-r"));
+        job.config.normalize("--merge-r");
+      }
+    }
     job.hints = import_hints(f->import);
     job.validate = !f->no_val;
     job.options.out_dir = f->out;

@@ -150,6 +150,13 @@ void add_import_flags(CLI::App* cmd, ImportFlags& f) {
       ->check(greater_than(0));
   cmd->add_option("--mean", f.mean, "Override the model's input mean (one value per channel)");
   cmd->add_option("--std", f.std, "Override the model's input std (one value per channel)");
+  add_merge_flag(cmd, f.merge_r);
+}
+
+void add_merge_flag(CLI::App* cmd, std::optional<std::string>& merge_r) {
+  cmd->add_option("--merge-r", merge_r,
+                  "Token merging per block, replacing the file's: 8 (every block), 8,8,4,... "
+                  "(one per block), decreasing[:R] (front-loaded, same total as R), off");
 }
 
 io::ImportHints import_hints(const ImportFlags& f) {
@@ -157,6 +164,7 @@ io::ImportHints import_hints(const ImportFlags& f) {
   h.num_heads = f.heads;
   if (!f.mean.empty()) h.mean = f.mean;
   if (!f.std.empty()) h.std = f.std;
+  h.merge_r = f.merge_r;
   return h;
 }
 

@@ -60,9 +60,12 @@ io::ViTConfig build_config(const ConfigFlags& f, const std::string& default_pres
 struct ImportFlags {
   std::optional<int> heads;
   std::vector<float> mean, std;
+  std::optional<std::string> merge_r;  // --merge-r (any file)
 };
 void add_import_flags(CLI::App* cmd, ImportFlags& f);
 io::ImportHints import_hints(const ImportFlags& f);
+// --merge-r alone (commands without the import hints, e.g. bench).
+void add_merge_flag(CLI::App* cmd, std::optional<std::string>& merge_r);
 
 void print_json(const nlohmann::json& j);
 

@@ -13,6 +13,7 @@ struct RuntimeFlags {
   int threads = 0;  // 0: all cores
   std::string isa;  // "" best available
   int heads = 0;    // timm/HF checkpoints without vitopt metadata: heads per block (0: C / 64)
+  std::string merge_r;  // token-merging schedule replacing the file's ("" keeps it)
   bool json = false;
   runtime::RuntimeOptions options() const;
 };

@@ -14,6 +14,7 @@ runtime::RuntimeOptions RuntimeFlags::options() const {
   o.threads = threads;
   o.isa = isa;
   o.import_heads = heads;
+  o.merge_r = merge_r;
   return o;
 }
 
@@ -27,6 +28,9 @@ void add_runtime_flags(CLI::App* cmd, RuntimeFlags& f) {
                   "Heads per block for a timm/HF checkpoint without vitopt metadata (default: "
                   "embed dim / 64)")
       ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--merge-r", f.merge_r,
+                  "Token merging per block, replacing the file's: 8 (every block), 8,8,4,... "
+                  "(one per block), decreasing[:R] (front-loaded, same total as R), off");
   cmd->add_flag("--json", f.json, "Print the result as JSON on stdout");
 }
 

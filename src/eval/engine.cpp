@@ -26,6 +26,7 @@ class TorchEngine : public Engine {
     hints.num_heads = o.import_heads;
     if (!o.import_mean.empty()) hints.mean = o.import_mean;
     if (!o.import_std.empty()) hints.std = o.import_std;
+    hints.merge_r = o.merge_r;
     vit_ = model::load_model(file, hints);
     vit_->to(device_);
     vit_->eval();

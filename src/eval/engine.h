@@ -19,6 +19,7 @@ struct EngineOptions {
   int threads = 0;                  // already applied process-wide; engines with own pools use it
   std::optional<int> import_heads;  // hints for timm files without vitopt metadata
   std::vector<float> import_mean, import_std;
+  std::optional<std::string> merge_r;  // token-merging schedule replacing the file's
 };
 
 class Engine {

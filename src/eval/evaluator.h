@@ -36,6 +36,7 @@ struct EvalRequest {
   int workers = 2;                  // data loader threads
   std::optional<int> import_heads;  // hints for timm files without metadata
   std::vector<float> import_mean, import_std;
+  std::optional<std::string> merge_r;  // token-merging schedule replacing the file's (--merge-r)
 };
 
 // Evaluates every model (and the baseline) and returns metrics.json; when out_dir is not empty

@@ -63,6 +63,7 @@ EngineOptions engine_options(const EvalRequest& req, int threads) {
   eo.import_heads = req.import_heads;
   eo.import_mean = req.import_mean;
   eo.import_std = req.import_std;
+  eo.merge_r = req.merge_r;
   return eo;
 }
 
@@ -77,6 +78,7 @@ MeasuredModel measure_model(const std::filesystem::path& file, const std::string
   hints.num_heads = req.import_heads;
   if (!req.import_mean.empty()) hints.mean = req.import_mean;
   if (!req.import_std.empty()) hints.std = req.import_std;
+  hints.merge_r = req.merge_r;
   const io::ModelHeader header = io::read_model_header(file, hints);
   m.precision = header.precision;
   auto& eff = m.efficiency;

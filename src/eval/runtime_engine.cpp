@@ -24,11 +24,13 @@ class RuntimeEngine : public Engine {
     hints.num_heads = o.import_heads;
     if (!o.import_mean.empty()) hints.mean = o.import_mean;
     if (!o.import_std.empty()) hints.std = o.import_std;
+    hints.merge_r = o.merge_r;
     config_ = io::read_model_header(st, hints).config;
     nonzero_ = count_nonzero_fp32(st);
     runtime::RuntimeOptions ro;
     ro.threads = o.threads;
     ro.import_heads = o.import_heads.value_or(0);
+    ro.merge_r = o.merge_r.value_or("");
     engine_ = runtime::Engine::load(file, ro);
     const auto& info = engine_->info();
     if (info.image_size != config_.image_size || info.in_channels != config_.in_channels ||

@@ -287,6 +287,13 @@ std::string export_onnx_bytes(const runtime::LoadedModel& model, const OnnxExpor
                               OnnxExportSummary* summary) {
   if (options.opset != 17 && options.opset != 21)
     core::throw_input("onnx export: --opset: expected 17 or 21, got {}", options.opset);
+  // The graph is static: data-dependent token matching has no faithful fixed-shape form here, and
+  // a graph without it would silently compute a different model.
+  if (model.config.merges_tokens())
+    core::throw_input(
+        "onnx export: '{}' merges tokens (blocks[].merge_r): export it unmerged "
+        "(`vitopt merge --r 0`) or run it on the vitopt runtime",
+        model.config.name);
   onnx::ModelProto proto;
   proto.set_ir_version(options.opset >= 21 ? 10 : 8);
   proto.set_producer_name("vitopt");

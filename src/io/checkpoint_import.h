@@ -18,6 +18,9 @@ struct ImportHints {
   std::optional<int> num_heads;            // timm files do not record heads (default: C / 64)
   std::optional<std::vector<float>> mean;  // --mean override (any file)
   std::optional<std::vector<float>> std;   // --std override (any file)
+  // --merge-r override (any file): a token-merging schedule (io/merge_schedule.h) replacing the
+  // stored one, so both engines and every count read the same overridden config.
+  std::optional<std::string> merge_r;
 };
 
 // The config of a timm-named checkpoint, from the shapes of patch_embed.proj.weight, pos_embed,

@@ -72,8 +72,9 @@ int64_t count_params(const ViTConfig& c) {
 }
 
 int64_t count_macs(const ViTConfig& c) {
-  const int64_t C = c.embed_dim, N = c.num_tokens(), D = head_dim_of(c);
+  const int64_t C = c.embed_dim, D = head_dim_of(c);
   int64_t n = int64_t{c.num_patches()} * C * c.patch_features();  // patch conv
+  int64_t N = c.num_tokens();
   for (int b = 0; b < c.depth; ++b) {
     const BlockConfig bc = block_at(c, b);
     const int64_t h = c.block_heads(b), hd = h * D, m = c.block_mlp(b);
@@ -81,6 +82,10 @@ int64_t count_macs(const ViTConfig& c) {
       n += linear_macs(N, C, 3 * hd, bc.qkv_rank);  // qkv
       n += 2 * h * N * N * D;                       // q @ k^T and attn @ v
       n += linear_macs(N, hd, C, bc.proj_rank);     // proj
+    }
+    if (const int r = c.blocks.empty() ? 0 : c.merge_at(b, static_cast<int>(N)); r > 0) {
+      n += ((N + 1) / 2) * (N / 2) * D;  // token merging: cosine similarities of the two halves
+      N -= r;                            // the MLP and every later block see N - r tokens
     }
     if (!bc.skip_mlp) n += linear_macs(N, C, m, bc.fc1_rank) + linear_macs(N, m, C, bc.fc2_rank);
   }

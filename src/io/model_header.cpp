@@ -11,6 +11,7 @@
 
 #include "core/error.h"
 #include "core/json_util.h"
+#include "io/merge_schedule.h"
 #include "io/metadata_keys.h"
 #include "io/tensor_layout.h"
 
@@ -117,6 +118,10 @@ ModelHeader read_model_header(const SafeTensorsFile& file, const ImportHints& hi
   if (hints.std) h.config.preprocess.std = *hints.std;
   h.config.normalize(h.imported ? file.source() + " (imported checkpoint)"
                                 : meta_source(file, kConfigKey));
+  if (hints.merge_r) {
+    set_merge_schedule(h.config, parse_merge_schedule(*hints.merge_r, h.config.depth, "--merge-r"));
+    h.config.normalize(file.source());
+  }
   h.class_names = read_class_names(file);
   if (const std::string* text = file.metadata_value(kQuantKey)) {
     const std::string src = meta_source(file, kQuantKey);

@@ -31,10 +31,9 @@ const std::vector<std::string> kConfigFields = {
     "name",     "image_size",  "in_channels", "patch_size",    "embed_dim", "depth",
     "num_heads", "head_dim",   "mlp_dim",     "num_classes",   "qkv_bias",  "distill_token",
     "pool",     "ln_eps",      "blocks",      "preprocess"};
-const std::vector<std::string> kBlockFields = {"num_heads", "kept_heads", "mlp_dim",
-                                               "skip_attn", "skip_mlp",   "qkv_rank",
-                                               "proj_rank", "fc1_rank",   "fc2_rank",
-                                               "shared_with"};
+const std::vector<std::string> kBlockFields = {"num_heads", "kept_heads",  "mlp_dim",   "skip_attn",
+                                               "skip_mlp",  "qkv_rank",    "proj_rank", "fc1_rank",
+                                               "fc2_rank",  "shared_with", "merge_r"};
 const std::vector<std::string> kPreprocessFields = {"mean", "std", "interpolation", "crop_pct"};
 
 void require(bool ok, const std::string& source, const std::string& field,
@@ -54,10 +53,14 @@ void require_in(int v, int lo, int hi, const std::string& source, const std::str
 }
 
 json block_to_json(const BlockConfig& b) {
-  return json{{"num_heads", b.num_heads},   {"kept_heads", b.kept_heads}, {"mlp_dim", b.mlp_dim},
-              {"skip_attn", b.skip_attn},   {"skip_mlp", b.skip_mlp},     {"qkv_rank", b.qkv_rank},
-              {"proj_rank", b.proj_rank},   {"fc1_rank", b.fc1_rank},     {"fc2_rank", b.fc2_rank},
-              {"shared_with", b.shared_with}};
+  json j{{"num_heads", b.num_heads},    {"kept_heads", b.kept_heads}, {"mlp_dim", b.mlp_dim},
+         {"skip_attn", b.skip_attn},    {"skip_mlp", b.skip_mlp},     {"qkv_rank", b.qkv_rank},
+         {"proj_rank", b.proj_rank},    {"fc1_rank", b.fc1_rank},     {"fc2_rank", b.fc2_rank},
+         {"shared_with", b.shared_with}};
+  // Written only when set: files without merging keep the header older readers accept, and a
+  // file that merges is refused by them (unknown field) instead of silently run unmerged.
+  if (b.merge_r != 0) j["merge_r"] = b.merge_r;
+  return j;
 }
 
 BlockConfig block_from_json(const json& j, const std::string& source, const std::string& where) {
@@ -79,6 +82,7 @@ BlockConfig block_from_json(const json& j, const std::string& source, const std:
   b.fc1_rank = get_int("fc1_rank", b.fc1_rank);
   b.fc2_rank = get_int("fc2_rank", b.fc2_rank);
   b.shared_with = get_int("shared_with", b.shared_with);
+  b.merge_r = get_int("merge_r", b.merge_r);
   return b;
 }
 
@@ -143,6 +147,8 @@ void normalize_block(ViTConfig& c, int b, const std::string& source) {
     require(rank_max.first >= 0 && rank_max.first <= rank_max.second, source, f + field,
             fmt::format("0 (dense) or a rank in [1, {}]", rank_max.second), str(rank_max.first));
   }
+  require_in(bc.merge_r, 0, kMaxTokens, source, f + "merge_r",
+             " (tokens merged after the attention)");
   if (bc.shared_with != -1) {
     require(bc.shared_with >= 0 && bc.shared_with < b, source, f + "shared_with",
             fmt::format("-1 or an earlier block index in [0, {})", b), str(bc.shared_with));
@@ -169,6 +175,26 @@ int ViTConfig::block_mlp(int b) const {
   const int m =
       b >= 0 && b < static_cast<int>(blocks.size()) ? blocks[static_cast<size_t>(b)].mlp_dim : 0;
   return m > 0 ? m : mlp_dim;
+}
+
+int ViTConfig::merge_at(int b, int tokens) const {
+  if (b < 0 || b >= static_cast<int>(blocks.size())) return 0;
+  const BlockConfig& bc = blocks[static_cast<size_t>(b)];
+  if (bc.skip_attn || bc.merge_r <= 0) return 0;
+  // ToMe's cap: bipartite matching pairs each token of one half with one of the other, and the
+  // class (and distillation) tokens never merge.
+  return std::min(bc.merge_r, std::max(tokens - num_prefix_tokens(), 0) / 2);
+}
+
+std::vector<int> ViTConfig::token_counts() const {
+  std::vector<int> n{num_tokens()};
+  for (int b = 0; b < depth; ++b) n.push_back(n.back() - merge_at(b, n.back()));
+  return n;
+}
+
+bool ViTConfig::merges_tokens() const {
+  return std::any_of(blocks.begin(), blocks.end(),
+                     [](const BlockConfig& b) { return b.merge_r > 0; });
 }
 
 void ViTConfig::normalize(const std::string& source) {

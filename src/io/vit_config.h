@@ -30,6 +30,10 @@ struct BlockConfig {
   bool skip_mlp = false;        // MLP sub-block removed
   int qkv_rank = 0, proj_rank = 0, fc1_rank = 0, fc2_rank = 0;  // low-rank factors (0: dense)
   int shared_with = -1;  // reuse the weights of an earlier block (-1: own weights)
+  // Token merging (ToMe): tokens merged away between this block's attention and its MLP. The
+  // effective count is capped at half the mergeable (non-prefix) tokens and is 0 in a block whose
+  // attention is skipped (the keys are the similarity metric): see ViTConfig::merge_at.
+  int merge_r = 0;
   bool operator==(const BlockConfig&) const = default;
 };
 
@@ -65,6 +69,12 @@ struct ViTConfig {
   int block_heads(int b) const;
   int block_mlp(int b) const;
   int block_attn_dim(int b) const { return block_heads(b) * head_dim; }  // H_b * D
+  // Token merging: tokens removed in block b when `tokens` enter it (merge_r capped as above).
+  int merge_at(int b, int tokens) const;
+  // Tokens entering each block and, last, leaving the final one (depth + 1 entries; all
+  // num_tokens() without merging).
+  std::vector<int> token_counts() const;
+  bool merges_tokens() const;  // any block merges
 
   nlohmann::json to_json() const;
   // Parses every field (unknown fields and wrong types refused, naming `source` and the field).

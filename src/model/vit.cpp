@@ -9,7 +9,9 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "model/fused_attention.h"
 #include "model/partial_forward.h"
+#include "model/token_merge.h"
 
 namespace vitopt::model {
 namespace {
@@ -98,20 +100,33 @@ AttentionImpl::AttentionImpl(int64_t dim, int64_t h, int64_t d, bool qkv_bias, i
   proj = register_module("proj", Linear(h * d, dim, true, proj_rank));
 }
 
-torch::Tensor AttentionImpl::forward(const torch::Tensor& x, Trace* trace, int block) {
+torch::Tensor AttentionImpl::forward(const torch::Tensor& x, Trace* trace, int block,
+                                     const torch::Tensor& key_bias, torch::Tensor* key_metric) {
   const int64_t B = x.size(0), N = x.size(1);
   // (B, N, 3*H*D) -> (B, N, 3, H, D) -> (3, B, H, N, D), exactly timm's layout.
   auto qkv_out = qkv->forward(x).reshape({B, N, 3, heads, head_dim}).permute({2, 0, 3, 1, 4});
   auto q = qkv_out[0], k = qkv_out[1], v = qkv_out[2];  // (B, H, N, D)
+  if (key_metric != nullptr) *key_metric = k.detach().mean(1);  // (B, N, D), before quantization
   q = q * std::pow(static_cast<double>(head_dim), -0.5);
   if (q_transform) q = q_transform(q);
   if (k_transform) k = k_transform(k);
   if (v_transform) v = v_transform(v);
-  auto attn = torch::matmul(q, k.transpose(-2, -1)).softmax(-1);  // (B, H, N, N)
-  if (probs_transform) attn = probs_transform(attn);
-  auto ctx = torch::matmul(attn, v).transpose(1, 2);              // (B, N, H, D)
+  torch::Tensor ctx;  // (B, N, H, D)
+  const bool grad = torch::GradMode::is_enabled() &&
+                    (q.requires_grad() || k.requires_grad() || v.requires_grad());
+  const bool need_probs = probs_transform || (trace != nullptr && trace->record_attn);
+  if (grad && !need_probs && use_fused_attention(N)) {
+    // Training: no (B, H, N, N) probabilities kept for backward (q is already scaled).
+    ctx = fused_attention(q, k, v, 1.0, key_bias).transpose(1, 2);
+  } else {
+    auto scores = torch::matmul(q, k.transpose(-2, -1));  // (B, H, N, N)
+    if (key_bias.defined()) scores = scores + key_bias.view({B, 1, 1, N});
+    auto attn = scores.softmax(-1);  // (B, H, N, N)
+    if (probs_transform) attn = probs_transform(attn);
+    ctx = torch::matmul(attn, v).transpose(1, 2);
+    if (trace != nullptr && trace->record_attn) trace->attn_probs[block] = attn;
+  }
   if (trace != nullptr) {
-    if (trace->record_attn) trace->attn_probs[block] = attn;
     if (const auto* g = gate_at(trace->head_gates, block)) {
       // (H, D) means, or per-example values (B, N, H, D) (circuits' resample ablation).
       const auto* mean = gate_at(trace->head_means, block);
@@ -147,6 +162,9 @@ torch::Tensor MlpImpl::forward(const torch::Tensor& x, Trace* trace, int block) 
 BlockImpl::BlockImpl(const io::ViTConfig& c, int i) : index(i) {
   const io::BlockConfig& bc = c.blocks.at(i);
   shared_with = bc.shared_with;
+  merge_r = bc.skip_attn ? 0 : bc.merge_r;  // the keys are the merge metric
+  prefix_tokens = c.num_prefix_tokens();
+  distill_token = c.distill_token;
   if (shared_with >= 0) return;  // modules come from share_from(); nothing registered here
   const auto ln = torch::nn::LayerNormOptions({c.embed_dim}).eps(c.ln_eps);
   if (!bc.skip_attn) {
@@ -167,15 +185,26 @@ void BlockImpl::share_from(const BlockImpl& other) {
   mlp = other.mlp;
 }
 
-torch::Tensor BlockImpl::forward(const torch::Tensor& input, Trace* trace) {
+torch::Tensor BlockImpl::forward(const torch::Tensor& input, Trace* trace, torch::Tensor* sizes) {
   torch::Tensor x = input;  // (B, N, C)
+  torch::Tensor local_sizes;
+  if (sizes == nullptr) sizes = &local_sizes;
+  const int64_t N = x.size(1);
+  const int64_t r = std::min<int64_t>(merge_r, std::max<int64_t>(N - prefix_tokens, 0) / 2);
   if (attn) {
-    auto a = attn->forward(norm1->forward(x), trace, index);  // (B, N, C)
+    // Proportional attention: a token standing for s patches gets log(s) on its scores.
+    const auto bias = sizes->defined() ? sizes->log().squeeze(-1) : torch::Tensor();  // (B, N)
+    torch::Tensor metric;
+    auto a = attn->forward(norm1->forward(x), trace, index, bias, r > 0 ? &metric : nullptr);
     if (trace != nullptr) {
       if (const auto* g = gate_at(trace->attn_gates, index))
         a = gated(a, *g, gate_at(trace->attn_means, index));  // mean (C)
     }
     x = x + a;
+    if (r > 0) {
+      const TokenMatch match = bipartite_soft_matching(metric, r, distill_token);
+      std::tie(x, *sizes) = merge_weighted(match, x, *sizes);  // (B, N - r, C), (B, N - r, 1)
+    }
   }
   if (mlp) {
     auto m = mlp->forward(norm2->forward(x), trace, index);  // (B, N, C)
@@ -217,6 +246,18 @@ ViTImpl::ViTImpl(io::ViTConfig config) : config_(std::move(config)) {
   init_weights(0);
 }
 
+void ViTImpl::set_merge(const std::vector<int>& merge_r) {
+  if (static_cast<int>(merge_r.size()) != config_.depth)
+    core::throw_internal("ViT::set_merge: {} values for {} blocks", merge_r.size(), config_.depth);
+  for (int i = 0; i < config_.depth; ++i) {
+    config_.blocks[static_cast<size_t>(i)].merge_r = merge_r[static_cast<size_t>(i)];
+    BlockImpl& b = block(i);
+    b.merge_r =
+        config_.blocks[static_cast<size_t>(i)].skip_attn ? 0 : merge_r[static_cast<size_t>(i)];
+  }
+  config_.normalize(config_.name);
+}
+
 void ViTImpl::init_weights(uint64_t seed) {
   torch::NoGradGuard no_grad;
   at::Generator gen = at::detail::createCPUGenerator(seed);
@@ -256,18 +297,44 @@ torch::Tensor embed_tokens(ViTImpl& m, const torch::Tensor& x) {
   return torch::cat(parts, 1) + m.pos_embed;  // (B, N, C)
 }
 
+namespace {
+
+// The pooled features (B, C) of normed tokens (B, N, C): the class token, or the mean of the
+// other tokens, weighted by their sizes under token merging (so the mean stays over patches).
+torch::Tensor pool_features(const io::ViTConfig& c, const torch::Tensor& feats,
+                            const torch::Tensor& sizes) {
+  if (c.pool != "avg") return feats.select(1, 0);
+  const auto patches = feats.slice(1, c.num_prefix_tokens());
+  if (!sizes.defined()) return patches.mean(1);
+  const auto s = sizes.slice(1, c.num_prefix_tokens());  // (B, N', 1)
+  return (patches * s).sum(1) / s.sum(1);
+}
+
+}  // namespace
+
 torch::Tensor logits_from_block(ViTImpl& m, torch::Tensor h, int first, Trace* trace) {
   const auto& c = m.config();
-  for (int i = first; i < c.depth; ++i) h = m.block(i).forward(h, trace);
+  for (int i = 0; i < first && i < c.depth; ++i) {
+    if (m.block(i).merge_r > 0)
+      core::throw_input(
+          "ViT '{}': rerunning from block {} needs the token sizes of merging block {}: "
+          "set token merging after this step (or run without it)",
+          c.name, first, i);
+  }
+  torch::Tensor sizes;
+  for (int i = first; i < c.depth; ++i) h = m.block(i).forward(h, trace, &sizes);
   auto feats = m.norm->forward(h);  // (B, N, C)
-  auto pooled =
-      c.pool == "avg" ? feats.slice(1, c.num_prefix_tokens()).mean(1) : feats.select(1, 0);
-  auto logits = m.head->forward(pooled);  // (B, K)
+  auto logits = m.head->forward(pool_features(c, feats, sizes));  // (B, K)
   if (c.distill_token) logits = (logits + m.head_dist->forward(feats.select(1, 1))) / 2;
   return logits;
 }
 
 torch::Tensor ViTImpl::forward_features(const torch::Tensor& x, Trace* trace) {
+  torch::Tensor sizes;
+  return forward_tokens(x, trace, &sizes);
+}
+
+torch::Tensor ViTImpl::forward_tokens(const torch::Tensor& x, Trace* trace, torch::Tensor* sizes) {
   const io::ViTConfig& c = config_;
   if (x.dim() != 4 || x.size(1) != c.in_channels || x.size(2) != c.image_size ||
       x.size(3) != c.image_size) {
@@ -285,7 +352,7 @@ torch::Tensor ViTImpl::forward_features(const torch::Tensor& x, Trace* trace) {
   }
   auto h = embed_tokens(*this, x);  // (B, N, C)
   if (trace != nullptr && trace->record_hidden) trace->hidden[0] = h;
-  for (int i = 0; i < c.depth; ++i) h = blocks[i]->as<BlockImpl>()->forward(h, trace);
+  for (int i = 0; i < c.depth; ++i) h = blocks[i]->as<BlockImpl>()->forward(h, trace, sizes);
   h = norm->forward(h);  // (B, N, C)
   if (trace != nullptr && trace->record_features) trace->features = h;
   return h;
@@ -293,14 +360,9 @@ torch::Tensor ViTImpl::forward_features(const torch::Tensor& x, Trace* trace) {
 
 std::pair<torch::Tensor, torch::Tensor> ViTImpl::forward_heads(const torch::Tensor& x,
                                                                Trace* trace) {
-  const auto feats = forward_features(x, trace);  // (B, N, C)
-  torch::Tensor pooled;                           // (B, C)
-  if (config_.pool == "avg") {
-    pooled = feats.slice(1, config_.num_prefix_tokens()).mean(1);
-  } else {
-    pooled = feats.select(1, 0);
-  }
-  auto logits = head->forward(pooled);  // (B, K)
+  torch::Tensor sizes;
+  const auto feats = forward_tokens(x, trace, &sizes);                // (B, N', C)
+  auto logits = head->forward(pool_features(config_, feats, sizes));  // (B, K)
   torch::Tensor dist_logits;
   if (config_.distill_token) dist_logits = head_dist->forward(feats.select(1, 1));  // (B, K)
   return {logits, dist_logits};

@@ -60,8 +60,11 @@ class AttentionImpl : public torch::nn::Module {
  public:
   AttentionImpl(int64_t dim, int64_t heads, int64_t head_dim, bool qkv_bias, int64_t qkv_rank = 0,
                 int64_t proj_rank = 0);
-  // x (B,N,C) -> (B,N,C). trace/block index used only when trace != nullptr.
-  torch::Tensor forward(const torch::Tensor& x, Trace* trace = nullptr, int block = 0);
+  // x (B,N,C) -> (B,N,C). trace/block index used only when trace != nullptr. key_bias (B, N),
+  // when defined, is added to every score of its key (token merging's log(size)); key_metric,
+  // when given, receives the keys averaged over heads (B, N, D), token merging's similarity input.
+  torch::Tensor forward(const torch::Tensor& x, Trace* trace = nullptr, int block = 0,
+                        const torch::Tensor& key_bias = {}, torch::Tensor* key_metric = nullptr);
   int64_t heads, head_dim;
   Linear qkv{nullptr}, proj{nullptr};
   // Attention-matmul quantization hooks (unset: no work): q (already scaled by D^-0.5), k, v
@@ -84,10 +87,17 @@ TORCH_MODULE(Mlp);
 class BlockImpl : public torch::nn::Module {
  public:
   BlockImpl(const io::ViTConfig& c, int index);
-  torch::Tensor forward(const torch::Tensor& x, Trace* trace = nullptr);
+  // sizes: token merging state (B, N, 1), how many patches each token stands for; undefined while
+  // no block has merged. A block that merges (merge_r > 0) reads and updates it (a null pointer
+  // starts from size 1 everywhere); a block that does not merge leaves it as is.
+  torch::Tensor forward(const torch::Tensor& x, Trace* trace = nullptr,
+                        torch::Tensor* sizes = nullptr);
   void share_from(const BlockImpl& other);  // use other's modules (for shared_with)
   int index;
   int shared_with = -1;
+  int merge_r = 0;        // BlockConfig::merge_r (capped per call by the token count)
+  int prefix_tokens = 1;  // class (+ distillation) tokens, never merged
+  bool distill_token = false;
   torch::nn::LayerNorm norm1{nullptr}, norm2{nullptr};  // null when the sub-block is skipped
   Attention attn{nullptr};
   Mlp mlp{nullptr};
@@ -108,6 +118,8 @@ class ViTImpl : public torch::nn::Module {
   const io::ViTConfig& config() const { return config_; }
   BlockImpl& block(int i) { return *blocks[i]->as<BlockImpl>(); }
   void init_weights(uint64_t seed);  // trunc_normal(0.02) linears/pos/cls, zeros biases, LN 1/0
+  // Token merging per block (depth entries, each >= 0): updates the config and the blocks.
+  void set_merge(const std::vector<int>& merge_r);
 
   torch::nn::Conv2d patch_embed_proj{nullptr};  // registered as patch_embed.proj
   // Optional transform of the image (B, in_ch, H, W) before the patch embedding conv, e.g. input
@@ -120,6 +132,8 @@ class ViTImpl : public torch::nn::Module {
 
  private:
   io::ViTConfig config_;
+  // forward_features, also returning the token sizes under merging (undefined without).
+  torch::Tensor forward_tokens(const torch::Tensor& x, Trace* trace, torch::Tensor* sizes);
 };
 TORCH_MODULE(ViT);
 

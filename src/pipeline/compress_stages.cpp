@@ -55,6 +55,7 @@ std::vector<StageNode> compress_stage_nodes(const Recipe& r) {
   for (const auto& e : r.share) nodes.push_back({"share/" + e.name, "share", e.from, "", {}});
   for (const auto& e : r.circuits)
     nodes.push_back({"circuits/" + e.name, "circuits", e.from, "", {}});
+  for (const auto& e : r.merge) nodes.push_back({"merge/" + e.name, "merge", e.from, "", {}});
   return nodes;
 }
 
@@ -67,6 +68,7 @@ const StageEntry& find_stage(const Recipe& r, const std::string& id) {
   if (kind == "factorize") e = find_in(r.factorize, name);
   if (kind == "share") e = find_in(r.share, name);
   if (kind == "circuits") e = find_in(r.circuits, name);
+  if (kind == "merge") e = find_in(r.merge, name);
   if (e == nullptr) core::throw_internal("stage '{}' is not in the recipe", id);
   return *e;
 }
@@ -103,6 +105,8 @@ nlohmann::json run_compress_stage(const Recipe& r, const std::string& id,
     return lowrank::run_share(editing_request(r, r.share, kind, name, input, quiet));
   if (kind == "circuits")
     return circuits::run_circuits(editing_request(r, r.circuits, kind, name, input, quiet));
+  if (kind == "merge")
+    return merge::run_merge(editing_request(r, r.merge, kind, name, input, quiet));
   auto req = find_in(r.distill, name)->request;
   req.teacher = input;
   req.data = r.train.data;

@@ -3,11 +3,13 @@
 #include <fmt/format.h>
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <map>
 #include <set>
 
 #include "core/error.h"
 #include "core/file_util.h"
+#include "io/merge_schedule.h"
 #include "io/presets.h"
 #include "io/vit_config.h"
 
@@ -358,6 +360,30 @@ void parse_circuits(Section& s, CircuitsStage& e) {
   }
 }
 
+void parse_merge(Section& s, MergeStage& e) {
+  auto& r = e.request;
+  // `r: 8`, `r: 8,8,4`, `r: [8, 8, 4]` or `r: decreasing:8`: the spec of `vitopt merge --r`.
+  std::vector<std::string> items;
+  s.get_list("r", items);
+  if (!items.empty()) r.r = fmt::format("{}", fmt::join(items, ","));
+  s.get("finetune_epochs", r.finetune_epochs);
+  s.get("finetune_limit", r.finetune.limit);
+  s.get("finetune_lr", r.finetune.lr);
+  std::vector<std::string> modes;
+  s.get_list("distill_modes", modes);
+  if (!modes.empty()) r.distill_modes = fmt::format("{}", fmt::join(modes, ","));
+  s.reject_unknown();
+  auto check = r;
+  check.out = e.name + ".safetensors";
+  try {
+    merge::validate_request(check);
+    io::parse_merge_schedule(r.r, 1 + static_cast<int>(std::count(r.r.begin(), r.r.end(), ',')),
+                             "r");
+  } catch (const core::InputError& err) {
+    core::throw_input("{}: {}", s.where(), err.what());
+  }
+}
+
 }  // namespace
 
 Recipe parse_recipe(const std::string& yaml_text, const std::string& source,
@@ -407,6 +433,7 @@ Recipe parse_recipe(const std::string& yaml_text, const std::string& source,
   r.share = parse_stage_list<ShareStage>(s.child("share"), "share", origin, parse_share);
   r.circuits =
       parse_stage_list<CircuitsStage>(s.child("circuits"), "circuits", origin, parse_circuits);
+  r.merge = parse_stage_list<MergeStage>(s.child("merge"), "merge", origin, parse_merge);
   s.reject_unknown();
   const YAML::Node& croot = root;  // const: reading absent keys must not add them
   r.context_canonical = fmt::format("data={} seed={} device={}", canonical(croot["data"]),

@@ -12,6 +12,7 @@
 #include "compress/distill/distill_job.h"
 #include "compress/lowrank/factorize_job.h"
 #include "compress/lowrank/share_job.h"
+#include "compress/merge/merge_job.h"
 #include "compress/prune/prune_job.h"
 #include "compress/quant/quantize_job.h"
 #include "pipeline/overrides.h"
@@ -46,6 +47,10 @@ struct FactorizeStage : StageEntry {
 struct ShareStage : StageEntry {
   lowrank::ShareRequest request;
 };
+// Token merging: the schedule `r` and optional fine-tuning with merging on.
+struct MergeStage : StageEntry {
+  merge::MergeRequest request;
+};
 // One circuit per stage: one `threshold` (acdc) or one `keep_ratio` (eap, eap-ig).
 struct CircuitsStage : StageEntry {
   circuits::CircuitsRequest request;
@@ -73,6 +78,7 @@ struct Recipe {
   std::vector<FactorizeStage> factorize;
   std::vector<ShareStage> share;
   std::vector<CircuitsStage> circuits;
+  std::vector<MergeStage> merge;
   std::optional<double> latency_budget_ms, size_budget_mb;  // for the report's recommendation
   // Canonical text (sorted keys, after --set) of what each non-compression stage depends on, for
   // the fingerprints that decide what a resumed run must redo.

@@ -20,6 +20,7 @@
 #include "io/safetensors.h"
 #include "runtime/linear_layer.h"
 #include "runtime/model_loader.h"
+#include "runtime/token_merge.h"
 #include "vitopt/runtime.h"
 
 namespace vitopt::runtime {
@@ -74,6 +75,14 @@ struct Plan {
   float* hidden() { return by_rows ? hidden_own.data() : qkv[0].data(); }
   LinearScratch scratch;
   std::vector<ChainStep> pending;  // blocks_by_rows' current chain
+  // Token merging: tokens per image now (starts at the model's N and shrinks block by block; the
+  // rows of every buffer are packed image by image at this count), and, once a block has merged
+  // (`sized`), each token's size (stride N per image) and its log (stride Np, the attention's key
+  // bias). Sized for the unmerged N once, like every buffer here.
+  int tokens = 0;
+  bool sized = false;
+  AlignedBuffer<float> sizes, sizes_next, key_bias, merge_f;
+  AlignedBuffer<int> merge_i;
 };
 
 }  // namespace
@@ -112,6 +121,7 @@ struct Engine::Impl {
   kernels::AttentionArgs attention_args(const Block& blk, Plan& pl, int slot) const;
   void attention(const Block& blk, Plan& pl, int slot);
   void attention_rows(const Block& blk, Plan& pl, int slot, int chunk, int r0, int r1) const;
+  void merge_tokens(const Block& blk, Plan& pl, int slot, int r);
   void blocks_by_layer(Plan& pl);
   void blocks_by_rows(Plan& pl);
   bool by_rows() const;
@@ -251,6 +261,13 @@ Plan& Engine::Impl::plan(int batch) {
   p->scratch.row_b.resize(rows);
   p->scratch.row_scale.resize(rows);
   p->scratch.fake.resize(rows * fake);
+  if (c.merges_tokens()) {
+    p->sizes.resize(rows);
+    p->sizes_next.resize(rows);
+    p->key_bias.resize(B * np);
+    p->merge_f.resize(B * merge_scratch_floats(c.num_tokens(), c.head_dim));
+    p->merge_i.resize(B * merge_scratch_ints(c.num_tokens()));
+  }
   slot = std::move(p);
   return *slot;
 }
@@ -287,7 +304,7 @@ void Engine::Impl::layernorm_rows(const PackedNorm& n, const float* x, float* y,
 // fused attention reads: kt[b][h][d][t] = k[b, t, h, d] (the quantized-attention kernel reads qkv directly). Head
 // by head, so the lines being filled (D of them) stay in L1 while consecutive tokens fill them.
 void Engine::Impl::transpose_keys(const Block& blk, Plan& pl, int r0, int r1, int h0, int h1) const {
-  const int N = config.num_tokens(), H = blk.heads;
+  const int N = pl.tokens, H = blk.heads;
   const size_t np = static_cast<size_t>((N + 15) / 16 * 16), D = static_cast<size_t>(config.head_dim);
   const size_t ld = static_cast<size_t>(pl.qkv_ld), keys = static_cast<size_t>(H) * D;
   for (int h = h0; h < h1; ++h) {
@@ -304,7 +321,7 @@ void Engine::Impl::transpose_keys(const Block& blk, Plan& pl, int r0, int r1, in
 // transposed keys (pl.kt, layer schedule) are complete.
 void Engine::Impl::attention(const Block& blk, Plan& pl, int slot) {
   if (blk.attn_quant) {
-    const int batch = pl.batch, N = config.num_tokens(), D = config.head_dim, H = blk.heads;
+    const int batch = pl.batch, N = pl.tokens, D = config.head_dim, H = blk.heads;
     kernels::AttentionQuantArgs qa = *blk.attn_quant;
     qa.qkv = pl.qkv[slot].data();
     qa.ldqkv = pl.qkv_ld;
@@ -314,6 +331,10 @@ void Engine::Impl::attention(const Block& blk, Plan& pl, int slot) {
     qa.head_dim = D;
     qa.ctx = pl.ctx.data();
     qa.ldctx = pl.ctx_ld;
+    if (pl.sized) {
+      qa.key_bias = pl.key_bias.data();
+      qa.bias_ld = (config.num_tokens() + 15) / 16 * 16;
+    }
     pool->run(batch * H, [&](int task) { kt->attention_q(qa, task); });
     return;
   }
@@ -322,7 +343,7 @@ void Engine::Impl::attention(const Block& blk, Plan& pl, int slot) {
 }
 
 kernels::AttentionArgs Engine::Impl::attention_args(const Block& blk, Plan& pl, int slot) const {
-  const int N = config.num_tokens(), D = config.head_dim;
+  const int N = pl.tokens, D = config.head_dim;
   kernels::AttentionArgs a;
   a.qkv = pl.qkv[slot].data();
   a.ldqkv = pl.qkv_ld;
@@ -335,7 +356,48 @@ kernels::AttentionArgs Engine::Impl::attention_args(const Block& blk, Plan& pl, 
   a.scale = 1.0f / std::sqrt(static_cast<float>(D));
   a.ctx = pl.ctx.data();
   a.ldctx = pl.ctx_ld;
+  if (pl.sized) {
+    a.key_bias = pl.key_bias.data();
+    a.bias_ld = (config.num_tokens() + 15) / 16 * 16;
+  }
   return a;
+}
+
+// Token merging after block blk's attention (x holds the residual, qkv[slot] its keys): every
+// image in parallel into xn, then x and xn swap roles; sizes and the key bias follow.
+void Engine::Impl::merge_tokens(const Block& blk, Plan& pl, int slot, int r) {
+  const int N = pl.tokens, N0 = config.num_tokens(), C = config.embed_dim, D = config.head_dim;
+  const size_t uC = static_cast<size_t>(C), uN = static_cast<size_t>(N),
+               uN0 = static_cast<size_t>(N0);
+  const size_t ld = static_cast<size_t>(pl.qkv_ld), out_n = uN - static_cast<size_t>(r);
+  const size_t nf = merge_scratch_floats(N0, D), ni = merge_scratch_ints(N0);
+  pool->run(pl.batch, [&](int task) {
+    const size_t b = static_cast<size_t>(task);
+    MergeImageArgs m;
+    m.x = pl.x.data() + b * uN * uC;
+    m.ldx = C;
+    m.keys = pl.qkv[slot].data() + b * uN * ld + static_cast<size_t>(blk.heads * D);
+    m.ldk = pl.qkv_ld;
+    m.tokens = N;
+    m.dim = C;
+    m.heads = blk.heads;
+    m.head_dim = D;
+    m.r = r;
+    m.distill_token = config.distill_token;
+    m.sizes = pl.sized ? pl.sizes.data() + b * uN0 : nullptr;
+    m.out = pl.xn.data() + b * out_n * uC;
+    m.out_sizes = pl.sizes_next.data() + b * uN0;
+    m.scratch = pl.merge_f.data() + b * nf;
+    m.index_scratch = pl.merge_i.data() + b * ni;
+    merge_image(m);
+    // log(size): the proportional-attention bias of the next blocks (padding stays finite).
+    const size_t np0 = (uN0 + 15) / 16 * 16;
+    for (size_t t = 0; t < out_n; ++t) pl.key_bias[b * np0 + t] = std::log(m.out_sizes[t]);
+  });
+  std::swap(pl.x, pl.xn);
+  std::swap(pl.sizes, pl.sizes_next);
+  pl.tokens = N - r;
+  pl.sized = true;
 }
 
 // fp32 attention of query rows [r0, r1) (any cut, across images), every head: what a row chain
@@ -374,19 +436,25 @@ bool Engine::Impl::by_rows() const {
 
 // Layer by layer: every GEMM splits its weight panels over the pool (each weight read once).
 void Engine::Impl::blocks_by_layer(Plan& pl) {
-  const int rows = pl.batch * config.num_tokens(), C = config.embed_dim;
+  const int C = config.embed_dim;
   ThreadPool& tp = *pool;
+  int rows = 0;
   auto norm_all = [&](const PackedNorm& n) {
     parallel_rows(tp, rows, C, [&](int r0, int r1) { layernorm_rows(n, pl.x.data(), pl.xn.data(), r0, r1); });
   };
   for (int bi = 0; bi < config.depth; ++bi) {
     const Block& blk = owned[static_cast<size_t>(block_of[static_cast<size_t>(bi)])];
+    rows = pl.batch * pl.tokens;
     if (blk.attn) {
       norm_all(blk.norm1);
       linear(blk.qkv, pl, pl.xn.data(), C, rows, pl.qkv[0].data(), pl.qkv_ld, false, false);
       if (needs_key_transpose(blk)) tp.run(blk.heads, [&](int h) { transpose_keys(blk, pl, 0, rows, h, h + 1); });
       attention(blk, pl, 0);
       linear(blk.proj, pl, pl.ctx.data(), pl.ctx_ld, rows, pl.x.data(), C, false, true);
+      if (const int r = config.merge_at(bi, pl.tokens); r > 0) {
+        merge_tokens(blk, pl, 0, r);
+        rows = pl.batch * pl.tokens;
+      }
     }
     if (blk.mlp_on) {
       norm_all(blk.norm2);
@@ -402,13 +470,15 @@ void Engine::Impl::blocks_by_layer(Plan& pl) {
 // whole chain on its rows and the pool synchronises once per block instead of six to ten times.
 // Each thread reads every weight, which pays while the weights of a chain stay in its L2.
 void Engine::Impl::blocks_by_rows(Plan& pl) {
-  const int rows = pl.batch * config.num_tokens(), C = config.embed_dim;
-  const int mr = std::max({kt->f32_mr, kt->q8.mr, kt->q4.mr}), tiles = (rows + mr - 1) / mr;
-  const int chunks = std::min(tiles, pool->size());
+  const int C = config.embed_dim;
+  const int mr = std::max({kt->f32_mr, kt->q8.mr, kt->q4.mr});
   using Step = RowStep;
   auto& pending = pl.pending;
   auto flush = [&] {
     if (pending.empty()) return;
+    // Every step of a chain sees the same token count: merging flushes before it changes.
+    const int rows = pl.batch * pl.tokens, tiles = (rows + mr - 1) / mr;
+    const int chunks = std::min(tiles, pool->size());
     pool->run(chunks, [&](int c) {
       const int r0 = static_cast<int>(int64_t{c} * tiles / chunks) * mr;
       const int r1 = std::min(rows, static_cast<int>(int64_t{c + 1} * tiles / chunks) * mr);
@@ -449,6 +519,11 @@ void Engine::Impl::blocks_by_rows(Plan& pl) {
         pending.push_back({Step::kAttn, &blk, slot});
       }
       pending.push_back({Step::kPostAttn, &blk, slot});
+      // Merging needs every token of an image after its attention: the chain ends here.
+      if (const int r = config.merge_at(bi, pl.tokens); r > 0) {
+        flush();
+        merge_tokens(blk, pl, slot, r);
+      }
     }
     if (blk.mlp_on) pending.push_back({Step::kMlp, &blk, 0});
   }
@@ -458,9 +533,12 @@ void Engine::Impl::blocks_by_rows(Plan& pl) {
 void Engine::Impl::forward(const float* images, int batch, float* logits) {
   const io::ViTConfig& c = config;
   Plan& pl = plan(batch);
-  const int N = c.num_tokens(), C = c.embed_dim, P = c.patch_size, G = c.grid();
+  int N = c.num_tokens();
+  const int C = c.embed_dim, P = c.patch_size, G = c.grid();
   const int Np = c.num_patches(), F = c.patch_features(), pre = c.num_prefix_tokens();
-  const int rows = batch * N;
+  int rows = batch * N;
+  pl.tokens = N;
+  pl.sized = false;
   const size_t uC = static_cast<size_t>(C);
   ThreadPool& tp = *pool;
 
@@ -503,6 +581,8 @@ void Engine::Impl::forward(const float* images, int batch, float* logits) {
   } else {
     blocks_by_layer(pl);
   }
+  N = pl.tokens;  // after token merging
+  rows = batch * N;
 
   const float eps = static_cast<float>(c.ln_eps);
   const int K = c.num_classes;
@@ -511,11 +591,22 @@ void Engine::Impl::forward(const float* images, int batch, float* logits) {
     for (int b = 0; b < batch; ++b) {
       float* dst = pl.pooled.data() + static_cast<size_t>(b) * uC;
       std::fill(dst, dst + C, 0.0f);
+      // Under merging a token stands for `size` patches: the mean stays one over patches.
+      const float* size =
+          pl.sized ? pl.sizes.data() + static_cast<size_t>(b) * static_cast<size_t>(c.num_tokens())
+                   : nullptr;
+      float total = 0.0f;
       for (int t = pre; t < N; ++t) {
         const float* src = pl.xn.data() + (static_cast<size_t>(b) * static_cast<size_t>(N) + static_cast<size_t>(t)) * uC;
-        for (int j = 0; j < C; ++j) dst[j] += src[j];
+        const float w = size != nullptr ? size[t] : 1.0f;
+        total += w;
+        if (size != nullptr) {
+          for (int j = 0; j < C; ++j) dst[j] += src[j] * w;
+        } else {
+          for (int j = 0; j < C; ++j) dst[j] += src[j];
+        }
       }
-      for (int j = 0; j < C; ++j) dst[j] /= static_cast<float>(N - pre);
+      for (int j = 0; j < C; ++j) dst[j] /= total;
     }
   } else {
     kt->layernorm(pl.x.data(), N * C, pl.pooled.data(), C, batch, C, norm.gamma.data(),
@@ -557,6 +648,7 @@ std::unique_ptr<Engine> Engine::load_bytes(std::vector<uint8_t> bytes, const std
                                   : io::SafeTensorsFile::parse(std::move(bytes), source);
   io::ImportHints hints;
   if (options.import_heads > 0) hints.num_heads = options.import_heads;
+  if (!options.merge_r.empty()) hints.merge_r = options.merge_r;
   const LoadedModel m = load_model_data(file, hints);
   auto impl = std::make_unique<Impl>();
   const kernels::Isa isa = resolve_isa(options.isa);
@@ -648,7 +740,7 @@ std::unique_ptr<Engine> Engine::load_bytes(std::vector<uint8_t> bytes, const std
   info.int4_kernel = !small_int ? "" : impl->packed_int4 ? "packed" : "int8";
   info.threads = impl->pool->size();
   info.params = m.params;
-  info.macs = io::count_macs(c);
+  info.macs = io::count_macs(impl->config);
   return std::unique_ptr<Engine>(new Engine(std::move(impl)));
 }
 

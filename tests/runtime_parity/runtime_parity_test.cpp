@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include "export/model_writer.h"
+#include "io/merge_schedule.h"
 #include "io/presets.h"
 #include "model/attention_quant.h"
 #include "model/model_file.h"
@@ -24,8 +25,9 @@ void randomize(model::ViT& vit, uint64_t seed) {
   for (auto& p : vit->named_parameters()) p.value().copy_(src[p.key()]);
 }
 
-// Compares the runtime's logits with LibTorch's at every ISA level the CPU has; returns how many
-// levels were compared (each with its own EXPECT), so callers can assert that none was skipped.
+// Compares the runtime's logits with LibTorch's at every ISA level the CPU has, in both block
+// schedules; returns how many levels were compared (each with its own EXPECT), so callers can
+// assert that none was skipped.
 int check_parity(const io::ViTConfig& config, uint64_t seed) {
   testing::TempDir dir;
   model::ViT vit(config);
@@ -48,14 +50,18 @@ int check_parity(const io::ViTConfig& config, uint64_t seed) {
   int compared = 0;
   for (const auto& isa : runtime::supported_isas()) {
     ++compared;
-    runtime::RuntimeOptions ro;
-    ro.isa = isa;
-    auto engine = runtime::Engine::load(path, ro);
-    std::vector<float> got(static_cast<size_t>(B * c.num_classes));
-    engine->run(x.data_ptr<float>(), B, got.data());
-    auto got_t = torch::from_blob(got.data(), {B, c.num_classes}, torch::kFloat32);
-    const double diff = (got_t - want).abs().max().item<double>();
-    EXPECT_LE(diff, 1e-4 * std::max(1.0, scale)) << c.name << " level " << isa << " (scale " << scale << ")";
+    for (const char* schedule : {"layer", "rows"}) {
+      runtime::RuntimeOptions ro;
+      ro.isa = isa;
+      ro.schedule = schedule;
+      auto engine = runtime::Engine::load(path, ro);
+      std::vector<float> got(static_cast<size_t>(B * c.num_classes));
+      engine->run(x.data_ptr<float>(), B, got.data());
+      auto got_t = torch::from_blob(got.data(), {B, c.num_classes}, torch::kFloat32);
+      const double diff = (got_t - want).abs().max().item<double>();
+      EXPECT_LE(diff, 1e-4 * std::max(1.0, scale))
+          << c.name << " level " << isa << " schedule " << schedule << " (scale " << scale << ")";
+    }
   }
   return compared;
 }
@@ -94,6 +100,60 @@ TEST(RuntimeParity, SlimmedModelWithDistillTokenMatchesLibTorch) {
   EXPECT_GE(check_parity(c, 2), 1);
 }
 
+// Token merging: per-block token counts (the cap engages in the last blocks), proportional
+// attention and the merge order agree between the two engines.
+TEST(RuntimeParity, TokenMergingMatchesLibTorch) {
+  io::ViTConfig c = io::preset("vit-fmnist");
+  c.normalize();
+  io::set_merge_schedule(c, io::parse_merge_schedule("8", c.depth, "test"));
+  EXPECT_GE(check_parity(c, 11), 1);
+  c.pool = "avg";  // size-weighted mean of the merged tokens
+  io::set_merge_schedule(c, io::parse_merge_schedule("decreasing:6", c.depth, "test"));
+  EXPECT_GE(check_parity(c, 12), 1);
+}
+
+TEST(RuntimeParity, TokenMergingWithDistillTokenAndSkippedAttentionMatchesLibTorch) {
+  io::ViTConfig c = io::preset("vit-fmnist");
+  c.name = "merged-distilled";
+  c.depth = 4;
+  c.distill_token = true;
+  c.blocks.assign(4, io::BlockConfig{});
+  for (auto& b : c.blocks) b.merge_r = 6;
+  c.blocks[1].skip_attn = true;  // merges nothing: no keys
+  c.blocks[2].num_heads = 3;
+  c.blocks[3].qkv_rank = 16;
+  c.normalize("merged-distilled");
+  EXPECT_EQ(c.token_counts(), (std::vector<int>{51, 45, 45, 39, 33}));
+  EXPECT_GE(check_parity(c, 13), 1);
+}
+
+// The runtime's --merge-r override computes what a file storing that schedule computes.
+TEST(RuntimeParity, MergeOverrideEqualsStoredSchedule) {
+  testing::TempDir dir;
+  io::ViTConfig c = io::preset("vit-fmnist");
+  c.normalize();
+  model::ViT vit(c);
+  randomize(vit, 14);
+  exporter::save_model(vit, dir / "plain.safetensors");
+  vit->set_merge(io::parse_merge_schedule("decreasing:8", c.depth, "test"));
+  exporter::save_model(vit, dir / "merged.safetensors");
+  const auto x = testing::random_images(c, 2, 15);
+  auto run = [&](const std::filesystem::path& f, const std::string& merge) {
+    runtime::RuntimeOptions ro;
+    ro.merge_r = merge;
+    auto engine = runtime::Engine::load(f, ro);
+    std::vector<float> got(static_cast<size_t>(2 * c.num_classes));
+    engine->run(x.data_ptr<float>(), 2, got.data());
+    return std::make_pair(got, engine->info().macs);
+  };
+  const auto stored = run(dir / "merged.safetensors", "");
+  EXPECT_EQ(run(dir / "plain.safetensors", "decreasing:8"), stored);
+  // r = 0 is bit-identical to a model without merging.
+  EXPECT_EQ(run(dir / "merged.safetensors", "0"), run(dir / "plain.safetensors", ""));
+  EXPECT_LT(stored.second, run(dir / "plain.safetensors", "").second);
+  EXPECT_THROW(run(dir / "plain.safetensors", "many"), std::exception);
+}
+
 TEST(RuntimeParity, AveragePoolingMatchesLibTorch) {
   io::ViTConfig c = io::preset("vit-tiny-test");
   c.pool = "avg";
@@ -111,11 +171,14 @@ TEST(RuntimeParity, QuantizedAttentionMatchesLibTorchSimulation) {
   c.normalize("attnq");
   model::ViT vit(c);
   randomize(vit, 9);
-  for (const char* kind : {"log2", "uniform"}) {
+  // Also with token merging: the key bias enters the quantized kernel's scores.
+  for (const char* kind : {"log2", "uniform", "log2+merge"}) {
+    vit->set_merge(std::string(kind).find("merge") != std::string::npos ? std::vector<int>{4, 4}
+                                                                        : std::vector<int>{0, 0});
     io::AttentionQuant aq;
     aq.bits = 8;
     aq.prob_bits = 4;
-    aq.prob_quantizer = kind;
+    aq.prob_quantizer = std::string(kind).substr(0, std::string(kind).find('+'));
     for (int b = 0; b < c.depth; ++b) {
       io::AttentionQuant::Block blk;
       for (auto* q : {&blk.q, &blk.k, &blk.v}) {

@@ -23,10 +23,14 @@ void attention(const AttentionArgs& a, int b, int h, int i0, int rows) {
     const float* qi = row(i, 0);
     for (int d = 0; d < D; ++d) q[static_cast<size_t>(d)] = qi[d] * a.scale;
     float mx = -INFINITY;
+    const float* kb = a.key_bias == nullptr
+                          ? nullptr
+                          : a.key_bias + static_cast<size_t>(b) * static_cast<size_t>(a.bias_ld);
     for (int t = 0; t < a.tokens; ++t) {
       const float* kt = row(t, 1);
       float s = 0.0f;
       for (int d = 0; d < D; ++d) s += q[static_cast<size_t>(d)] * kt[d];
+      if (kb != nullptr) s += kb[t];  // proportional attention (token merging)
       p[static_cast<size_t>(t)] = s;
       mx = std::max(mx, s);
     }
@@ -71,9 +75,13 @@ void attention_q(const AttentionQuantArgs& a, int task) {
   for (int t = 0; t < N; ++t) {
     for (int d = 0; d < D; ++d) qhat[static_cast<size_t>(d)] = fake_quant(row(t)[h * D + d] * a.scale, a.q);
     float mx = -INFINITY;
+    const float* kb = a.key_bias == nullptr
+                          ? nullptr
+                          : a.key_bias + static_cast<size_t>(b) * static_cast<size_t>(a.bias_ld);
     for (int j = 0; j < N; ++j) {
       float acc = 0.0f;
       for (int d = 0; d < D; ++d) acc += qhat[static_cast<size_t>(d)] * kq[static_cast<size_t>(j) * uD + static_cast<size_t>(d)];
+      if (kb != nullptr) acc += kb[j];
       s[static_cast<size_t>(j)] = acc;
       mx = std::max(mx, acc);
     }

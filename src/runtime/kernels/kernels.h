@@ -120,6 +120,10 @@ struct AttentionArgs {
   float scale = 1.0f;          // 1/sqrt(D)
   float* ctx = nullptr;        // (B, N, H*D), row stride ldctx
   int ldctx = 0;
+  // Token merging's proportional attention: key_bias[b * bias_ld + t] (log of token t's size) is
+  // added to every score of key t. bias_ld >= np, padding readable (any finite value). Null: none.
+  const float* key_bias = nullptr;
+  int bias_ld = 0;
 };
 inline constexpr int kAttnRows = 8;  // most query rows per call
 
@@ -149,6 +153,8 @@ struct AttentionQuantArgs {
   bool prob_log2 = false;
   float* ctx = nullptr;        // (B, N, H*D), row stride ldctx
   int ldctx = 0;
+  const float* key_bias = nullptr;  // as AttentionArgs (added to the scores before the softmax)
+  int bias_ld = 0;
 };
 
 // Rows per block for the GEMMs' row blocking (the A block stays in L2 while every weight panel

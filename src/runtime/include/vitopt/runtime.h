@@ -34,6 +34,9 @@ struct RuntimeOptions {
   // around attention (far fewer synchronisations, every thread reads every weight);
   // "" or "auto": rows while the packed weights total at most 32 MB (they stay in cache), else layer.
   std::string schedule;
+  // Token merging (ToMe) per block, replacing what the model file stores: "8" (every block),
+  // "8,8,4,..." (one per block), "decreasing[:R]", "0"/"off" (none); "" keeps the file's.
+  std::string merge_r;
   // timm/HF checkpoints without vitopt metadata record no head count: heads per block to assume
   // (0: embed_dim / 64), as `--heads` on the LibTorch side. Ignored for vitopt files.
   int import_heads = 0;

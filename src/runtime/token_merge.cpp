@@ -1,0 +1,106 @@
+// Token merging for one image (see token_merge.h). The order of operations follows the LibTorch
+// version so both pick the same pairs: mean of the keys over heads, L2-normalised, the best B
+// token of every A token by dot product (first maximum), a stable sort of the A tokens by that
+// similarity (descending), the first r merged, the rest kept in token order.
+#include "runtime/token_merge.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <vector>
+
+namespace vitopt::runtime {
+
+size_t merge_scratch_floats(int tokens, int head_dim) {
+  const size_t n = static_cast<size_t>(tokens);
+  return n * static_cast<size_t>(head_dim) + n;  // unit metric (N, D), best similarity per A token
+}
+
+size_t merge_scratch_ints(int tokens) { return 3 * static_cast<size_t>(tokens); }  // best B, order, group
+
+void merge_image(const MergeImageArgs& a) {
+  const int N = a.tokens, D = a.head_dim, C = a.dim, na = (N + 1) / 2, nb = N / 2;
+  const size_t uD = static_cast<size_t>(D), uC = static_cast<size_t>(C);
+  float* unit = a.scratch;                                  // (N, D)
+  float* best = unit + static_cast<size_t>(N) * uD;         // (|A|)
+  int* best_b = a.index_scratch;                            // (|A|)
+  int* order = best_b + N;                                  // (|A|)
+  int* group = order + N;                                   // (|A|) B index merged into, or -1
+  // Keys averaged over heads (sum, then / H, like torch's mean), then normalised.
+  for (int t = 0; t < N; ++t) {
+    float* u = unit + static_cast<size_t>(t) * uD;
+    const float* k = a.keys + static_cast<size_t>(t) * static_cast<size_t>(a.ldk);
+    std::fill(u, u + D, 0.0f);
+    for (int h = 0; h < a.heads; ++h)
+      for (int d = 0; d < D; ++d) u[d] += k[static_cast<size_t>(h) * uD + static_cast<size_t>(d)];
+    float norm = 0.0f;
+    for (int d = 0; d < D; ++d) {
+      u[d] /= static_cast<float>(a.heads);
+      norm += u[d] * u[d];
+    }
+    norm = std::sqrt(norm);
+    for (int d = 0; d < D; ++d) u[d] /= norm;
+  }
+  // A token i is token 2i, B token j is token 2j + 1.
+  const int first_b = a.distill_token ? 1 : 0;  // nothing merges into the distillation token
+  for (int i = 0; i < na; ++i) {
+    float m = -INFINITY;
+    int arg = 0;
+    if (i > 0) {  // the class token merges into nothing
+      const float* ua = unit + static_cast<size_t>(2 * i) * uD;
+      for (int j = first_b; j < nb; ++j) {
+        const float* ub = unit + static_cast<size_t>(2 * j + 1) * uD;
+        float dot = 0.0f;
+        for (int d = 0; d < D; ++d) dot += ua[d] * ub[d];
+        if (dot > m) {
+          m = dot;
+          arg = j;
+        }
+      }
+    }
+    best[i] = m;
+    best_b[i] = arg;
+  }
+  std::iota(order, order + na, 0);
+  std::stable_sort(order, order + na, [&](int p, int q) { return best[p] > best[q]; });
+  std::fill(group, group + na, -1);
+  for (int e = 0; e < a.r; ++e) group[order[e]] = best_b[order[e]];
+
+  auto size_of = [&](int t) { return a.sizes != nullptr ? a.sizes[t] : 1.0f; };
+  auto row = [&](int t) { return a.x + static_cast<size_t>(t) * static_cast<size_t>(a.ldx); };
+  auto out_row = [&](int o) { return a.out + static_cast<size_t>(o) * static_cast<size_t>(a.ldx); };
+  // Output slots: [unmerged A in order, B]; with a distillation token [cls, dist, A..., B...].
+  const int kept_a = na - a.r;
+  auto slot_a = [&](int k) { return a.distill_token && k > 0 ? k + 1 : k; };
+  auto slot_b = [&](int j) { return a.distill_token ? (j == 0 ? 1 : kept_a + j) : kept_a + j; };
+  for (int i = 0, k = 0; i < na; ++i) {
+    if (group[i] >= 0) continue;
+    const float s = size_of(2 * i), *x = row(2 * i);
+    float* o = out_row(slot_a(k));
+    for (size_t c = 0; c < uC; ++c) o[c] = x[c] * s / s;  // as the weighted sum divides
+    a.out_sizes[slot_a(k)] = s;
+    ++k;
+  }
+  // B tokens: size-weighted sums, merged A tokens added in the order they were chosen.
+  for (int j = 0; j < nb; ++j) {
+    const float s = size_of(2 * j + 1), *x = row(2 * j + 1);
+    float* o = out_row(slot_b(j));
+    for (size_t c = 0; c < uC; ++c) o[c] = x[c] * s;
+    a.out_sizes[slot_b(j)] = s;
+  }
+  for (int e = 0; e < a.r; ++e) {
+    const int i = order[e], o_slot = slot_b(group[i]);
+    const float s = size_of(2 * i), *x = row(2 * i);
+    float* o = out_row(o_slot);
+    for (size_t c = 0; c < uC; ++c) o[c] += x[c] * s;
+    a.out_sizes[o_slot] += s;
+  }
+  for (int j = 0; j < nb; ++j) {
+    const int o_slot = slot_b(j);
+    const float s = a.out_sizes[o_slot];
+    float* o = out_row(o_slot);
+    for (size_t c = 0; c < uC; ++c) o[c] /= s;
+  }
+}
+
+}  // namespace vitopt::runtime

@@ -1,0 +1,29 @@
+// Token merging (ToMe) on the runtime's buffers: the rule of src/model/token_merge.h (bipartite
+// soft matching of the keys averaged over heads, size-weighted averages, class and distillation
+// tokens never merged, the same output order) for one image, single-threaded; the engine runs
+// the images of a batch in parallel. LibTorch-free.
+// Legend: N tokens in, r merged away, C embed dim, H heads, D head dim.
+#pragma once
+
+#include <cstddef>
+
+namespace vitopt::runtime {
+
+struct MergeImageArgs {
+  const float* x = nullptr;     // (N, C) tokens after the attention residual, row stride ldx
+  const float* keys = nullptr;  // token t's keys of every head at keys + t * ldk: (H, D)
+  int ldx = 0, ldk = 0;
+  int tokens = 0, dim = 0, heads = 0, head_dim = 0, r = 0;
+  bool distill_token = false;
+  const float* sizes = nullptr;  // (N) token sizes, or null for all 1
+  float* out = nullptr;          // (N - r, C), row stride ldx (must not alias x)
+  float* out_sizes = nullptr;    // (N - r)
+  float* scratch = nullptr;      // merge_scratch_floats(N, D) floats
+  int* index_scratch = nullptr;  // merge_scratch_ints(N) ints
+};
+
+size_t merge_scratch_floats(int tokens, int head_dim);
+size_t merge_scratch_ints(int tokens);
+void merge_image(const MergeImageArgs& a);
+
+}  // namespace vitopt::runtime
