@@ -33,10 +33,11 @@ namespace {
 // A loaded model: the engine plus the file's config JSON and eval preprocessing.
 class Model {
  public:
-  Model(const std::string& path, int threads, const std::string& isa) {
+  Model(const std::string& path, int threads, const std::string& isa, const std::string& merge_r) {
     runtime::RuntimeOptions o;
     o.threads = threads;
     o.isa = isa;
+    o.merge_r = merge_r;
     const auto file = io::SafeTensorsFile::load(path);
     if (const std::string* cfg = file.metadata_value(io::kConfigKey))
       config_json_ = core::json_parse(*cfg, path + " metadata '" + io::kConfigKey + "'").dump();
@@ -157,10 +158,11 @@ PYBIND11_MODULE(vitopt, m) {
     }
   });
   py::class_<Model>(m, "Model", "A vitopt model file loaded on the runtime")
-      .def(py::init<const std::string&, int, const std::string&>(), py::arg("path"),
-           py::arg("threads") = 0, py::arg("isa") = "",
+      .def(py::init<const std::string&, int, const std::string&, const std::string&>(),
+           py::arg("path"), py::arg("threads") = 0, py::arg("isa") = "", py::arg("merge_r") = "",
            "Loads and packs a model file. threads=0: all cores; isa: '' (best), 'ref', 'avx2', "
-           "'avx512'")
+           "'avx512'; merge_r: token merging replacing the file's ('8', '8,8,4,...', "
+           "'decreasing:8', 'off'; '' keeps it)")
       .def("predict", &Model::predict_array, py::arg("images"),
            "Logits (N, K) for a float32 array (N, C, H, W) normalized like config['preprocess']")
       .def("predict", &Model::predict_files, py::arg("files"),

@@ -107,6 +107,15 @@ class VitoptModuleTest(unittest.TestCase):
         self.assertGreater(b["p50_ms"], 0)
         self.assertGreater(b["images_per_s"], 0)
 
+    def test_merge_r_override_changes_the_computation(self):
+        x = np.random.default_rng(3).standard_normal((2, 1, 28, 28)).astype(np.float32)
+        merged = vitopt.Model(self.model, threads=2, merge_r="4")
+        off = vitopt.Model(self.model, threads=2, merge_r="off")
+        np.testing.assert_array_equal(off.predict(x), self.m.predict(x))
+        self.assertFalse(np.array_equal(merged.predict(x), self.m.predict(x)))
+        with self.assertRaises(vitopt.InputError):
+            vitopt.Model(self.model, merge_r="lots")
+
     def test_errors_are_python_exceptions_with_vitopt_messages(self):
         missing = os.path.join(self.tmp.name, "missing.safetensors")
         with self.assertRaises(vitopt.InputError) as e:
