@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # Token merging (ToMe) on the runtime: speed and accuracy against r, side by side in one run.
-# Usage: [ROUNDS=3] [RUNS=20] bench/run_merge_bench.sh BUILD [TRAINED_MODEL OUT [FT_EPOCHS=1]]
+# Usage: [ROUNDS=3] [RUNS=20] [FT_LIMIT=0] bench/run_merge_bench.sh BUILD [TRAINED_MODEL OUT [FT_EPOCHS=1]]
 #   Speed: DeiT-Small/224 (random weights from `vitopt init`: the cost does not depend on them),
 #   fp32, batch 1 and 32, 2 threads, r = 0 / 8 / 13 on every block, interleaved in ROUNDS rounds
 #   (each round runs r = 0, 8, 13 back to back), medians per round, the range over rounds.
 #   Accuracy (with a trained model, e.g. the vit-fmnist-56 preset, 197 tokens): test top-1 on the
-#   runtime for r = 0..16 without retraining, the batch-1 speedup of each r in the same run, then
-#   `vitopt merge --finetune-epochs FT_EPOCHS` at the smallest r reaching 1.5x and its top-1.
+#   runtime for r = 0..16 without retraining, the speedup of each r at batch SPEED_BATCH (default
+#   32: a small model's batch-1 time is mostly synchronisation, not tokens) in the same run, then
+#   `vitopt merge --finetune-epochs FT_EPOCHS` (on the first FT_LIMIT training images; 0: all) at
+#   the smallest r reaching 1.5x and its top-1, and the same fine-tuning at r = 0 as the reference
+#   (a model that is not fully trained gains from any fine-tuning: compare with that, not with the
+#   model before it).
 # Nothing else should run meanwhile (2-core machine, noisy).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +18,8 @@ build=${1:?usage: run_merge_bench.sh BUILD [TRAINED_MODEL OUT [FT_EPOCHS]]}
 model=${2:-}
 out=${3:-}
 ft_epochs=${4:-1}
+ft_limit=${FT_LIMIT:-0}
+speed_batch=${SPEED_BATCH:-32}
 rounds=${ROUNDS:-3}
 runs=${RUNS:-20}
 vitopt="$build/bin/vitopt"
@@ -53,15 +59,15 @@ echo "|---|---|---|---|---|"
 mkdir -p "$out"
 echo
 echo "accuracy: $model (test split, runtime engine, no retraining)"
-rs=0,2,4,6,8,10,12,14,16
-bench_rs "$model" "$rs" 1 "$runs" > "$work/model.jsonl"
+rs=${RS:-0,4,8,12,16,20,24}
+bench_rs "$model" "$rs" "$speed_batch" "$runs" > "$work/model.jsonl"
 /usr/bin/python3 -c "$summarize" "$work/model.jsonl" "$(basename "$model")" > "$work/speed.md"
-echo "| r | tokens per block | MMACs | top-1 % | batch-1 ms (range) | speedup (range) |"
+echo "| r | tokens per block | MMACs | top-1 % | batch-$speed_batch ms (range) | speedup (range) |"
 echo "|---|---|---|---|---|---|"
 best=""
 for r in ${rs//,/ }; do
   "$vitopt" eval --model "$model" --engine runtime --merge-r "$r" --threads 2 --quiet --json > "$work/eval$r.json"
-  line=$(grep "| 1 | $r |" "$work/speed.md" | head -1)
+  line=$(grep "| $speed_batch | $r |" "$work/speed.md" | head -1)
   /usr/bin/python3 - "$work/eval$r.json" "$r" "$line" "$model" "$vitopt" <<'PY'
 import json, subprocess, sys
 j = json.load(open(sys.argv[1]))
@@ -74,15 +80,17 @@ PY
   speed=$(echo "$line" | /usr/bin/python3 -c 'import sys; print(sys.stdin.read().split("|")[5].split("x")[0].strip())')
   if [ -z "$best" ] && /usr/bin/python3 -c "import sys; sys.exit(0 if float('$speed') >= 1.5 else 1)"; then best=$r; fi
 done
-[ -n "$best" ] || { echo "no r reached 1.5x at batch 1"; exit 0; }
+[ -n "$best" ] || { echo "no r reached 1.5x at batch $speed_batch"; exit 0; }
 echo
-echo "fine-tuning: r = $best (smallest r with a median batch-1 speedup >= 1.5x), $ft_epochs epoch(s) with merging on"
-"$vitopt" merge --model "$model" --r "$best" --finetune-epochs "$ft_epochs" --out "$out/merged-r$best.safetensors" \
-  --threads 2 --json > "$out/merge-r$best.json"
-/usr/bin/python3 - "$out/merge-r$best.json" <<'PY'
+echo "fine-tuning: r = $best (smallest r with a median batch-$speed_batch speedup >= 1.5x) and r = 0, $ft_epochs epoch(s) with merging on, first $ft_limit training images (0: all)"
+for r in 0 "$best"; do
+  "$vitopt" merge --model "$model" --r "$r" --finetune-epochs "$ft_epochs" --limit "$ft_limit" \
+    --out "$out/merged-r$r.safetensors" --threads 2 --json > "$out/merge-r$r.json"
+  /usr/bin/python3 - "$out/merge-r$r.json" "$r" <<'PY'
 import json, sys
 j = json.load(open(sys.argv[1]))
-print(f"top-1: unmerged {100 * j['original']['accuracy']['top1']:.2f}%, merged before fine-tuning "
+print(f"r = {sys.argv[2]}: top-1 unmerged {100 * j['original']['accuracy']['top1']:.2f}%, before fine-tuning "
       f"{100 * j['before_finetune']['top1']:.2f}%, after {100 * j['merged']['accuracy']['top1']:.2f}%; "
       f"speed {j['speed']['summary']}")
 PY
+done

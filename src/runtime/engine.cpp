@@ -265,7 +265,7 @@ Plan& Engine::Impl::plan(int batch) {
     p->sizes.resize(rows);
     p->sizes_next.resize(rows);
     p->key_bias.resize(B * np);
-    p->merge_f.resize(B * merge_scratch_floats(c.num_tokens(), c.head_dim));
+    p->merge_f.resize(B * merge_scratch_floats(c.num_tokens(), c.head_dim, kt));
     p->merge_i.resize(B * merge_scratch_ints(c.num_tokens()));
   }
   slot = std::move(p);
@@ -370,7 +370,7 @@ void Engine::Impl::merge_tokens(const Block& blk, Plan& pl, int slot, int r) {
   const size_t uC = static_cast<size_t>(C), uN = static_cast<size_t>(N),
                uN0 = static_cast<size_t>(N0);
   const size_t ld = static_cast<size_t>(pl.qkv_ld), out_n = uN - static_cast<size_t>(r);
-  const size_t nf = merge_scratch_floats(N0, D), ni = merge_scratch_ints(N0);
+  const size_t nf = merge_scratch_floats(N0, D, kt), ni = merge_scratch_ints(N0);
   pool->run(pl.batch, [&](int task) {
     const size_t b = static_cast<size_t>(task);
     MergeImageArgs m;
@@ -389,6 +389,7 @@ void Engine::Impl::merge_tokens(const Block& blk, Plan& pl, int slot, int r) {
     m.out_sizes = pl.sizes_next.data() + b * uN0;
     m.scratch = pl.merge_f.data() + b * nf;
     m.index_scratch = pl.merge_i.data() + b * ni;
+    m.kt = kt;
     merge_image(m);
     // log(size): the proportional-attention bias of the next blocks (padding stays finite).
     const size_t np0 = (uN0 + 15) / 16 * 16;

@@ -9,11 +9,43 @@
 #include <numeric>
 #include <vector>
 
+#include "runtime/kernels/kernels.h"
+
 namespace vitopt::runtime {
 
-size_t merge_scratch_floats(int tokens, int head_dim) {
-  const size_t n = static_cast<size_t>(tokens);
-  return n * static_cast<size_t>(head_dim) + n;  // unit metric (N, D), best similarity per A token
+namespace {
+
+size_t round16(size_t n) { return (n + 15) / 16 * 16; }  // keeps every part 64-byte aligned
+
+// The scratch layout: unit metric (N, D), best similarity per A token, and with a kernel table
+// the B rows gathered (|B|, D), their packed panels and the (|A|, |B|) similarities.
+struct Scratch {
+  float *unit, *best, *b_rows = nullptr, *packed = nullptr, *scores = nullptr;
+  size_t total;
+  Scratch(float* base, int tokens, int head_dim, const kernels::KernelTable* kt) {
+    const size_t n = static_cast<size_t>(tokens), d = static_cast<size_t>(head_dim);
+    const size_t na = (n + 1) / 2, nb = n / 2;
+    size_t off = 0;
+    auto take = [&](size_t count) {
+      float* p = base == nullptr ? nullptr : base + off;
+      off += round16(count);
+      return p;
+    };
+    unit = take(n * d);
+    best = take(n);
+    if (kt != nullptr) {
+      b_rows = take(nb * d);
+      packed = take(kt->packed_f32_floats(static_cast<int>(nb), head_dim));
+      scores = take(na * nb);
+    }
+    total = off;
+  }
+};
+
+}  // namespace
+
+size_t merge_scratch_floats(int tokens, int head_dim, const kernels::KernelTable* kt) {
+  return Scratch(nullptr, tokens, head_dim, kt).total;
 }
 
 size_t merge_scratch_ints(int tokens) { return 3 * static_cast<size_t>(tokens); }  // best B, order, group
@@ -21,8 +53,9 @@ size_t merge_scratch_ints(int tokens) { return 3 * static_cast<size_t>(tokens); 
 void merge_image(const MergeImageArgs& a) {
   const int N = a.tokens, D = a.head_dim, C = a.dim, na = (N + 1) / 2, nb = N / 2;
   const size_t uD = static_cast<size_t>(D), uC = static_cast<size_t>(C);
-  float* unit = a.scratch;                                  // (N, D)
-  float* best = unit + static_cast<size_t>(N) * uD;         // (|A|)
+  const Scratch sc(a.scratch, N, D, a.kt);
+  float* unit = sc.unit;                                    // (N, D)
+  float* best = sc.best;                                    // (|A|)
   int* best_b = a.index_scratch;                            // (|A|)
   int* order = best_b + N;                                  // (|A|)
   int* group = order + N;                                   // (|A|) B index merged into, or -1
@@ -43,15 +76,39 @@ void merge_image(const MergeImageArgs& a) {
   }
   // A token i is token 2i, B token j is token 2j + 1.
   const int first_b = a.distill_token ? 1 : 0;  // nothing merges into the distillation token
+  if (a.kt != nullptr && nb > 0) {
+    // scores = A B^T on the fp32 GEMM: A's rows are every other unit row (stride 2D), B is
+    // gathered and packed like a Linear's weight.
+    for (int j = 0; j < nb; ++j)
+      std::copy(unit + static_cast<size_t>(2 * j + 1) * uD,
+                unit + static_cast<size_t>(2 * j + 2) * uD,
+                sc.b_rows + static_cast<size_t>(j) * uD);
+    a.kt->pack_f32(sc.b_rows, nb, D, sc.packed);
+    kernels::GemmF32Args g;
+    g.a = unit;
+    g.lda = 2 * D;
+    g.w = sc.packed;
+    g.m = na;
+    g.n = nb;
+    g.k = D;
+    g.c = sc.scores;
+    g.ldc = nb;
+    a.kt->gemm_f32(g, 0, (nb + a.kt->f32_nr - 1) / a.kt->f32_nr, 0, na);
+  }
   for (int i = 0; i < na; ++i) {
     float m = -INFINITY;
     int arg = 0;
     if (i > 0) {  // the class token merges into nothing
       const float* ua = unit + static_cast<size_t>(2 * i) * uD;
       for (int j = first_b; j < nb; ++j) {
-        const float* ub = unit + static_cast<size_t>(2 * j + 1) * uD;
         float dot = 0.0f;
-        for (int d = 0; d < D; ++d) dot += ua[d] * ub[d];
+        if (a.kt != nullptr) {
+          dot =
+              sc.scores[static_cast<size_t>(i) * static_cast<size_t>(nb) + static_cast<size_t>(j)];
+        } else {
+          const float* ub = unit + static_cast<size_t>(2 * j + 1) * uD;
+          for (int d = 0; d < D; ++d) dot += ua[d] * ub[d];
+        }
         if (dot > m) {
           m = dot;
           arg = j;

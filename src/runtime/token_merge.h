@@ -9,6 +9,10 @@
 
 namespace vitopt::runtime {
 
+namespace kernels {
+struct KernelTable;
+}
+
 struct MergeImageArgs {
   const float* x = nullptr;     // (N, C) tokens after the attention residual, row stride ldx
   const float* keys = nullptr;  // token t's keys of every head at keys + t * ldk: (H, D)
@@ -18,11 +22,14 @@ struct MergeImageArgs {
   const float* sizes = nullptr;  // (N) token sizes, or null for all 1
   float* out = nullptr;          // (N - r, C), row stride ldx (must not alias x)
   float* out_sizes = nullptr;    // (N - r)
-  float* scratch = nullptr;      // merge_scratch_floats(N, D) floats
+  float* scratch = nullptr;      // merge_scratch_floats(N, D, kt) floats, 64-byte aligned
   int* index_scratch = nullptr;  // merge_scratch_ints(N) ints
+  // The similarities (|A| x |B| dot products of D) on this table's fp32 GEMM (packed B); null:
+  // a scalar loop (tests).
+  const kernels::KernelTable* kt = nullptr;
 };
 
-size_t merge_scratch_floats(int tokens, int head_dim);
+size_t merge_scratch_floats(int tokens, int head_dim, const kernels::KernelTable* kt = nullptr);
 size_t merge_scratch_ints(int tokens);
 void merge_image(const MergeImageArgs& a);
 
