@@ -197,10 +197,13 @@ struct FusedAttentionFn : public torch::autograd::Function<FusedAttentionFn> {
     const auto bias = bias_per_head(key_bias ? *key_bias : Tensor(), q.size(1));
     auto out = torch::empty(q.sizes(), qs.options());  // (B, H, N, D)
     const auto r = tiled_forward(out, qs, kf, vf, bias);
-    ctx->save_for_backward({qs, kf, vf, bias, out, r.lse});
+    ctx->save_for_backward({qs, kf, vf, bias, out, r.lse});  // in the order of enum Saved
     ctx->saved_data["scale"] = scale;
     return out;
   }
+
+  // What forward saves for backward, by position.
+  enum Saved { kQScaled = 0, kK, kV, kBias, kOut, kLse };
 
   static variable_list backward(AutogradContext* ctx, variable_list grad_out) {
     // Gradients are computed under no-grad, so a graph built through them would be silently wrong.
@@ -208,13 +211,13 @@ struct FusedAttentionFn : public torch::autograd::Function<FusedAttentionFn> {
       core::throw_internal("fused_attention: double backward (create_graph) is not supported");
     torch::NoGradGuard no_grad;
     const auto saved = ctx->get_saved_variables();
-    const auto& out = saved[4];
+    const auto& out = saved[kOut];
     const auto sizes = out.sizes();
     const auto dout = fold_heads(grad_out[0]);
-    const auto g = tiled_backward(saved[0], saved[1], saved[2], saved[3], fold_heads(out),
-                                  saved[5], dout, ctx->saved_data["scale"].toDouble(),
-                                  ctx->needs_input_grad(0), ctx->needs_input_grad(1),
-                                  ctx->needs_input_grad(2));
+    const auto g = tiled_backward(saved[kQScaled], saved[kK], saved[kV], saved[kBias],
+                                  fold_heads(out), saved[kLse], dout,
+                                  ctx->saved_data["scale"].toDouble(), ctx->needs_input_grad(0),
+                                  ctx->needs_input_grad(1), ctx->needs_input_grad(2));
     const auto unfold = [&](const Tensor& t) { return t.defined() ? t.view(sizes) : t; };
     return {unfold(g.dq), unfold(g.dk), unfold(g.dv), Tensor(), Tensor()};
   }
