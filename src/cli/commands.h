@@ -18,6 +18,7 @@ void register_distill(CLI::App& app);   // compress/distill
 void register_factorize(CLI::App& app);  // compress/lowrank
 void register_share(CLI::App& app);      // compress/lowrank
 void register_merge(CLI::App& app);      // compress/merge
+void register_search(CLI::App& app);     // search
 void register_circuits(CLI::App& app);   // compress/circuits
 void register_export(CLI::App& app);    // export (ONNX)
 void register_import(CLI::App& app);    // timm / HF checkpoints

@@ -30,6 +30,7 @@ int main(int argc, char** argv) {
   vitopt::cli::register_factorize(app);
   vitopt::cli::register_share(app);
   vitopt::cli::register_merge(app);
+  vitopt::cli::register_search(app);
   vitopt::cli::register_circuits(app);
   vitopt::cli::register_export(app);
   vitopt::cli::register_import(app);

@@ -14,6 +14,7 @@
 #include "data/dataset.h"
 #include "data/idx_dataset.h"
 #include "data/image_folder_dataset.h"
+#include "data/range_dataset.h"
 #include "data/synthetic_dataset.h"
 
 namespace vitopt::data {
@@ -110,38 +111,6 @@ void parse_synthetic(const std::string& text, const std::string& fields, Dataset
                       spec.synthetic_channels);
 }
 
-class LimitedDataset : public Dataset {
- public:
-  LimitedDataset(std::shared_ptr<Dataset> base, size_t limit)
-      : base_(std::move(base)), limit_(limit) {}
-  size_t size() const override { return limit_; }
-  int num_classes() const override { return base_->num_classes(); }
-  int channels() const override { return base_->channels(); }
-  int native_size() const override { return base_->native_size(); }
-  Image image(size_t index) const override {
-    check(index);
-    return base_->image(index);
-  }
-  int label(size_t index) const override {
-    check(index);
-    return base_->label(index);
-  }
-  std::vector<std::string> class_names() const override { return base_->class_names(); }
-  std::string description() const override {
-    return fmt::format("{}, first {}", base_->description(), limit_);
-  }
-  std::vector<float> default_mean() const override { return base_->default_mean(); }
-  std::vector<float> default_std() const override { return base_->default_std(); }
-
- private:
-  void check(size_t index) const {
-    if (index >= limit_)
-      core::throw_input("{}: sample {} out of range (size {})", description(), index, limit_);
-  }
-  std::shared_ptr<Dataset> base_;
-  size_t limit_;
-};
-
 }  // namespace
 
 DatasetSpec parse_dataset_spec(const std::string& text) {
@@ -208,7 +177,7 @@ std::shared_ptr<Dataset> open_dataset(const DatasetSpec& spec, Split split) {
 
 std::shared_ptr<Dataset> limit_dataset(std::shared_ptr<Dataset> base, size_t limit) {
   if (limit == 0 || limit >= base->size()) return base;
-  return std::make_shared<LimitedDataset>(std::move(base), limit);
+  return range_dataset(std::move(base), 0, limit);
 }
 
 }  // namespace vitopt::data

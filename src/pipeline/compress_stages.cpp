@@ -56,6 +56,7 @@ std::vector<StageNode> compress_stage_nodes(const Recipe& r) {
   for (const auto& e : r.circuits)
     nodes.push_back({"circuits/" + e.name, "circuits", e.from, "", {}});
   for (const auto& e : r.merge) nodes.push_back({"merge/" + e.name, "merge", e.from, "", {}});
+  for (const auto& e : r.search) nodes.push_back({"search/" + e.name, "search", e.from, "", {}});
   return nodes;
 }
 
@@ -69,6 +70,7 @@ const StageEntry& find_stage(const Recipe& r, const std::string& id) {
   if (kind == "share") e = find_in(r.share, name);
   if (kind == "circuits") e = find_in(r.circuits, name);
   if (kind == "merge") e = find_in(r.merge, name);
+  if (kind == "search") e = find_in(r.search, name);
   if (e == nullptr) core::throw_internal("stage '{}' is not in the recipe", id);
   return *e;
 }
@@ -107,6 +109,21 @@ nlohmann::json run_compress_stage(const Recipe& r, const std::string& id,
     return circuits::run_circuits(editing_request(r, r.circuits, kind, name, input, quiet));
   if (kind == "merge")
     return merge::run_merge(editing_request(r, r.merge, kind, name, input, quiet));
+  if (kind == "search") {
+    auto req = find_in(r.search, name)->request;
+    req.model = input;
+    req.out_dir = r.out / "search" / (name + "_search");
+    req.deliver = out;
+    req.data = r.train.data;
+    req.seed = r.seed;
+    req.evolution.seed = r.seed;
+    req.threads = r.threads;
+    req.device = r.device;
+    req.quiet = quiet;
+    req.finetune.workers = r.train.options.workers;
+    req.evaluate = false;  // the run's report evaluates every model the same way
+    return search::run_search(req);
+  }
   auto req = find_in(r.distill, name)->request;
   req.teacher = input;
   req.data = r.train.data;

@@ -384,6 +384,49 @@ void parse_merge(Section& s, MergeStage& e) {
   }
 }
 
+void parse_search(Section& s, SearchStage& e) {
+  auto& r = e.request;
+  // One budget set per stage ("params=25%,latency-ms=0.3"): the stage delivers one model.
+  std::string budget;
+  s.get("budget", budget);
+  if (!budget.empty()) r.budgets = {budget};
+  std::vector<std::string> objectives;
+  s.get_list("objectives", objectives);
+  if (!objectives.empty()) r.objectives = fmt::format("{}", fmt::join(objectives, ","));
+  std::string space;
+  s.get("space", space);
+  r.space = space;
+  s.get("population", r.evolution.population);
+  s.get("generations", r.evolution.generations);
+  s.get("mutation", r.evolution.mutation);
+  s.get("crossover", r.evolution.crossover);
+  s.get("criterion", r.criterion);
+  s.get("calib_images", r.calib_images);
+  s.get("holdout_images", r.holdout_images);
+  s.get("latency_batch", r.measure.batch);
+  s.get("latency_threads", r.measure.threads);
+  s.get("latency_runs", r.measure.runs);
+  s.get("single_techniques", r.single_techniques);
+  s.get("deliver_singles", r.deliver_singles);
+  s.get("supernet_epochs", r.supernet_epochs);
+  s.get("supernet_random", r.supernet_random);
+  s.get("finetune_epochs", r.finetune_epochs);
+  s.get("finetune_limit", r.finetune.limit);
+  s.get("finetune_lr", r.finetune.lr);
+  std::vector<std::string> modes;
+  s.get_list("distill_modes", modes);
+  if (!modes.empty()) r.distill_modes = fmt::format("{}", fmt::join(modes, ","));
+  s.reject_unknown();
+  auto check = r;
+  check.model = "input.safetensors";
+  check.out_dir = e.name;
+  try {
+    search::validate_request(check);
+  } catch (const core::InputError& err) {
+    core::throw_input("{}: {}", s.where(), err.what());
+  }
+}
+
 }  // namespace
 
 Recipe parse_recipe(const std::string& yaml_text, const std::string& source,
@@ -434,6 +477,7 @@ Recipe parse_recipe(const std::string& yaml_text, const std::string& source,
   r.circuits =
       parse_stage_list<CircuitsStage>(s.child("circuits"), "circuits", origin, parse_circuits);
   r.merge = parse_stage_list<MergeStage>(s.child("merge"), "merge", origin, parse_merge);
+  r.search = parse_stage_list<SearchStage>(s.child("search"), "search", origin, parse_search);
   s.reject_unknown();
   const YAML::Node& croot = root;  // const: reading absent keys must not add them
   r.context_canonical = fmt::format("data={} seed={} device={}", canonical(croot["data"]),

@@ -16,6 +16,7 @@
 #include "compress/prune/prune_job.h"
 #include "compress/quant/quantize_job.h"
 #include "pipeline/overrides.h"
+#include "search/search_job.h"
 #include "train/train_job.h"
 
 namespace vitopt::pipeline {
@@ -55,6 +56,10 @@ struct MergeStage : StageEntry {
 struct CircuitsStage : StageEntry {
   circuits::CircuitsRequest request;
 };
+// Architecture search: the stage's model is the one returned for its (first) budget.
+struct SearchStage : StageEntry {
+  search::SearchRequest request;
+};
 
 struct Recipe {
   std::string name = "default";
@@ -79,6 +84,7 @@ struct Recipe {
   std::vector<ShareStage> share;
   std::vector<CircuitsStage> circuits;
   std::vector<MergeStage> merge;
+  std::vector<SearchStage> search;
   std::optional<double> latency_budget_ms, size_budget_mb;  // for the report's recommendation
   // Canonical text (sorted keys, after --set) of what each non-compression stage depends on, for
   // the fingerprints that decide what a resumed run must redo.

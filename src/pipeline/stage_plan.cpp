@@ -118,7 +118,7 @@ std::set<std::string> select_stages(const std::vector<StageNode>& plan, Mode mod
     const bool ambiguous_name = hits.size() > 1 && want.find('/') == std::string::npos &&
                                 want != "quantize" && want != "prune" && want != "distill" &&
                                 want != "factorize" && want != "share" && want != "circuits" &&
-                                want != "merge";
+                                want != "merge" && want != "search";
     if (ambiguous_name)
       core::throw_input("--only {}: more than one stage has this name ({}): write kind/name",
                         want, fmt::join(hits, ", "));
