@@ -219,6 +219,8 @@ struct FusedAttentionFn : public torch::autograd::Function<FusedAttentionFn> {
                                   ctx->saved_data["scale"].toDouble(), ctx->needs_input_grad(0),
                                   ctx->needs_input_grad(1), ctx->needs_input_grad(2));
     const auto unfold = [&](const Tensor& t) { return t.defined() ? t.view(sizes) : t; };
+    // One entry per forward input: q, k, v, then none for `scale` (a number) and none for the
+    // key bias, a constant of this op by design (fused_attention() detaches it).
     return {unfold(g.dq), unfold(g.dk), unfold(g.dv), Tensor(), Tensor()};
   }
 };

@@ -10,14 +10,6 @@
 namespace vitopt::search {
 namespace {
 
-// The choice closest to `want` (the smaller on a tie).
-int nearest(const std::vector<int>& choices, double want) {
-  int best = choices.front();
-  for (int c : choices)
-    if (std::abs(c - want) < std::abs(best - want)) best = c;
-  return best;
-}
-
 template <typename T>
 bool contains(const std::vector<T>& v, T x) {
   return std::find(v.begin(), v.end(), x) != v.end();
@@ -38,10 +30,12 @@ std::vector<TechniqueGenome> single_technique_genomes(const Space& space) {
   for (double keep : {0.75, 0.5, 0.25}) {
     Genome g = full;
     for (size_t b = 0; b < g.blocks.size(); ++b) {
-      const auto& ch = space.blocks()[b];
+      // Fractions of the base widths; repair (in add) snaps them to the block's nearest choices.
       auto& gene = g.blocks[b];
-      if (gene.attn) gene.heads = nearest(ch.heads, keep * base.block_heads(static_cast<int>(b)));
-      if (gene.mlp) gene.mlp_dim = nearest(ch.mlp_dims, keep * base.block_mlp(static_cast<int>(b)));
+      if (gene.attn)
+        gene.heads = static_cast<int>(std::lround(keep * base.block_heads(static_cast<int>(b))));
+      if (gene.mlp)
+        gene.mlp_dim = static_cast<int>(std::lround(keep * base.block_mlp(static_cast<int>(b))));
     }
     add("prune", fmt::format("{:.0f}%", 100 * (1 - keep)), g);
   }
