@@ -70,7 +70,8 @@ void register_search(CLI::App& app) {
   cmd->add_option("--crossover", r.evolution.crossover, "Crossover probability")
       ->check(in_range(0, 1));
   cmd->add_option("--criterion", r.criterion,
-                  "Importance order of heads and neurons: taylor, l2 or loss");
+                  "Importance order of heads and neurons: taylor, l2, loss or eap (EAP-IG "
+                  "scores of the circuits layer)");
   cmd->add_option("--data,-d", r.data, "Dataset (see `vitopt train --help`)");
   cmd->add_option("--calib-images", r.calib_images,
                   "First training images for importance, means and quantization calibration");
@@ -87,6 +88,9 @@ void register_search(CLI::App& app) {
   cmd->add_flag("!--no-deliver-singles", r.deliver_singles,
                 "Do not build, fine-tune and report each technique's best model under the first "
                 "budget");
+  cmd->add_option("--student-epochs", r.student_epochs,
+                  "Distillation epochs of each student preset of the space (its model.students) "
+                  "before the search (fractions allowed)");
   cmd->add_option("--supernet-epochs", r.supernet_epochs,
                   "Supernet fine-tuning of the inherited weights before the search (largest, "
                   "smallest and random structures each step; fractions allowed; 0: none)")

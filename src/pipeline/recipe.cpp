@@ -408,6 +408,7 @@ void parse_search(Section& s, SearchStage& e) {
   s.get("latency_runs", r.measure.runs);
   s.get("single_techniques", r.single_techniques);
   s.get("deliver_singles", r.deliver_singles);
+  s.get("student_epochs", r.student_epochs);
   s.get("supernet_epochs", r.supernet_epochs);
   s.get("supernet_random", r.supernet_random);
   s.get("finetune_epochs", r.finetune_epochs);

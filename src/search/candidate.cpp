@@ -5,12 +5,14 @@
 #include <algorithm>
 #include <numeric>
 
+#include "compress/circuits/eap.h"
 #include "compress/prune/importance.h"
 #include "core/error.h"
 #include "export/model_writer.h"
 #include "io/metadata_keys.h"
 #include "model/edit/copy.h"
 #include "model/edit/plan.h"
+#include "model/edit/resolution.h"
 #include "model/edit/slim.h"
 #include "model/quantized_model.h"
 
@@ -40,7 +42,27 @@ bool is_block_unit(const std::string& unit, int block) {
   return unit.compare(0, prefix.size(), prefix) == 0;
 }
 
+// EAP-IG scores (circuits/eap.h): per head and neuron the KL to the full model its mean ablation
+// is estimated to cause, integrated over 5 points of the ablated-to-clean path (the KL's gradient
+// vanishes at the clean point). |score| is the importance.
+prune::GroupScores eap_scores(model::ViT& model, const std::vector<train::CalibBatch>& calib) {
+  circuits::AblatedModel ablated(model, calib, circuits::Ablation::Mean, /*task_loss=*/false,
+                                 /*seed=*/0);
+  const auto leaves = ablated.attribute(circuits::ig_alphas(5));
+  auto scores = prune::GroupScores::empty(model->config().depth);
+  for (size_t b = 0; b < leaves.heads.size(); ++b) {
+    if (leaves.heads[b].defined()) scores.heads[b] = leaves.heads[b].abs();
+    if (leaves.neurons[b].defined()) scores.neurons[b] = leaves.neurons[b].abs();
+  }
+  return scores;
+}
+
 }  // namespace
+
+const std::vector<std::string>& inheritance_criteria() {
+  static const std::vector<std::string> names{"taylor", "l2", "loss", "eap"};
+  return names;
+}
 
 Inheritance inherit(model::ViT& model, const std::string& criterion,
                     const std::vector<train::CalibBatch>& calib, bool quiet) {
@@ -50,7 +72,10 @@ Inheritance inherit(model::ViT& model, const std::string& criterion,
   inh.criterion = criterion;
   prune::ScoreKinds kinds;
   kinds.heads = kinds.neurons = true;
-  const auto scores = prune::group_scores(model, criterion, kinds, calib, quiet);
+  model->eval();
+  const auto scores = criterion == "eap"
+                          ? eap_scores(model, calib)
+                          : prune::group_scores(model, criterion, kinds, calib, quiet);
   for (int b = 0; b < c.depth; ++b) {
     const auto bi = static_cast<size_t>(b);
     inh.head_order.push_back(c.blocks[bi].skip_attn
@@ -103,6 +128,8 @@ model::ViT build_fp32(model::ViT& base, const Inheritance& inh, const Genome& ge
   }
   cfg.normalize(cfg.name);
   auto out = edit::rebuild(slimmed, cfg);
+  // 3. Input resolution: the position grid resampled, every other weight as it is.
+  if (genome.resolution != 0) out = edit::resize_input(out, genome.resolution);
   out->eval();
   return out;
 }

@@ -33,8 +33,12 @@ struct Inheritance {
   std::string criterion;  // the importance criterion the orders come from
 };
 
-// Orders by `criterion` (prune's group criteria: "taylor", "l2", "loss") on `calib`; means on the
-// same images. The model must be plain (not shared, low-rank or quantized); InputError otherwise.
+// The importance criteria of inherit(): prune's group criteria and "eap" (EAP-IG node scores of
+// the circuits layer, KL under mean ablation).
+const std::vector<std::string>& inheritance_criteria();
+
+// Orders by `criterion` (one of inheritance_criteria()) on `calib`; means on the same images. The
+// model must be plain (not shared, low-rank or quantized); InputError otherwise.
 Inheritance inherit(model::ViT& model, const std::string& criterion,
                     const std::vector<train::CalibBatch>& calib, bool quiet = true);
 
@@ -43,8 +47,9 @@ Inheritance inherit(model::ViT& model, const std::string& criterion,
 edit::StructurePlan structure_plan(const io::ViTConfig& config, const Inheritance& inheritance,
                                    const Genome& genome);
 
-// The fp32 candidate: slimmed, factorized, shared and merging as the genome says (no
-// quantization). `base` is left unchanged. The genome must be valid for a Space over base's config.
+// The fp32 candidate: slimmed, factorized, shared, merging and at the input resolution the genome
+// says (no quantization); `base` is the genome's own base (the model or its student). `base` is
+// left unchanged. The genome must be valid for a Space over base's config.
 model::ViT build_fp32(model::ViT& base, const Inheritance& inheritance, const Genome& genome);
 
 // PTQ options for the genome: 8-bit defaults (the quantize command's), every quantized block's

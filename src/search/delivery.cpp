@@ -10,22 +10,6 @@ namespace vitopt::search {
 
 namespace fs = std::filesystem;
 
-namespace {
-
-// The fine-tuning options of a delivered model: the job's, with the training split cut before
-// the held-out tail so that the held-out estimates stay clean.
-prune::FinetuneOptions finetune_options(const SearchContext& ctx, const fs::path& work_dir) {
-  const auto& r = ctx.request;
-  auto o = prune::job_finetune_options(r.finetune, r.data, r.seed, r.device, r.quiet, work_dir);
-  o.limit = 0;
-  const size_t train = prune::finetune_train_size(o, ctx.original->config());
-  const size_t usable = train - ctx.held_out.count;
-  o.limit = r.finetune.limit == 0 ? usable : std::min(r.finetune.limit, usable);
-  return o;
-}
-
-}  // namespace
-
 nlohmann::json deliver(SearchContext& ctx, const std::vector<Ranked>& ranked, const Budget& budget,
                        const fs::path& path) {
   const auto& r = ctx.request;
@@ -35,7 +19,7 @@ nlohmann::json deliver(SearchContext& ctx, const std::vector<Ranked>& ranked, co
     return rec;
   }
   for (const auto& c : ranked) {
-    auto fp32 = build_fp32(ctx.parent, ctx.inheritance, c.genome);
+    auto fp32 = build_fp32(ctx.base_of(c.genome), ctx.inheritance_of(c.genome), c.genome);
     nlohmann::json ft;
     if (r.finetune_epochs > 0) {
       auto work = path;
@@ -47,12 +31,12 @@ nlohmann::json deliver(SearchContext& ctx, const std::vector<Ranked>& ranked, co
                             options, r.finetune_epochs);
       fp32->eval();
     }
-    const auto q = quantize_candidate(fp32, c.genome, ctx.calib_images);
+    const auto q = quantize_candidate(fp32, c.genome, ctx.calib_for(c.genome));
     save_candidate(fp32, q, c.genome, {{"budget", budget.text}, {"search_metrics", c.metrics}},
                    ctx.class_names, path);
     MeasureOptions mo = r.measure;
     mo.runs = std::max(mo.runs, 50);  // the decision that matters: more runs
-    const auto m = measure_file(path, ctx.held_out, mo);
+    const auto m = measure_file(path, ctx.held_out_for(c.genome), mo);
     if (!budget.limits.empty() && !budget.satisfied(m)) {
       if (!r.quiet)
         fmt::print(stderr, "search: {} misses budget '{}' when re-measured; trying the next\n",

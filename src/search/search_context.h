@@ -1,9 +1,11 @@
-// What the search job's parts share (private to src/search): the request, the original model
-// (teacher and baseline), the parent candidates inherit from (the original, or a copy trained as
-// a supernet), the calibration and held-out data, the budgets resolved against the baseline.
+// What the search job's parts share (private to src/search): the request, the space, the original
+// model (teacher and baseline), the parent candidates inherit from (the original, or a copy trained
+// as a supernet) and the distilled students, the calibration and held-out data at each input
+// resolution, the budgets resolved against the baseline.
 #pragma once
 
 #include <filesystem>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -16,19 +18,46 @@
 namespace vitopt::search {
 
 struct SearchContext {
-  explicit SearchContext(const SearchRequest& r) : request(r) {}
+  SearchContext(const SearchRequest& r, const Space& s) : request(r), space(s) {}
   const SearchRequest& request;
+  const Space& space;
   model::ViT original{nullptr};  // the model searched: teacher and baseline
-  model::ViT parent{nullptr};    // candidates inherit from this one
+  model::ViT parent{nullptr};    // base 0: candidates of the model inherit from this one
   std::vector<std::string> class_names;
   std::vector<train::CalibBatch> calib;
-  torch::Tensor calib_images;  // (Ncal, C, H, W)
-  HeldOut held_out;
-  Inheritance inheritance;
+  torch::Tensor calib_images;                    // (Ncal, C, H, W) at the model's resolution
+  HeldOut held_out;                              // at the model's resolution
+  Inheritance inheritance;                       // of `parent`
+  std::vector<model::ViT> students;              // base k >= 1 at [k - 1]
+  std::vector<Inheritance> student_inheritance;  // likewise
   Metrics baseline;
   std::vector<std::string> objectives;
   std::vector<Budget> budgets;  // resolved
+
+  // The genome's base model and its inheritance.
+  model::ViT& base_of(const Genome& g);
+  const Inheritance& inheritance_of(const Genome& g) const;
+  // The calibration images and held-out batches at the genome's input side (the same images,
+  // resized by the eval transform; computed once per side).
+  const torch::Tensor& calib_for(const Genome& g);
+  const HeldOut& held_out_for(const Genome& g);
+
+ private:
+  int side_of(const Genome& g) const;
+  std::map<int, torch::Tensor> calib_at_;
+  std::map<int, HeldOut> held_out_at_;
 };
+
+// The fine-tuning options of any training inside the search (supernet, students, delivered
+// models): the job's, with the training split cut before the held-out tail so that the held-out
+// estimates stay clean.
+prune::FinetuneOptions finetune_options(const SearchContext& ctx,
+                                        const std::filesystem::path& work_dir);
+
+// Trains (or, when resuming, reloads from out_dir) every student preset of the space by
+// distillation from the original model, and computes their inheritance. Returns a log per
+// student (file, params, epochs, held-out top-1, seconds).
+nlohmann::json prepare_students(SearchContext& ctx);
 
 // A candidate as the delivery sees it.
 struct Ranked {

@@ -4,6 +4,7 @@
 #include "search/search_job.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
 #include <map>
@@ -55,6 +56,8 @@ nlohmann::json fingerprint(const SearchRequest& r, const SpaceSpec& spec) {
           {"calib_images", r.calib_images},
           {"holdout_images", r.holdout_images},
           {"supernet", {{"epochs", r.supernet_epochs}, {"random", r.supernet_random}}},
+          {"student_epochs", r.student_epochs},
+          {"distill_modes", r.distill_modes},
           {"latency", {{"batch", r.measure.batch}, {"threads", r.measure.threads}}}};
 }
 
@@ -75,7 +78,7 @@ class Evaluator {
 
   // `screen` false: measured even when over every budget (the single-technique comparison).
   Evaluation evaluate(const Genome& g, bool screen) {
-    const auto cfg = genome_config(ctx_.parent->config(), g);
+    const auto cfg = genome_config(ctx_.space.base(g.student), g);
     Metrics exact{{"params", static_cast<double>(io::count_params(cfg))},
                   {"macs", static_cast<double>(io::count_macs(cfg))}};
     double over = ctx_.budgets.empty() ? 0 : 1e300;
@@ -90,10 +93,10 @@ class Evaluator {
       return e;
     }
     const fs::path scratch = ctx_.request.out_dir / "candidate.tmp.safetensors";
-    auto fp32 = build_fp32(ctx_.parent, ctx_.inheritance, g);
-    const auto q = quantize_candidate(fp32, g, ctx_.calib_images);
+    auto fp32 = build_fp32(ctx_.base_of(g), ctx_.inheritance_of(g), g);
+    const auto q = quantize_candidate(fp32, g, ctx_.calib_for(g));
     save_candidate(fp32, q, g, {}, ctx_.class_names, scratch);
-    const auto m = measure_file(scratch, ctx_.held_out, ctx_.request.measure);
+    const auto m = measure_file(scratch, ctx_.held_out_for(g), ctx_.request.measure);
     fs::remove(scratch);
     ++built_;
     e.score = score(ctx_.objectives, ctx_.budgets, m);
@@ -137,7 +140,7 @@ std::string budget_label(const Budget& b, size_t index) {
 }
 
 // The supernet: trained once and saved (so a resumed search inherits the same weights).
-nlohmann::json prepare_parent(SearchContext& ctx, const Space& space) {
+nlohmann::json prepare_parent(SearchContext& ctx) {
   const auto& r = ctx.request;
   if (r.supernet_epochs <= 0) {
     ctx.parent = ctx.original;
@@ -152,13 +155,10 @@ nlohmann::json prepare_parent(SearchContext& ctx, const Space& space) {
     log = {{"reused", file.string()}};
   } else {
     ctx.parent = edit::copy_model(ctx.original);
-    auto options = prune::job_finetune_options(r.finetune, r.data, r.seed, r.device, r.quiet,
-                                               r.out_dir / "supernet_run");
-    const size_t train = prune::finetune_train_size(options, ctx.original->config());
-    options.limit = train - ctx.held_out.count;  // never the held-out tail
+    const auto options = finetune_options(ctx, r.out_dir / "supernet_run");
     SupernetOptions so{r.supernet_epochs, r.supernet_random, r.seed};
-    log = {{"history", train_supernet(ctx.parent, ctx.original, space, ctx.inheritance, ctx.calib,
-                                      options, so)}};
+    log = {{"history", train_supernet(ctx.parent, ctx.original, ctx.space, ctx.inheritance,
+                                      ctx.calib, options, so)}};
     exporter::save_model(ctx.parent, file);
   }
   log["epochs"] = r.supernet_epochs;
@@ -193,8 +193,12 @@ void validate_request(const SearchRequest& r) {
     core::throw_input("--supernet-epochs: expected >= 0, got {}", r.supernet_epochs);
   if (r.supernet_random < 0)
     core::throw_input("--supernet-random: expected >= 0, got {}", r.supernet_random);
-  if (r.criterion != "taylor" && r.criterion != "l2" && r.criterion != "loss")
-    core::throw_input("--criterion: expected taylor, l2 or loss, got '{}'", r.criterion);
+  if (!(r.student_epochs >= 0))
+    core::throw_input("--student-epochs: expected >= 0, got {}", r.student_epochs);
+  const auto& criteria = inheritance_criteria();
+  if (std::find(criteria.begin(), criteria.end(), r.criterion) == criteria.end())
+    core::throw_input("--criterion: expected one of {}, got '{}'", fmt::join(criteria, ", "),
+                      r.criterion);
   parse_objectives(r.objectives, "--objectives");
   parse_budgets(r);
   load_space(r);
@@ -205,14 +209,14 @@ nlohmann::json run_search(const SearchRequest& r) {
   core::Stopwatch clock;
   fs::create_directories(r.out_dir);
   const auto spec = load_space(r);
-  SearchContext ctx(r);
+  auto input = model::load_edit_input(r.model, "searched", "search");
+  input.model->eval();
+  const Space space(spec, input.model->config());
+  SearchContext ctx(r, space);
   ctx.objectives = parse_objectives(r.objectives, "--objectives");
   ctx.budgets = parse_budgets(r);
-  auto input = model::load_edit_input(r.model, "searched", "search");
   ctx.original = input.model;
   ctx.class_names = input.class_names;
-  ctx.original->eval();
-  const Space space(spec, ctx.original->config());
 
   const auto fp = fingerprint(r, spec);
   const fs::path state_path = r.out_dir / "search_state.json";
@@ -243,7 +247,8 @@ nlohmann::json run_search(const SearchRequest& r) {
   baseline_measure.runs = std::max(r.measure.runs, 100);
   ctx.baseline = measure_file(r.model, ctx.held_out, baseline_measure);
   for (auto& b : ctx.budgets) b = b.resolved(ctx.baseline);
-  const auto supernet = prepare_parent(ctx, space);
+  const auto supernet = prepare_parent(ctx);
+  const auto students = prepare_students(ctx);
 
   Evaluator evaluator(ctx);
   const int total = r.evolution.generations;
@@ -300,6 +305,7 @@ nlohmann::json run_search(const SearchRequest& r) {
                       {"built", evaluator.built()},
                       {"search_seconds", search_seconds}};
   if (!supernet.is_null()) j["supernet"] = supernet;
+  if (!students.empty()) j["students"] = students;
   const auto front = pareto_front(state);
   j["front"] = front;
   write_search_outputs(r.out_dir, ctx.objectives, state, front, singles, ctx.baseline, r.quiet);

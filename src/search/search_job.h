@@ -1,6 +1,7 @@
 // The architecture-search job (`vitopt search` and the recipe's `search:` stage): given a trained
 // ViT and budgets, NSGA-II over a space that mixes structured pruning, factorization, weight
-// sharing, token merging and quantization (search/space.h), every candidate inherited from the
+// sharing, token merging, quantization, input resolution and distilled student presets
+// (search/space.h), every candidate inherited from the
 // trained model without retraining (search/candidate.h) and measured on the runtime
 // (search/runtime_measure.h); then the best candidate under each budget fine-tuned with
 // distillation from the original model, saved, and evaluated against the baseline on the test
@@ -37,6 +38,9 @@ struct SearchRequest {
   // Deliver each technique's best single-technique candidate under the first budget too, with
   // the same fine-tuning (single_<technique>.safetensors, in the report): the fair comparison.
   bool deliver_singles = true;
+  // Distillation from the model of each student preset of the space (its `model.students`),
+  // before the search; the students are saved in out_dir and reused when resuming.
+  double student_epochs = 1;
   double supernet_epochs = 0;  // supernet fine-tuning of the inherited weights before the search
   int supernet_random = 2;     // random structures per supernet step (besides largest, smallest)
   double finetune_epochs = 0;  // fine-tuning of each returned model (fractional allowed)

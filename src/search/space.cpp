@@ -1,5 +1,6 @@
-// The search space (see space.h): the YAML spec, its resolution against a base config, the genetic
-// operators and the genome -> ViTConfig edit. No LibTorch: every size follows from the config.
+// The search space (see space.h): the YAML spec, its resolution against a base config and the
+// student presets (per-block choices and input sides of each base), the genetic operators and the
+// genome -> ViTConfig edit. No LibTorch: every size follows from the config.
 #include "search/space.h"
 
 #include <fmt/format.h>
@@ -14,6 +15,7 @@
 #include "core/file_util.h"
 #include "core/json_util.h"
 #include "io/json_fields.h"
+#include "io/presets.h"
 
 namespace vitopt::search {
 namespace {
@@ -27,6 +29,11 @@ constexpr int kMaxMlpStep = 1 << 18;
 
 // ---------------------------------------------------------------------------------------------
 // The YAML spec.
+
+template <typename T>
+bool contains(const std::vector<T>& v, const T& x) {
+  return std::find(v.begin(), v.end(), x) != v.end();
+}
 
 // 32 (fp32) or an integer width the quantizers support.
 bool valid_bits(int b) { return b == 32 || (b >= 2 && b <= 16); }
@@ -56,6 +63,21 @@ void validate(const SpaceSpec& s, const std::string& source) {
   for (int r : s.merge_r)
     need(r >= 0 && r <= kMaxMergeR, "merge_r", fmt::format("token counts in [0, {}]", kMaxMergeR),
          std::to_string(r));
+  auto need_model = [&](bool ok, const std::string& key, const std::string& expected,
+                        const std::string& actual) {
+    if (!ok) throw_bad_field(source, "model." + key, expected, actual);
+  };
+  need_model(!s.resolution.empty(), "resolution", "a non-empty list", "[]");
+  for (double r : s.resolution)
+    need_model(r > 0 && r <= 1, "resolution", "ratios in (0, 1] of the model's input side",
+               fmt::format("{}", r));
+  const std::vector<std::string> names = io::preset_names();
+  for (const std::string& name : s.students) {
+    need_model(contains(names, name), "students",
+               fmt::format("preset names (one of {})", fmt::join(names, ", ")), "'" + name + "'");
+    need_model(std::count(s.students.begin(), s.students.end(), name) == 1, "students",
+               "distinct preset names", fmt::format("'{}' more than once", name));
+  }
 }
 
 // Strict reads of one YAML mapping: wrong types name the key, keys never read are refused.
@@ -150,6 +172,13 @@ void read_blocks(const YAML::Node& node, const std::string& source, SpaceSpec& s
   m.reject_unknown();
 }
 
+void read_model(const YAML::Node& node, const std::string& source, SpaceSpec& s) {
+  YamlMap m(node, "model", source);
+  m.get_list("resolution", s.resolution, "a list of ratios in (0, 1] of the model's input side");
+  m.get_list("students", s.students, "a list of preset names");
+  m.reject_unknown();
+}
+
 // ---------------------------------------------------------------------------------------------
 // Choices and genes.
 
@@ -157,11 +186,6 @@ template <typename T>
 void sort_unique(std::vector<T>& v) {
   std::sort(v.begin(), v.end());
   v.erase(std::unique(v.begin(), v.end()), v.end());
-}
-
-template <typename T>
-bool contains(const std::vector<T>& v, T x) {
-  return std::find(v.begin(), v.end(), x) != v.end();
 }
 
 // The choice nearest to x (choices ascending, non-empty; a tie goes to the larger one).
@@ -229,7 +253,7 @@ std::string ratio_text(double r) {
   return s.rfind("0.", 0) == 0 ? s.substr(1) : s;  // "0.5" -> ".5"
 }
 
-const std::vector<std::string> kGenomeFields = {"blocks"};
+const std::vector<std::string> kGenomeFields = {"student", "resolution", "blocks"};
 const std::vector<std::string> kGeneFields = {"attn",  "mlp",   "heads", "mlp_dim", "rank_ratio",
                                               "wbits", "abits", "share", "merge_r"};
 
@@ -248,6 +272,7 @@ SpaceSpec SpaceSpec::from_yaml_text(const std::string& text, const std::string& 
   SpaceSpec s;
   YamlMap top(root, "", source);
   read_blocks(top.take("blocks"), source, s);
+  read_model(top.take("model"), source, s);
   top.reject_unknown();
   validate(s, source);
   return s;
@@ -269,7 +294,8 @@ json SpaceSpec::to_json() const {
                 {"weight_bits", weight_bits},
                 {"input_bits", input_bits},
                 {"share", share},
-                {"merge_r", merge_r}}}};
+                {"merge_r", merge_r}}},
+              {"model", {{"resolution", resolution}, {"students", students}}}};
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -277,8 +303,11 @@ json SpaceSpec::to_json() const {
 
 std::string Genome::key() const {
   std::string out;
+  if (student != 0) out += fmt::format("T{}:", student);
+  if (resolution != 0) out += fmt::format("R{}:", resolution);
+  const size_t prefix = out.size();
   for (const BlockGene& g : blocks) {
-    if (!out.empty()) out += '|';
+    if (out.size() > prefix) out += '|';
     if (g.share) {  // the structure is the previous block's: only merge_r is its own
       out += g.merge_r != 0 ? fmt::format("Sm{}", g.merge_r) : "S";
     } else if (!kept(g)) {
@@ -305,7 +334,11 @@ json Genome::to_json() const {
                   {"share", g.share},
                   {"merge_r", g.merge_r}});
   }
-  return json{{"blocks", jb}};
+  json j{{"blocks", jb}};
+  // Only when set, so that the JSON of a genome of the model at its own side stays as it was.
+  if (student != 0) j["student"] = student;
+  if (resolution != 0) j["resolution"] = resolution;
+  return j;
 }
 
 Genome Genome::from_json(const json& j, const std::string& source) {
@@ -313,6 +346,8 @@ Genome Genome::from_json(const json& j, const std::string& source) {
   const json& jb = jf::require(j, "blocks", source, "");
   if (!jb.is_array()) throw_bad_field(source, "blocks", "a JSON array", core::json_type_name(jb));
   Genome g;
+  g.student = jf::get_or(j, "student", g.student, source, "", jf::as_int);
+  g.resolution = jf::get_or(j, "resolution", g.resolution, source, "", jf::as_int);
   for (size_t b = 0; b < jb.size(); ++b) {
     const std::string where = fmt::format("blocks[{}]", b);
     const json& v = jb[b];
@@ -335,16 +370,19 @@ Genome Genome::from_json(const json& j, const std::string& source) {
 // ---------------------------------------------------------------------------------------------
 // Space
 
-Space::Space(const SpaceSpec& spec, const io::ViTConfig& base) : base_(base) {
-  validate(spec, "search space");
-  base_.normalize(base_.name);
+namespace {
+
+// The per-block choices of one base (see BlockChoices). InputError when the base is not a plain
+// model or keeps no sub-block at all.
+std::vector<BlockChoices> block_choices(const SpaceSpec& spec, const io::ViTConfig& base) {
+  std::vector<BlockChoices> out;
   bool any_kept = false;
-  for (int b = 0; b < base_.depth; ++b) {
-    const io::BlockConfig& bc = base_.blocks[static_cast<size_t>(b)];
+  for (int b = 0; b < base.depth; ++b) {
+    const io::BlockConfig& bc = base.blocks[static_cast<size_t>(b)];
     if (bc.shared_with != -1 || bc.qkv_rank || bc.proj_rank || bc.fc1_rank || bc.fc2_rank)
       core::throw_input(
           "{}: block {} is {}: the search edits a plain model (no shared or low-rank blocks)",
-          base_.name, b, bc.shared_with != -1 ? "shared" : "low-rank");
+          base.name, b, bc.shared_with != -1 ? "shared" : "low-rank");
     any_kept = any_kept || !bc.skip_attn || !bc.skip_mlp;
     BlockChoices ch;
     // A sub-block the base model already dropped stays dropped: there are no weights to keep.
@@ -354,7 +392,7 @@ Space::Space(const SpaceSpec& spec, const io::ViTConfig& base) : base_(base) {
     ch.mlp = bc.skip_mlp     ? std::vector<bool>{false}
              : spec.drop_mlp ? std::vector<bool>{false, true}
                              : std::vector<bool>{true};
-    const int H = base_.block_heads(b), M = base_.block_mlp(b);
+    const int H = base.block_heads(b), M = base.block_mlp(b);
     if (spec.heads.empty()) {
       for (int h = 1; h <= H; ++h) ch.heads.push_back(h);
     } else {
@@ -384,25 +422,106 @@ Space::Space(const SpaceSpec& spec, const io::ViTConfig& base) : base_(base) {
     // Sharing needs the previous block's shapes (the genes copy over and must stay in this
     // block's choices, and the weights must fit).
     if (spec.share && b > 0) {
-      const io::BlockConfig& prev = base_.blocks[static_cast<size_t>(b - 1)];
-      ch.share = base_.block_heads(b - 1) == H && base_.block_mlp(b - 1) == M &&
+      const io::BlockConfig& prev = base.blocks[static_cast<size_t>(b - 1)];
+      ch.share = base.block_heads(b - 1) == H && base.block_mlp(b - 1) == M &&
                  prev.skip_attn == bc.skip_attn && prev.skip_mlp == bc.skip_mlp;
     }
-    blocks_.push_back(std::move(ch));
+    out.push_back(std::move(ch));
   }
   if (!any_kept)
-    core::throw_input("{}: every block skips its attention and MLP: nothing to search", base_.name);
+    core::throw_input("{}: every block skips its attention and MLP: nothing to search", base.name);
+  return out;
 }
 
-Genome Space::largest() const {
-  Genome g;
-  for (const BlockChoices& ch : blocks_) g.blocks.push_back(base_gene(ch));
-  return repair(g);
+// The input sides of one base: each ratio of its side in whole patches (at least one patch),
+// and the side itself; ascending, unique.
+std::vector<int> resolution_choices(const SpaceSpec& spec, const io::ViTConfig& base) {
+  const int side = base.image_size, patch = base.patch_size;
+  std::vector<int> out{side};
+  for (double r : spec.resolution) {
+    const long patches = std::lround(r * side / patch);
+    out.push_back(static_cast<int>(std::max(1L, patches)) * patch);
+  }
+  sort_unique(out);
+  return out;
 }
+
+// Base `student`'s own model: every block at its base gene, the base's own side.
+Genome largest_of(const std::vector<BlockChoices>& blocks, int student) {
+  Genome g;
+  g.student = student;
+  for (const BlockChoices& ch : blocks) g.blocks.push_back(base_gene(ch));
+  return g;
+}
+
+int draw_base(int n, std::mt19937_64& rng) {
+  return std::uniform_int_distribution<int>(0, n - 1)(rng);
+}
+
+}  // namespace
+
+io::ViTConfig student_config(const std::string& preset, const io::ViTConfig& model) {
+  io::ViTConfig m = model;
+  m.normalize(m.name);
+  io::ViTConfig c = io::preset(preset);  // InputError listing the presets when unknown
+  if (m.image_size % c.patch_size != 0)
+    core::throw_input(
+        "student preset '{}': its patch size {} does not divide the input side {} of model {}",
+        preset, c.patch_size, m.image_size, m.name);
+  c.image_size = m.image_size;
+  c.in_channels = m.in_channels;
+  c.num_classes = m.num_classes;
+  c.preprocess = m.preprocess;
+  c.distill_token = false;  // the student learns from the model's outputs, not a second head
+  c.normalize("student preset '" + preset + "'");
+  return c;
+}
+
+Space::Space(const SpaceSpec& spec, const io::ViTConfig& base) {
+  validate(spec, "search space");
+  io::ViTConfig model = base;
+  model.normalize(model.name);
+  bases_.push_back(std::move(model));
+  for (const std::string& name : spec.students) {
+    io::ViTConfig student = student_config(name, bases_.front());
+    bases_.push_back(std::move(student));
+  }
+  for (const io::ViTConfig& c : bases_) {
+    blocks_.push_back(block_choices(spec, c));
+    resolutions_.push_back(resolution_choices(spec, c));
+  }
+}
+
+namespace {
+
+size_t base_index(int student, int n) {
+  if (student < 0 || student >= n)
+    core::throw_internal("search space: base {} asked for, the space has bases 0..{}", student,
+                         n - 1);
+  return static_cast<size_t>(student);
+}
+
+}  // namespace
+
+const io::ViTConfig& Space::base(int student) const {
+  return bases_[base_index(student, num_bases())];
+}
+
+const std::vector<BlockChoices>& Space::blocks(int student) const {
+  return blocks_[base_index(student, num_bases())];
+}
+
+const std::vector<int>& Space::resolutions(int student) const {
+  return resolutions_[base_index(student, num_bases())];
+}
+
+Genome Space::largest() const { return repair(largest_of(blocks_.front(), 0)); }
 
 Genome Space::smallest() const {
+  const std::vector<BlockChoices>& blocks = blocks_.front();
   Genome g;
-  for (const BlockChoices& ch : blocks_) {
+  g.resolution = resolutions_.front().front();  // (the base's own side: repair stores 0)
+  for (const BlockChoices& ch : blocks) {
     BlockGene x;
     x.attn = ch.attn.front();
     x.mlp = ch.mlp.front();
@@ -421,17 +540,25 @@ Genome Space::smallest() const {
   for (size_t b = 0; b < g.blocks.size(); ++b) {
     BlockGene& x = g.blocks[b];
     if (!kept(x) || x.share) continue;
-    x.rank_ratio = blocks_[b].rank_ratios.front();
-    x.wbits = blocks_[b].wbits.front();
-    x.abits = blocks_[b].abits.front();
-    if (x.attn) x.merge_r = blocks_[b].merge_r.back();
+    x.rank_ratio = blocks[b].rank_ratios.front();
+    x.wbits = blocks[b].wbits.front();
+    x.abits = blocks[b].abits.front();
+    if (x.attn) x.merge_r = blocks[b].merge_r.back();
   }
   return repair(g);
 }
 
-Genome Space::random(std::mt19937_64& rng) const {
+// The draws of a space with one base and one side are those of the block genes alone (the
+// whole-model genes draw nothing there).
+Genome Space::random(std::mt19937_64& rng, int student) const {
   Genome g;
-  for (const BlockChoices& ch : blocks_) {
+  if (student >= 0) {
+    g.student = static_cast<int>(base_index(student, num_bases()));
+  } else if (num_bases() > 1) {
+    g.student = draw_base(num_bases(), rng);
+  }
+  const size_t k = static_cast<size_t>(g.student);
+  for (const BlockChoices& ch : blocks_[k]) {
     BlockGene x;
     x.attn = draw(ch.attn, rng);
     x.mlp = draw(ch.mlp, rng);
@@ -444,13 +571,22 @@ Genome Space::random(std::mt19937_64& rng) const {
     x.merge_r = draw(ch.merge_r, rng);
     g.blocks.push_back(x);
   }
+  if (resolutions_[k].size() > 1) g.resolution = draw(resolutions_[k], rng);
   return repair(g);
 }
 
 Genome Space::mutate(const Genome& g, double p, std::mt19937_64& rng) const {
   Genome m = repair(g);
-  for (size_t b = 0; b < blocks_.size(); ++b) {
-    const BlockChoices& ch = blocks_[b];
+  if (num_bases() > 1 && chance(p, rng)) {
+    const int s = draw_base(num_bases(), rng);
+    // Another base's blocks have other shapes: start from its own model at its own side.
+    if (s != m.student) m = largest_of(blocks_[static_cast<size_t>(s)], s);
+  }
+  const size_t k = static_cast<size_t>(m.student);
+  if (resolutions_[k].size() > 1 && chance(p, rng)) m.resolution = draw(resolutions_[k], rng);
+  const std::vector<BlockChoices>& blocks = blocks_[k];
+  for (size_t b = 0; b < blocks.size(); ++b) {
+    const BlockChoices& ch = blocks[b];
     BlockGene& x = m.blocks[b];
     if (chance(p, rng)) x.attn = draw(ch.attn, rng);
     if (chance(p, rng)) x.mlp = draw(ch.mlp, rng);
@@ -467,18 +603,35 @@ Genome Space::mutate(const Genome& g, double p, std::mt19937_64& rng) const {
 
 Genome Space::crossover(const Genome& a, const Genome& b, std::mt19937_64& rng) const {
   const Genome ra = repair(a), rb = repair(b);
+  // Blocks of different bases do not mix: the child is one parent.
+  if (ra.student != rb.student) return chance(0.5, rng) ? ra : rb;
   Genome c;
-  for (size_t i = 0; i < blocks_.size(); ++i)
+  c.student = ra.student;
+  // (No draw when the parents agree: a space with one side draws as it did before it had sides.)
+  c.resolution = ra.resolution == rb.resolution || chance(0.5, rng) ? ra.resolution : rb.resolution;
+  for (size_t i = 0; i < blocks_[static_cast<size_t>(c.student)].size(); ++i)
     c.blocks.push_back(chance(0.5, rng) ? ra.blocks[i] : rb.blocks[i]);
   return repair(c);
 }
 
 Genome Space::repair(Genome g) const {
+  // A base the space does not have: the model searched, its blocks kept only if they fit.
+  if (g.student < 0 || g.student >= num_bases()) {
+    g.student = 0;
+    if (g.blocks.size() != blocks_.front().size()) g.blocks = largest_of(blocks_.front(), 0).blocks;
+  }
+  const size_t k = static_cast<size_t>(g.student);
+  const std::vector<BlockChoices>& blocks = blocks_[k];
+  // A side snaps to the base's nearest; the base's own is spelled 0.
+  if (g.resolution != 0) {
+    g.resolution = nearest(resolutions_[k], g.resolution);
+    if (g.resolution == bases_[k].image_size) g.resolution = 0;
+  }
   // A wrong depth: extra blocks go, missing ones are the base model's.
-  g.blocks.resize(std::min(g.blocks.size(), blocks_.size()));
-  while (g.blocks.size() < blocks_.size()) g.blocks.push_back(base_gene(blocks_[g.blocks.size()]));
-  for (size_t b = 0; b < blocks_.size(); ++b) {
-    const BlockChoices& ch = blocks_[b];
+  g.blocks.resize(std::min(g.blocks.size(), blocks.size()));
+  while (g.blocks.size() < blocks.size()) g.blocks.push_back(base_gene(blocks[g.blocks.size()]));
+  for (size_t b = 0; b < blocks.size(); ++b) {
+    const BlockChoices& ch = blocks[b];
     BlockGene& x = g.blocks[b];
     x.attn = snap_bool(ch.attn, x.attn);
     x.mlp = snap_bool(ch.mlp, x.mlp);
@@ -495,16 +648,16 @@ Genome Space::repair(Genome g) const {
     // Nothing kept: the first block that can keep an MLP keeps its narrowest one (else the first
     // that can keep attention, its fewest heads). Every block is unshared here (apply_rules).
     auto can = [&](bool attn) {
-      return std::find_if(blocks_.begin(), blocks_.end(), [&](const BlockChoices& ch) {
+      return std::find_if(blocks.begin(), blocks.end(), [&](const BlockChoices& ch) {
         return contains(attn ? ch.attn : ch.mlp, true);
       });
     };
-    if (auto it = can(false); it != blocks_.end()) {
-      BlockGene& x = g.blocks[static_cast<size_t>(it - blocks_.begin())];
+    if (auto it = can(false); it != blocks.end()) {
+      BlockGene& x = g.blocks[static_cast<size_t>(it - blocks.begin())];
       x.mlp = true;
       x.mlp_dim = it->mlp_dims.front();
-    } else if (auto at = can(true); at != blocks_.end()) {
-      BlockGene& x = g.blocks[static_cast<size_t>(at - blocks_.begin())];
+    } else if (auto at = can(true); at != blocks.end()) {
+      BlockGene& x = g.blocks[static_cast<size_t>(at - blocks.begin())];
       x.attn = true;
       x.heads = at->heads.front();
     }
@@ -514,8 +667,29 @@ Genome Space::repair(Genome g) const {
 }
 
 void Space::check(const Genome& g, const std::string& source) const {
-  if (g.blocks.size() != blocks_.size())
-    throw_bad_field(source, "blocks", fmt::format("{} blocks (the model's depth)", blocks_.size()),
+  if (g.student < 0 || g.student >= num_bases())
+    throw_bad_field(
+        source, "student",
+        fmt::format("0..{} (0: the model searched, k: the space's k-th student)", num_bases() - 1),
+        std::to_string(g.student));
+  const size_t k = static_cast<size_t>(g.student);
+  const std::vector<BlockChoices>& blocks = blocks_[k];
+  const int side = bases_[k].image_size;
+  if (g.resolution != 0) {
+    std::vector<int> others;
+    for (int r : resolutions_[k])
+      if (r != side) others.push_back(r);
+    if (!contains(others, g.resolution))
+      throw_bad_field(
+          source, "resolution",
+          fmt::format("0 (the base's own side {}) or one of [{}]", side, fmt::join(others, ", ")),
+          std::to_string(g.resolution));
+  }
+  if (g.blocks.size() != blocks.size())
+    throw_bad_field(source, "blocks",
+                    k == 0 ? fmt::format("{} blocks (the model's depth)", blocks.size())
+                           : fmt::format("{} blocks (the depth of student {}, {})", blocks.size(),
+                                         k, bases_[k].name),
                     fmt::format("{} blocks", g.blocks.size()));
   auto need = [&](bool ok, size_t b, const char* gene, const std::string& expected,
                   const std::string& actual) {
@@ -527,8 +701,8 @@ void Space::check(const Genome& g, const std::string& source) const {
     need(contains(choices, x), b, gene, fmt::format("one of [{}]", fmt::join(shown, ", ")),
          fmt::format("{}", x));
   };
-  for (size_t b = 0; b < blocks_.size(); ++b) {
-    const BlockChoices& ch = blocks_[b];
+  for (size_t b = 0; b < blocks.size(); ++b) {
+    const BlockChoices& ch = blocks[b];
     const BlockGene& x = g.blocks[b];
     one_of(ch.attn, x.attn, b, "attn");
     one_of(ch.mlp, x.mlp, b, "mlp");
@@ -626,6 +800,16 @@ io::ViTConfig genome_config(const io::ViTConfig& base, const Genome& g) {
     } else {
       bc.shared_with = -1;
     }
+  }
+  if (g.resolution != 0) {
+    // Whole patches, never above the base's side (a genome from elsewhere is checked here too).
+    if (g.resolution < c.patch_size || g.resolution > c.image_size ||
+        g.resolution % c.patch_size != 0)
+      throw_bad_field(source, "resolution",
+                      fmt::format("0 or a multiple of the patch size {} in [{}, {}]", c.patch_size,
+                                  c.patch_size, c.image_size),
+                      std::to_string(g.resolution));
+    c.image_size = g.resolution;
   }
   c.normalize(source);
   return c;

@@ -30,7 +30,8 @@ nlohmann::json train_supernet(model::ViT& parent, model::ViT& teacher, const Spa
       }
       std::vector<const Genome*> sandwich{&largest, &smallest};
       std::vector<Genome> randoms;
-      for (int i = 0; i < o.random_per_step; ++i) randoms.push_back(space.random(rng));
+      for (int i = 0; i < o.random_per_step; ++i)
+        randoms.push_back(space.random(rng, 0));  // the model's own blocks only
       for (const auto& g : randoms) sandwich.push_back(&g);
       torch::Tensor total;
       for (size_t i = 0; i < sandwich.size(); ++i) {

@@ -21,8 +21,11 @@ using testing::tiny_base;
 using vitopt::testing::expect_input_error;
 
 // Three blocks of vit-tiny-test: 1 or 2 heads or none, MLP 32 or 64, int8 or fp32 weights, shared
-// or not. About 2000 valid genomes, a front of 12.
+// or not, at the model's own input side. About 2000 valid genomes, a front of 12.
 struct Fixture {
+  Fixture() = default;
+  explicit Fixture(const SpaceSpec& s) : space(s, base) {}
+
   io::ViTConfig base = tiny_base(3, 2);
   Space space{spec(), base};
   double param_limit = 0.7 * static_cast<double>(io::count_params(base));
@@ -37,14 +40,17 @@ struct Fixture {
     s.weight_bits = {8, 32};
     s.input_bits = {32};
     s.merge_r = {0};
+    s.resolution = {1.0};  // the whole-model genes have a test of their own
     return s;
   }
 
   // Cost: the weights' bytes at their bits (exact, from the genome's config). Damage: a made-up
-  // accuracy loss per removed part, larger in later blocks so that no two blocks are alike.
-  // Budget: at most 70% of the base's parameters.
+  // accuracy loss per removed part, larger in later blocks so that no two blocks are alike, plus
+  // 4 for the student and 1.5 per patch row a smaller side loses. Budget: at most 70% of the
+  // model's parameters.
   Evaluation evaluate(const Genome& g) const {
-    const io::ViTConfig c = genome_config(base, g);
+    const io::ViTConfig& own = space.base(g.student);
+    const io::ViTConfig c = genome_config(own, g);
     const auto bp = io::block_params(c);
     double bytes = 4.0 * static_cast<double>(io::other_params(c)), damage = 0;
     for (size_t b = 0; b < g.blocks.size(); ++b) {
@@ -54,6 +60,7 @@ struct Fixture {
                        (x.wbits < 32 ? 0.6 : 0) + (x.share ? 1.2 : 0);
       damage += d * (1 + 0.35 * static_cast<double>(b));
     }
+    damage += 4.0 * g.student + 1.5 * (own.grid() - c.grid());
     Evaluation e;
     e.score.objectives = {bytes, damage};
     e.score.violation = std::max(0.0, static_cast<double>(io::count_params(c)) / param_limit - 1);
@@ -104,6 +111,33 @@ TEST(Evolution, FindsTheBruteForceFrontWithinBudget) {
   for (size_t i = 1; i < front.size(); ++i)
     EXPECT_LE(s.archive.at(front[i - 1]).evaluation.score.objectives[0],
               s.archive.at(front[i]).evaluation.score.objectives[0]);
+}
+
+// The whole-model genes too: the model at 21 or 28 pixels and the 2-block vit-tiny-test as a
+// student (two bases of other depths), so crossover meets parents of other bases and mutation
+// changes bases. The front by brute force holds both bases and both sides.
+TEST(Evolution, FindsTheBruteForceFrontAcrossBasesAndSides) {
+  SpaceSpec spec = Fixture::spec();
+  spec.resolution = {1.0, 0.75};
+  spec.students = {"vit-tiny-test"};
+  const Fixture f(spec);
+  ASSERT_EQ(f.space.num_bases(), 2);
+  ASSERT_EQ(f.space.resolutions(), (std::vector<int>{21, 28}));
+  const auto front = f.true_front();      // 15 genomes of about 4400
+  std::set<std::pair<bool, bool>> kinds;  // (student, side 21) on the front
+  for (const auto& key : front)
+    kinds.insert({key.rfind("T1:", 0) == 0, key.find("R21:") != std::string::npos});
+  ASSERT_EQ(kinds.size(), 4u) << "the front should span every base and side";
+  std::map<std::string, int> calls;
+  const EvolutionState s = evolve(f.space, Fixture::options(4), [&](const Genome& g) {
+    ++calls[g.key()];
+    f.space.check(g, "evaluated genome");
+    return f.evaluate(g);
+  });
+  EXPECT_EQ(pareto_front(s), front);
+  for (const auto& [key, n] : calls) EXPECT_EQ(n, 1) << key;
+  for (const auto& key : pareto_front(s))
+    EXPECT_EQ(s.archive.at(key).evaluation.score.violation, 0.0) << key;
 }
 
 TEST(Evolution, GenerationZeroHoldsBothEndsOfTheSpace) {

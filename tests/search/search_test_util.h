@@ -1,5 +1,6 @@
 // Helpers of the search tests (header-only, LibTorch-free): small base configs and a brute-force
-// enumerator of every valid genome of a small space, the ground truth the search is checked by.
+// enumerator of every valid genome of a small space (every base, every input side), the ground
+// truth the search is checked by.
 #pragma once
 
 #include <functional>
@@ -43,25 +44,31 @@ inline std::vector<BlockGene> block_candidates(const BlockChoices& ch) {
   return out;
 }
 
-// Every genome of the space with repair(g) == g (the space's definition of valid), by brute force
-// over the product of each block's candidates.
+// Every genome of the space with repair(g) == g (the space's definition of valid), by brute force:
+// for each base and each of its input sides, the product of each block's candidates.
 inline std::vector<Genome> all_genomes(const Space& space) {
-  std::vector<std::vector<BlockGene>> cands;
-  for (const BlockChoices& ch : space.blocks()) cands.push_back(block_candidates(ch));
   std::vector<Genome> out;
-  Genome g;
-  g.blocks.resize(cands.size());
-  std::function<void(size_t)> walk = [&](size_t b) {
-    if (b == cands.size()) {
-      if (space.repair(g) == g) out.push_back(g);
-      return;
+  for (int k = 0; k < space.num_bases(); ++k) {
+    std::vector<std::vector<BlockGene>> cands;
+    for (const BlockChoices& ch : space.blocks(k)) cands.push_back(block_candidates(ch));
+    for (int side : space.resolutions(k)) {
+      Genome g;
+      g.student = k;
+      g.resolution = side == space.base(k).image_size ? 0 : side;
+      g.blocks.resize(cands.size());
+      std::function<void(size_t)> walk = [&](size_t b) {
+        if (b == cands.size()) {
+          if (space.repair(g) == g) out.push_back(g);
+          return;
+        }
+        for (const BlockGene& x : cands[b]) {
+          g.blocks[b] = x;
+          walk(b + 1);
+        }
+      };
+      walk(0);
     }
-    for (const BlockGene& x : cands[b]) {
-      g.blocks[b] = x;
-      walk(b + 1);
-    }
-  };
-  walk(0);
+  }
   return out;
 }
 

@@ -20,6 +20,9 @@ TEST(SingleTechniques, EachTechniqueAloneAtItsSettings) {
     settings[t.technique].push_back(t.setting);
     EXPECT_NE(t.genome, full);
     EXPECT_EQ(space.repair(t.genome), t.genome) << t.genome.key();
+    // The model itself at its own side: the whole-model genes are the search's alone.
+    EXPECT_EQ(t.genome.student, 0);
+    EXPECT_EQ(t.genome.resolution, 0);
     for (const auto& b : t.genome.blocks) {  // only this technique's genes moved
       const auto& f = full.blocks.front();
       if (t.technique != "prune") {

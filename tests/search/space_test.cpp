@@ -1,6 +1,7 @@
 // The search space: the YAML spec (defaults, every key, strict errors), its resolution against a
-// base config, the repair rules, check(), genome keys and JSON, rank_for and the exact configs
-// (parameters) a genome turns into.
+// base config and its student presets (block choices, input sides), the repair rules, check(),
+// the genetic operators over every base and side, genome keys and JSON, rank_for and the exact
+// configs (parameters) a genome turns into.
 #include "search/space.h"
 
 #include <gtest/gtest.h>
@@ -37,10 +38,41 @@ TEST(SpaceSpec, EmptyTextAndEmptyBlocksGiveTheDefaults) {
   EXPECT_EQ(parse("").to_json(), defaults);
   EXPECT_EQ(parse("blocks:\n").to_json(), defaults);
   EXPECT_EQ(parse("blocks: {}\n").to_json(), defaults);
+  EXPECT_EQ(parse("model:\n").to_json(), defaults);
+  EXPECT_EQ(parse("blocks: {}\nmodel: {}\n").to_json(), defaults);
   const SpaceSpec d;
   EXPECT_TRUE(d.drop_attention && d.drop_mlp && d.share);
   EXPECT_TRUE(d.heads.empty());
   EXPECT_EQ(defaults["blocks"]["heads"], "all");
+  EXPECT_EQ(d.resolution, (std::vector<double>{1.0, 0.85, 0.7}));
+  EXPECT_TRUE(d.students.empty());
+  EXPECT_EQ(defaults["model"],
+            nlohmann::json::parse(R"({"resolution": [1.0, 0.85, 0.7], "students": []})"));
+}
+
+TEST(SpaceSpec, TheShippedFileIsTheDefault) {
+  const auto path = vitopt::testing::source_dir() / "configs" / "search-space.yaml";
+  EXPECT_EQ(SpaceSpec::from_yaml_file(path).to_json(), SpaceSpec{}.to_json());
+}
+
+TEST(SpaceSpec, ReadsTheModelSection) {
+  const SpaceSpec s = parse(R"(
+model:
+  resolution: [1.0, 0.5, 0.75]
+  students: [vit-fmnist-student, vit-tiny-test]
+)");
+  EXPECT_EQ(s.resolution, (std::vector<double>{1.0, 0.5, 0.75}));  // as written: Space sorts
+  EXPECT_EQ(s.students, (std::vector<std::string>{"vit-fmnist-student", "vit-tiny-test"}));
+  EXPECT_EQ(s.to_json()["model"]["students"],
+            nlohmann::json::parse(R"(["vit-fmnist-student", "vit-tiny-test"])"));
+  EXPECT_EQ(s.to_json()["blocks"], SpaceSpec{}.to_json()["blocks"]);  // blocks untouched
+  // A key left out keeps its default; a single value is a one-item list; [] means no students.
+  const SpaceSpec t = parse("model:\n  resolution: 0.75\n  students: []\n");
+  EXPECT_EQ(t.resolution, (std::vector<double>{0.75}));
+  EXPECT_TRUE(t.students.empty());
+  const SpaceSpec u = parse("model: {students: vit-tiny-test}\n");
+  EXPECT_EQ(u.students, (std::vector<std::string>{"vit-tiny-test"}));
+  EXPECT_EQ(u.resolution, SpaceSpec{}.resolution);
 }
 
 TEST(SpaceSpec, ReadsEveryKey) {
@@ -81,6 +113,10 @@ TEST(SpaceSpec, UnknownKeysNameTheKeyAndTheFile) {
   expect_input_error([] { parse("block:\n  share: true\n"); }, {"space.yaml", "'block'"});
   expect_input_error([] { parse("blocks:\n  mlp_width: {stp: 16}\n"); },
                      {"space.yaml", "blocks.mlp_width.stp"});
+  expect_input_error([] { parse("model:\n  x: 1\n"); },
+                     {"space.yaml", "model.x", "resolution", "students"});
+  expect_input_error([] { parse("model:\n  student: [vit-tiny-test]\n"); },
+                     {"space.yaml", "model.student"});
 }
 
 TEST(SpaceSpec, BadValuesNameTheKeyAndTheExpectation) {
@@ -102,6 +138,19 @@ TEST(SpaceSpec, BadValuesNameTheKeyAndTheExpectation) {
       {"blocks:\n  share: [true]\n", {"blocks.share"}},
       {"blocks: 3\n", {"blocks", "mapping"}},
       {"blocks: [\n", {"invalid YAML"}},
+      {"model:\n  resolution: [1.0, 0]\n", {"model.resolution", "(0, 1]", "0"}},
+      {"model:\n  resolution: [1.5]\n", {"model.resolution", "(0, 1]", "1.5"}},
+      {"model:\n  resolution: [-0.5]\n", {"model.resolution", "-0.5"}},
+      {"model:\n  resolution: []\n", {"model.resolution", "non-empty"}},
+      {"model:\n  resolution: [half]\n", {"model.resolution", "half"}},
+      {"model:\n  resolution: {a: 1}\n", {"model.resolution"}},
+      // An unknown student is named, with the presets that exist.
+      {"model:\n  students: [vit-fmnist-studnet]\n",
+       {"model.students", "'vit-fmnist-studnet'", "vit-fmnist-student", "deit-tiny"}},
+      {"model:\n  students: [vit-tiny-test, vit-tiny-test]\n",
+       {"model.students", "distinct", "vit-tiny-test"}},
+      {"model:\n  students: {a: 1}\n", {"model.students"}},
+      {"model: 3\n", {"model", "mapping"}},
   };
   for (const auto& [yaml, parts] : cases) {
     SCOPED_TRACE(yaml);
@@ -177,18 +226,124 @@ TEST(Space, RefusesBasesItCannotEdit) {
   SpaceSpec bad;
   bad.weight_bits = {1};
   expect_input_error([&] { Space(bad, tiny_base()); }, {"weight_bits"});
+  // A spec built in code is checked like a file: the model section too.
+  SpaceSpec bad_model;
+  bad_model.resolution = {0.0};
+  expect_input_error([&] { Space(bad_model, tiny_base()); }, {"model.resolution", "0"});
+  bad_model = SpaceSpec{};
+  bad_model.students = {"no-such-preset"};
+  expect_input_error([&] { Space(bad_model, tiny_base()); },
+                     {"model.students", "no-such-preset", "vit-fmnist-student"});
+  // A student whose patches do not tile the model's input.
+  io::ViTConfig odd = tiny_base(2, 2);
+  odd.image_size = 35;  // patch 7: 5 x 5 patches; vit-fmnist-student's patch 4 does not divide 35
+  odd.normalize("odd");
+  bad_model.students = {"vit-fmnist-student"};
+  expect_input_error([&] { Space(bad_model, odd); }, {"vit-fmnist-student", "patch size 4", "35"});
+}
+
+TEST(Space, InputSidesAreWholePatchesUpToTheBasesOwn) {
+  // 28 / patch 4 = 7 patches: 0.85 * 7 = 5.95 -> 6 (24), 0.7 * 7 = 4.9 -> 5 (20).
+  const Space fmnist(SpaceSpec{}, io::preset("vit-fmnist"));
+  EXPECT_EQ(fmnist.resolutions(), (std::vector<int>{20, 24, 28}));
+  // 224 / patch 16 = 14 patches: 11.9 -> 12 (192), 9.8 -> 10 (160).
+  const Space deit(SpaceSpec{}, io::preset("deit-tiny"));
+  EXPECT_EQ(deit.resolutions(), (std::vector<int>{160, 192, 224}));
+  // 28 / patch 7 = 4 patches: 3.4 and 2.8 both round to 3 (21).
+  EXPECT_EQ(Space(SpaceSpec{}, tiny_base()).resolutions(), (std::vector<int>{21, 28}));
+  SpaceSpec spec;
+  spec.resolution = {0.01, 0.5, 0.5};  // at least one patch; duplicates once; the side added
+  EXPECT_EQ(Space(spec, io::preset("vit-fmnist")).resolutions(), (std::vector<int>{4, 16, 28}));
+  spec.resolution = {1.0};
+  const Space fixed(spec, tiny_base());
+  EXPECT_EQ(fixed.resolutions(), (std::vector<int>{28}));
+  EXPECT_EQ(fixed.smallest().resolution, 0);  // one side only: the base's own, spelled 0
+  std::mt19937_64 rng(5);
+  for (int i = 0; i < 50; ++i) EXPECT_EQ(fixed.random(rng).resolution, 0);
+}
+
+TEST(StudentConfig, ThePresetsShapeWithTheModelsInputAndOutput) {
+  io::ViTConfig model = io::preset("vit-fmnist");
+  model.name = "my-model";
+  model.image_size = 32;
+  model.in_channels = 3;
+  model.num_classes = 7;
+  model.preprocess.mean = {0.1f, 0.2f, 0.3f};
+  model.preprocess.std = {0.4f};  // broadcast to the 3 channels by normalize()
+  model.preprocess.interpolation = "bicubic";
+  model.normalize("model");
+  const io::ViTConfig c = student_config("vit-fmnist-student", model);
+  const io::ViTConfig p = io::preset("vit-fmnist-student");
+  EXPECT_EQ(c.name, "vit-fmnist-student");
+  EXPECT_EQ(c.image_size, 32);
+  EXPECT_EQ(c.in_channels, 3);
+  EXPECT_EQ(c.num_classes, 7);
+  EXPECT_EQ(c.preprocess, model.preprocess);
+  EXPECT_EQ(c.preprocess.std, (std::vector<float>{0.4f, 0.4f, 0.4f}));
+  EXPECT_FALSE(c.distill_token);
+  // Everything else is the preset's.
+  EXPECT_EQ(c.patch_size, p.patch_size);
+  EXPECT_EQ(c.embed_dim, p.embed_dim);
+  EXPECT_EQ(c.depth, p.depth);
+  EXPECT_EQ(c.num_heads, p.num_heads);
+  EXPECT_EQ(c.mlp_dim, p.mlp_dim);
+  EXPECT_EQ(c.blocks.size(), static_cast<size_t>(p.depth));  // normalized
+  EXPECT_EQ(c.num_tokens(), 8 * 8 + 1);
+  // The student of the preset's own data is the preset.
+  EXPECT_EQ(student_config("vit-fmnist-student", io::preset("vit-fmnist")).to_json(), p.to_json());
+  expect_input_error([&] { student_config("vit-fmnist-studnet", model); },
+                     {"vit-fmnist-studnet", "vit-fmnist-student"});
+  model.image_size = 30;  // vit-fmnist's patch 4 does not divide 30 either: normalize refuses
+  expect_input_error([&] { student_config("vit-fmnist-student", model); }, {"my-model"});
+  io::ViTConfig tiny = tiny_base();
+  tiny.image_size = 35;
+  expect_input_error([&] { student_config("vit-fmnist-student", tiny); },
+                     {"student preset 'vit-fmnist-student'", "patch size 4", "35"});
+}
+
+TEST(Space, StudentsAreBasesOfTheirOwn) {
+  const io::ViTConfig model = io::preset("vit-fmnist");  // C 128, 6 blocks, 4 heads, MLP 256
+  SpaceSpec spec;
+  spec.students = {"vit-fmnist-student"};  // C 64, 6 blocks, 2 heads, MLP 128
+  const Space space(spec, model);
+  ASSERT_EQ(space.num_bases(), 2);
+  EXPECT_EQ(space.base(0).to_json(), model.to_json());
+  EXPECT_EQ(space.base(1).to_json(), student_config("vit-fmnist-student", model).to_json());
+  ASSERT_EQ(space.blocks(1).size(), 6u);
+  EXPECT_EQ(space.blocks(1)[0].heads, (std::vector<int>{1, 2}));
+  EXPECT_EQ(space.blocks(1)[0].mlp_dims, (std::vector<int>{32, 48, 64, 80, 96, 112, 128}));
+  EXPECT_EQ(space.blocks(0)[0].heads, (std::vector<int>{1, 2, 3, 4}));
+  EXPECT_EQ(space.resolutions(1), (std::vector<int>{20, 24, 28}));
+  // Without students the space is the model's alone.
+  EXPECT_EQ(Space(SpaceSpec{}, model).num_bases(), 1);
+  // The largest and smallest genomes are the model's; a student's own model is its base.
+  EXPECT_EQ(space.largest(), Space(SpaceSpec{}, model).largest());
+  EXPECT_EQ(space.smallest().student, 0);
+  Genome own;  // repair fills missing blocks with the base's own
+  own.student = 1;
+  own = space.repair(own);
+  EXPECT_EQ(own.key().substr(0, 3), "T1:");
+  EXPECT_EQ(genome_config(space.base(1), own).to_json(), space.base(1).to_json());
+  std::mt19937_64 rng(1);
+  // A base the space does not have is our bug, not the user's.
+  EXPECT_THROW(space.base(2), core::InternalError);
+  EXPECT_THROW(space.blocks(-1), core::InternalError);
+  EXPECT_THROW(space.resolutions(2), core::InternalError);
+  EXPECT_THROW(space.random(rng, 2), core::InternalError);
 }
 
 TEST(Space, LargestIsTheBaseAndSmallestTheCheapest) {
   const io::ViTConfig base = tiny_base(2, 2);
   const Space space(SpaceSpec{}, base);
   EXPECT_EQ(space.largest().key(), "A2M64r1w32a32m0|A2M64r1w32a32m0");
-  // Everything may drop: one MLP of the narrowest width stays, at the lowest rank and bits.
-  EXPECT_EQ(space.smallest().key(), "-M16r.25w4a8m0|--");
+  // Everything may drop: one MLP of the narrowest width stays, at the lowest rank and bits, and
+  // the smallest input side.
+  EXPECT_EQ(space.smallest().key(), "R21:-M16r.25w4a8m0|--");
+  EXPECT_EQ(space.smallest().resolution, space.resolutions().front());
   SpaceSpec keep;
   keep.drop_attention = keep.drop_mlp = false;
   const Space kept(keep, base);
-  EXPECT_EQ(kept.smallest().key(), "A1M16r.25w4a8m8|Sm8");  // the second block shares the first
+  EXPECT_EQ(kept.smallest().key(), "R21:A1M16r.25w4a8m8|Sm8");  // block 1 shares block 0
   std::mt19937_64 rng(1);
   for (const Space* s : {&space, &kept}) {
     const io::ViTConfig small = genome_config(base, s->smallest());
@@ -285,22 +440,25 @@ TEST(Space, CheckAcceptsExactlyTheRepairedGenomes) {
   spec.weight_bits = {8};
   spec.input_bits = {8};
   spec.merge_r = {2};
-  const Space space(spec, tiny_base(2, 2));
+  const Space space(spec, tiny_base(2, 2));  // input sides 21 and 28 (spelled 0)
   std::vector<std::vector<BlockGene>> cands;
   for (const auto& ch : space.blocks()) cands.push_back(testing::block_candidates(ch));
   size_t valid = 0;
-  for (const BlockGene& x : cands[0]) {
-    for (const BlockGene& y : cands[1]) {
-      Genome g;
-      g.blocks = {x, y};
-      bool accepted = true;
-      try {
-        space.check(g, "t");
-      } catch (const core::InputError&) {
-        accepted = false;
+  for (int side : {0, 21, 28, 14, 22}) {
+    for (const BlockGene& x : cands[0]) {
+      for (const BlockGene& y : cands[1]) {
+        Genome g;
+        g.resolution = side;
+        g.blocks = {x, y};
+        bool accepted = true;
+        try {
+          space.check(g, "t");
+        } catch (const core::InputError&) {
+          accepted = false;
+        }
+        EXPECT_EQ(accepted, space.repair(g) == g) << g.key();
+        valid += accepted;
       }
-      EXPECT_EQ(accepted, space.repair(g) == g) << g.key();
-      valid += accepted;
     }
   }
   EXPECT_EQ(valid, all_genomes(space).size());
@@ -336,6 +494,135 @@ TEST(Space, CheckNamesTheSourceAndTheGene) {
                        for (auto& b : g.blocks) b = gene(false, false, 0, 0);
                      })),
                      {"genome.json", "at least one"});
+}
+
+// Three bases of other depths and sides: tiny_base(3, 2) (3 blocks, 28 / patch 7: sides 21, 28),
+// vit-tiny-test (2 blocks, the same sides) and vit-fmnist-student (6 blocks, patch 4: 20, 24, 28).
+Space three_bases() {
+  SpaceSpec spec;
+  spec.students = {"vit-tiny-test", "vit-fmnist-student"};
+  return Space(spec, tiny_base(3, 2));
+}
+
+TEST(Space, RepairOfTheWholeModelGenes) {
+  const Space space = three_bases();
+  ASSERT_EQ(space.num_bases(), 3);
+  ASSERT_EQ(space.resolutions(0), (std::vector<int>{21, 28}));
+  ASSERT_EQ(space.resolutions(2), (std::vector<int>{20, 24, 28}));
+  std::mt19937_64 rng(2);
+  // A side snaps to the base's nearest (a tie to the larger one); the base's own is spelled 0.
+  Genome g = space.random(rng, 2);
+  for (const auto& [side, repaired] : std::vector<std::pair<int, int>>{
+           {0, 0}, {23, 24}, {22, 24}, {21, 20}, {27, 0}, {28, 0}, {1000, 0}, {-4, 20}}) {
+    g.resolution = side;
+    EXPECT_EQ(space.repair(g).resolution, repaired) << side;
+  }
+  // A base the space does not have becomes the model's; blocks of another depth are the model's
+  // own.
+  g.resolution = 20;
+  g.student = 7;
+  const Genome r = space.repair(g);
+  EXPECT_EQ(r.student, 0);
+  EXPECT_EQ(r.blocks, space.largest().blocks);
+  EXPECT_EQ(r.resolution, 21);  // snapped to the model's sides
+  Genome same_depth = space.random(rng, 0);
+  const Genome fine = same_depth;
+  same_depth.student = -1;
+  EXPECT_EQ(space.repair(same_depth), fine);  // blocks that fit the model are kept
+  // A base's depth: extra blocks go, missing ones are the base's own.
+  Genome six = space.random(rng, 2);
+  six.student = 1;
+  const Genome two = space.repair(six);
+  ASSERT_EQ(two.blocks.size(), 2u);
+  EXPECT_EQ(space.repair(two), two);
+  Genome one;
+  one.student = 2;
+  one.blocks = {gene(true, true, 1, 32)};
+  const Genome filled = space.repair(one);
+  ASSERT_EQ(filled.blocks.size(), 6u);
+  EXPECT_EQ(filled.blocks[0], gene(true, true, 1, 32));
+  for (size_t b = 1; b < 6; ++b) EXPECT_EQ(filled.blocks[b], gene(true, true, 2, 128)) << b;
+}
+
+TEST(Space, CheckNamesTheWholeModelGenes) {
+  const Space space = three_bases();
+  auto check = [&](const Genome& g) { return [&space, g] { space.check(g, "genome.json"); }; };
+  Genome g = space.repair(Genome{2, 0, {}});
+  EXPECT_NO_THROW(space.check(g, "t"));
+  g.student = 3;
+  expect_input_error(check(g), {"genome.json", "student", "0..2", "3"});
+  g.student = -1;
+  expect_input_error(check(g), {"genome.json", "student", "-1"});
+  g.student = 2;
+  g.resolution = 28;  // the base's own side is spelled 0
+  expect_input_error(check(g), {"genome.json", "resolution", "0 (the base's own side 28)",
+                                "one of [20, 24]", "28"});
+  g.resolution = 22;
+  expect_input_error(check(g), {"resolution", "22"});
+  g.resolution = 20;
+  EXPECT_NO_THROW(space.check(g, "t"));
+  g.student = 1;  // 6 blocks for a 2-block base
+  g.resolution = 0;
+  expect_input_error(
+      check(g), {"genome.json", "blocks", "2 blocks", "student 1", "vit-tiny-test", "6 blocks"});
+  g.student = 0;
+  g.resolution = 20;  // a side of another base
+  expect_input_error(check(g), {"resolution", "one of [21]", "20"});
+}
+
+TEST(Space, OperatorsCoverEveryBaseAndSide) {
+  SpaceSpec fmnist_spec;
+  fmnist_spec.students = {"vit-fmnist-student"};
+  const Space fmnist(fmnist_spec, io::preset("vit-fmnist"));
+  const Space three = three_bases();
+  for (const Space* space : {&fmnist, &three}) {
+    std::set<std::pair<int, int>> seen;  // (base, side)
+    std::set<std::string> keys;
+    size_t base_changes = 0, mixed_parents = 0;
+    for (uint64_t seed = 0; seed < 40; ++seed) {
+      std::mt19937_64 rng(seed);
+      for (int i = 0; i < 10; ++i) {
+        const Genome a = space->random(rng), b = space->random(rng);
+        const Genome c = space->crossover(a, b, rng);
+        const Genome m = space->mutate(c, 0.3, rng);
+        const Genome fixed = space->random(rng, space->num_bases() - 1);
+        EXPECT_EQ(fixed.student, space->num_bases() - 1);
+        base_changes += m.student != c.student;
+        if (a.student != b.student) {  // blocks of other shapes do not mix: one parent whole
+          ++mixed_parents;
+          EXPECT_TRUE(c == a || c == b) << a.key() << " x " << b.key() << " -> " << c.key();
+        } else {
+          EXPECT_TRUE(c.resolution == a.resolution || c.resolution == b.resolution);
+        }
+        for (const Genome* g : {&a, &b, &c, &m, &fixed}) {
+          EXPECT_EQ(space->repair(*g), *g) << g->key();
+          EXPECT_NO_THROW(space->check(*g, "t")) << g->key();
+          const io::ViTConfig cfg = genome_config(space->base(g->student), *g);
+          EXPECT_EQ(cfg.image_size,
+                    g->resolution != 0 ? g->resolution : space->base(g->student).image_size);
+          seen.insert({g->student, cfg.image_size});
+          keys.insert(g->key());
+        }
+      }
+      EXPECT_EQ(space->mutate(space->largest(), 0.0, rng), space->largest());
+    }
+    // Every base at every one of its sides was drawn, and bases changed by mutation and crossover.
+    size_t pairs = 0;
+    for (int k = 0; k < space->num_bases(); ++k) {
+      pairs += space->resolutions(k).size();
+      for (int side : space->resolutions(k)) EXPECT_TRUE(seen.count({k, side})) << k << " " << side;
+    }
+    EXPECT_EQ(seen.size(), pairs);
+    EXPECT_GT(base_changes, 0u);
+    EXPECT_GT(mixed_parents, 0u);
+    EXPECT_GT(keys.size(), 1000u);
+    // The same seed, the same genomes.
+    std::mt19937_64 r1(9), r2(9);
+    for (int i = 0; i < 20; ++i) {
+      const Genome x = space->mutate(space->random(r1), 0.5, r1);
+      EXPECT_EQ(space->mutate(space->random(r2), 0.5, r2), x);
+    }
+  }
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -374,6 +661,47 @@ TEST(Genome, JsonRoundTripAndStrictFields) {
   expect_input_error([&] { Genome::from_json(j, "state.json"); }, {"blocks[0].wbits", "integer"});
   expect_input_error([&] { Genome::from_json(nlohmann::json::object(), "state.json"); },
                      {"state.json", "blocks"});
+}
+
+TEST(Genome, KeysAndJsonOfTheWholeModelGenes) {
+  const Space space(SpaceSpec{}, tiny_base(2, 2));
+  const Genome base = space.largest();
+  ASSERT_EQ(base.key(), "A2M64r1w32a32m0|A2M64r1w32a32m0");
+  Genome g = base;
+  g.student = 1;
+  g.resolution = 24;
+  EXPECT_EQ(g.key(), "T1:R24:A2M64r1w32a32m0|A2M64r1w32a32m0");
+  g.student = 0;
+  EXPECT_EQ(g.key(), "R24:A2M64r1w32a32m0|A2M64r1w32a32m0");
+  g.student = 2;
+  g.resolution = 0;
+  EXPECT_EQ(g.key(), "T2:A2M64r1w32a32m0|A2M64r1w32a32m0");
+  // JSON: the genes only when set, so a genome of the model at its own side reads as before.
+  const nlohmann::json jb = base.to_json();
+  EXPECT_EQ(jb.size(), 1u);
+  EXPECT_FALSE(jb.contains("student"));
+  EXPECT_FALSE(jb.contains("resolution"));
+  EXPECT_EQ(jb.dump().substr(0, 11), R"({"blocks":[)");
+  EXPECT_EQ(Genome::from_json(jb, "g"), base);
+  g.student = 1;
+  g.resolution = 24;
+  const nlohmann::json j = g.to_json();
+  EXPECT_EQ(j["student"], 1);
+  EXPECT_EQ(j["resolution"], 24);
+  EXPECT_EQ(j["blocks"], jb["blocks"]);
+  EXPECT_EQ(Genome::from_json(nlohmann::json::parse(j.dump()), "g"), g);
+  g.student = 0;
+  EXPECT_FALSE(g.to_json().contains("student"));
+  EXPECT_EQ(Genome::from_json(g.to_json(), "g"), g);
+  auto bad = j;
+  bad["student"] = "1";
+  expect_input_error([&] { Genome::from_json(bad, "state.json"); }, {"state.json", "student"});
+  bad = j;
+  bad["resolution"] = 24.5;
+  expect_input_error([&] { Genome::from_json(bad, "state.json"); }, {"state.json", "resolution"});
+  bad = j;
+  bad["students"] = 1;
+  expect_input_error([&] { Genome::from_json(bad, "state.json"); }, {"state.json", "students"});
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -463,6 +791,44 @@ TEST(GenomeConfig, SharingPointsAtTheOwnerAndMergingNeedsAttention) {
   expect_input_error([&] { genome_config(base, bad); }, {"blocks[0].heads"});
   bad.blocks.pop_back();
   expect_input_error([&] { genome_config(base, bad); }, {"blocks", "4 blocks"});
+}
+
+TEST(GenomeConfig, ASmallerSideHasFewerTokensAndPositions) {
+  // vit-fmnist: 28 / patch 4 = 49 patches + cls, C 128. At 24: 36 patches + cls. Only the position
+  // embedding holds a parameter per token: (49 - 36) * 128 fewer.
+  const io::ViTConfig base = io::preset("vit-fmnist");
+  const Space space(SpaceSpec{}, base);
+  Genome g = space.largest();
+  g.resolution = 24;
+  space.check(g, "t");
+  const io::ViTConfig c = genome_config(base, g);
+  EXPECT_EQ(c.image_size, 24);
+  EXPECT_EQ(c.num_tokens(), 37);
+  EXPECT_EQ(base.num_tokens(), 50);
+  EXPECT_EQ(io::count_params(base) - io::count_params(c), (49 - 36) * 128);
+  EXPECT_LT(io::count_macs(c), io::count_macs(base));
+  // Everything else is the base's.
+  io::ViTConfig back = c;
+  back.image_size = 28;
+  back.normalize("t");
+  EXPECT_EQ(back.to_json(), base.to_json());
+  // Sides from elsewhere: whole patches, never above the base's.
+  for (int side : {26, 32, -4}) {
+    g.resolution = side;
+    expect_input_error([&] { genome_config(base, g); }, {"resolution", std::to_string(side)});
+  }
+  // With a student: the student's own base, at one of its sides.
+  SpaceSpec spec;
+  spec.students = {"vit-fmnist-student"};
+  const Space students(spec, base);
+  std::mt19937_64 rng(4);
+  Genome s = students.random(rng, 1);
+  s.resolution = 20;
+  s = students.repair(s);
+  const io::ViTConfig sc = genome_config(students.base(1), s);
+  EXPECT_EQ(sc.image_size, 20);
+  EXPECT_EQ(sc.embed_dim, 64);
+  EXPECT_EQ(sc.num_tokens(), 26);
 }
 
 }  // namespace

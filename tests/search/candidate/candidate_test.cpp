@@ -7,11 +7,15 @@
 #include <gtest/gtest.h>
 
 #include "compress/quant/ptq.h"
+#include "core/file_util.h"
+#include "core/json_util.h"
 #include "export/model_writer.h"
 #include "io/model_counts.h"
+#include "io/presets.h"
 #include "model/edit/copy.h"
 #include "model/edit/factor.h"
 #include "model/edit/plan.h"
+#include "model/edit/resolution.h"
 #include "model/edit/share.h"
 #include "model/edit/slim.h"
 #include "model/model_file.h"
@@ -148,6 +152,59 @@ TEST(SearchCandidate, MixedPrecisionFileRunsOnTheRuntimeWithExactCounts) {
   EXPECT_GT(m.at("memory-mb"), 0);
 }
 
+TEST(SearchCandidate, ResolutionGeneResamplesTheInputWithExactCounts) {
+  Fixture f;
+  testing::TempDir tmp;
+  const Space space(SpaceSpec{}, f.config);
+  ASSERT_EQ(space.resolutions(), (std::vector<int>{21, 28}));  // 28 * {0.85, 0.7} -> 3 patches
+  const auto inh = inherit(f.base, "taylor", f.calib);
+  Genome g = mixed_genome(space);
+  g.resolution = 21;
+  g = space.repair(g);
+  ASSERT_EQ(g.resolution, 21);
+  auto searched = build_fp32(f.base, inh, g);
+  EXPECT_EQ(searched->config().image_size, 21);
+  EXPECT_EQ(io::count_params(searched->config()), io::count_params(genome_config(f.config, g)));
+  EXPECT_LT(io::count_macs(genome_config(f.config, g)),
+            io::count_macs(genome_config(f.config, mixed_genome(space))));
+  // The same model as the structure edits at full resolution, then the resolution edit.
+  Genome native = g;
+  native.resolution = 0;
+  auto full_side = build_fp32(f.base, inh, native);
+  auto resized = edit::resize_input(full_side, 21);
+  torch::NoGradGuard no_grad;
+  const auto x = torch::randn({3, 1, 21, 21});
+  const auto a = searched->forward(x);
+  EXPECT_TRUE(torch::equal(a, resized->forward(x)));
+  // The runtime runs the saved file at 21 x 21 with the same logits.
+  const auto path = tmp / "r.safetensors";
+  save_candidate(searched, std::nullopt, g, {}, {}, path);
+  auto engine = runtime::Engine::load(path);
+  EXPECT_EQ(engine->info().image_size, 21);
+  std::vector<float> logits(3 * 10);
+  const auto xc = x.contiguous();
+  engine->run(xc.data_ptr<float>(), 3, logits.data());
+  const auto got = torch::from_blob(logits.data(), {3, 10}).clone();
+  EXPECT_TRUE(torch::allclose(got, a, 1e-4, 1e-4)) << (got - a).abs().max().item<float>();
+}
+
+TEST(SearchCandidate, EapOrderRanksADeadHeadAndNeuronLast) {
+  Fixture f;
+  const int D = f.config.head_dim;
+  {
+    // Head 0 of block 0 and neuron 5 of block 1 write nothing: removing them changes nothing,
+    // so their EAP scores are 0 and they come last (index order would put them first).
+    torch::NoGradGuard no_grad;
+    f.base->block(0).attn->proj->weight.slice(1, 0, D).zero_();
+    f.base->block(1).mlp->fc2->weight.select(1, 5).zero_();
+  }
+  const auto inh = inherit(f.base, "eap", f.calib);
+  EXPECT_EQ(inh.criterion, "eap");
+  EXPECT_EQ(inh.head_order[0], (std::vector<int>{1, 0}));
+  ASSERT_EQ(inh.neuron_order[1].size(), 64u);
+  EXPECT_EQ(inh.neuron_order[1].back(), 5);
+}
+
 TEST(SearchSupernet, GatedParentComputesWhatTheSlimmedCandidateComputes) {
   // The supernet trains sub-networks as gated forwards of the parent; that is only right if a
   // gated forward equals the candidate the search then builds.
@@ -159,6 +216,7 @@ TEST(SearchSupernet, GatedParentComputesWhatTheSlimmedCandidateComputes) {
   const auto x = testing::random_images(f.config, 4, 13);
   for (int trial = 0; trial < 5; ++trial) {
     Genome g = space.random(rng);
+    g.resolution = 0;           // the supernet trains at the model's own side
     for (auto& b : g.blocks) {  // structure genes only
       b.share = false;
       b.rank_ratio = 1.0;
@@ -248,6 +306,42 @@ TEST(SearchJob, ReturnedModelsMeetTheirBudgetsAndTheRunResumes) {
   // Other settings on the same folder are refused instead of mixed in.
   r.evolution.population = 8;
   testing::expect_input_error([&] { run_search(r); }, {"search_state.json", "other settings"});
+}
+
+TEST(SearchJob, StudentPresetIsDistilledOnceAndSearchedAsABase) {
+  Fixture f;
+  testing::TempDir tmp;
+  const auto model = tmp / "base.safetensors";
+  exporter::save_model(f.base, model);
+  const auto space_file = tmp / "space.yaml";
+  core::write_file_atomic(space_file, std::string("model:\n  students: [vit-tiny-test]\n"));
+  auto r = tiny_request(tmp, model);
+  r.space = space_file;
+  r.student_epochs = 0.5;
+  r.finetune.limit = 64;
+  r.finetune.batch_size = 16;
+  r.single_techniques = false;
+  r.budgets = {"params=60%"};
+  r.criterion = "l2";
+  const auto j = run_search(r);
+  ASSERT_EQ(j["students"].size(), 1u) << j.dump();
+  const auto& st = j["students"][0];
+  EXPECT_FALSE(st.contains("reused"));
+  EXPECT_FALSE(st["history"].empty());
+  auto student = model::load_model(st["model"].get<std::string>());
+  EXPECT_EQ(student->config().depth, io::preset("vit-tiny-test").depth);
+  EXPECT_EQ(student->config().num_classes, f.config.num_classes);
+  // Candidates of both bases were evaluated (random genomes draw the base uniformly).
+  const auto state = core::json_parse(core::read_file_text(r.out_dir / "search_state.json"), "");
+  int of_student = 0, of_model = 0;
+  for (const auto& [key, e] : state["state"]["archive"].items())
+    (key.rfind("T1:", 0) == 0 ? of_student : of_model) += 1;
+  EXPECT_GT(of_student, 0);
+  EXPECT_GT(of_model, 0);
+  // A resumed search reloads the student instead of training it again.
+  r.evolution.generations = 3;
+  const auto k = run_search(r);
+  EXPECT_TRUE(k["students"][0].value("reused", false));
 }
 
 }  // namespace
