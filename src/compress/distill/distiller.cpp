@@ -139,11 +139,13 @@ void validate(const std::set<Mode>& modes, const DistillSettings& s,
   if (t.num_classes != student.num_classes)
     core::throw_input("--teacher: teacher '{}' has {} classes, student '{}' {}: they must match",
                       t.name, t.num_classes, student.name, student.num_classes);
-  if (t.image_size != student.image_size || t.in_channels != student.in_channels)
-    core::throw_input("--teacher: teacher '{}' takes {}x{}x{} images, student '{}' {}x{}x{}: they "
-                      "must match",
-                      t.name, t.image_size, t.image_size, t.in_channels, student.name,
-                      student.image_size, student.image_size, student.in_channels);
+  // Another input side is fine (the teacher sees the images resized, see teacher_input);
+  // other channels are not.
+  if (t.in_channels != student.in_channels)
+    core::throw_input(
+        "--teacher: teacher '{}' takes {}-channel images, student '{}' {}: they "
+        "must match",
+        t.name, t.in_channels, student.name, student.in_channels);
   const bool internals = modes.count(Mode::Feature) || modes.count(Mode::Attention);
   if (internals && t.num_patches() != student.num_patches())
     core::throw_input("--mode feature/attention: teacher '{}' has {} patches and student '{}' {}; "
@@ -221,8 +223,20 @@ std::vector<std::pair<std::string, torch::Tensor>> Distiller::projection_paramet
 }
 
 torch::Tensor Distiller::teacher_input(const torch::Tensor& x) const {
-  if (!input_scale_.defined()) return x;
-  return x * input_scale_.to(x.device()) + input_shift_.to(x.device());
+  torch::Tensor t = x;  // (B, C, H, W) as the student takes it
+  if (input_scale_.defined()) t = t * input_scale_.to(x.device()) + input_shift_.to(x.device());
+  // A student at another input side (the architecture search's resolution gene): the teacher
+  // sees the same images resized to its own side (bilinear, antialiased when shrinking).
+  const int64_t side = (*teacher_)->config().image_size;
+  if (t.size(-1) != side || t.size(-2) != side) {
+    namespace F = torch::nn::functional;
+    t = F::interpolate(t, F::InterpolateFuncOptions()
+                              .size(std::vector<int64_t>{side, side})
+                              .mode(torch::kBilinear)
+                              .align_corners(false)
+                              .antialias(side < t.size(-1)));
+  }
+  return t;
 }
 
 torch::Tensor Distiller::teacher_logits(const torch::Tensor& x,

@@ -96,6 +96,40 @@ TEST(Distiller, LogitModeIsTheAlphaMixOfCrossEntropyAndKd) {
   EXPECT_GT(kd, 0.01);  // the scaled-up teacher disagrees with a fresh student
 }
 
+TEST(Distiller, StudentAtAnotherSideGetsTheTeacherOnResizedImages) {
+  // The architecture search's resolution gene: a 21x21 student learns from a 28x28 teacher, which
+  // sees the same images resized (bilinear) to its side.
+  auto teacher = tiny_teacher(1);
+  auto c = io::preset("vit-tiny-test");
+  c.image_size = 21;
+  model::ViT student(c);
+  student->init_weights(2);
+  DistillSettings s;
+  s.alpha = 1.0;
+  s.temperature = 2.0;
+  Distiller d(teacher, student->config(), {Mode::Logit}, s, 0, 0);
+  torch::manual_seed(4);
+  const auto x = torch::randn({5, 1, 21, 21});
+  const auto y = torch::tensor({0, 1, 2, 3, 4}, torch::kLong);
+  const auto parts = d.compute(student, x, y, nullptr);
+  torch::NoGradGuard no_grad;
+  const auto up = F::interpolate(x, F::InterpolateFuncOptions()
+                                        .size(std::vector<int64_t>{28, 28})
+                                        .mode(torch::kBilinear)
+                                        .align_corners(false));
+  const double kd = kd_logit_loss(student->forward(x), teacher->forward(up), 2.0).item<double>();
+  EXPECT_NEAR(parts.kd.item<double>(), kd, 1e-5);
+  EXPECT_NEAR(parts.total.item<double>(), kd, 1e-5);
+  // Other channels still cannot be matched.
+  auto rgb = io::preset("vit-tiny-test");
+  rgb.in_channels = 3;
+  rgb.normalize("rgb");
+  EXPECT_THROW(Distiller(teacher, rgb, {Mode::Logit}, s, 0, 0), core::InputError);
+  // Token-wise terms need the same patch grid (3x3 against 4x4 here).
+  EXPECT_THROW(Distiller(teacher, student->config(), {Mode::Logit, Mode::Feature}, s, 0, 0),
+               core::InputError);
+}
+
 TEST(Distiller, TokenModeSupervisesTheDistillationHeadWithTeacherArgmax) {
   auto teacher = tiny_teacher(1);
   auto student = tiny_student(2, /*token=*/true);
