@@ -31,9 +31,10 @@ nlohmann::json prepare_students(SearchContext& ctx) {
     if (fs::exists(file)) {
       student = model::load_model(file);
       if (student->config().to_json() != config.to_json())
-        core::throw_input("{}: not the student preset '{}' of this search; delete it or use "
-                          "another --out",
-                          file.string(), config.name);
+        core::throw_input(
+            "{}: not the student preset '{}' of this search; delete it or use "
+            "another --out",
+            file.string(), config.name);
       rec["reused"] = true;
     } else {
       student = model::ViT(config);
@@ -46,9 +47,9 @@ nlohmann::json prepare_students(SearchContext& ctx) {
         if (r.distill_modes != "none") teacher = ctx.original;
         const auto options =
             finetune_options(ctx, r.out_dir / fmt::format("student_{}_run", config.name));
-        rec["history"] = lowrank::recover(student, teacher,
-                                          r.distill_modes == "none" ? "" : r.distill_modes,
-                                          options, r.student_epochs);
+        rec["history"] =
+            lowrank::recover(student, teacher, r.distill_modes == "none" ? "" : r.distill_modes,
+                             options, r.student_epochs);
       }
       exporter::save_model(student, file);
     }

@@ -19,12 +19,12 @@ torch::Tensor resample_pos_embed(const torch::Tensor& pos, int prefix, int new_g
   const auto cells = pos.slice(1, prefix).reshape({1, grid, grid, C}).permute({0, 3, 1, 2});
   // Bicubic on the (g, g) grid of C channels; antialiasing only matters (and only applies) when
   // the grid shrinks, where plain bicubic would alias the embeddings' higher frequencies.
-  const auto resized = F::interpolate(cells.to(torch::kFloat),
-                                      F::InterpolateFuncOptions()
-                                          .size(std::vector<int64_t>{new_grid, new_grid})
-                                          .mode(torch::kBicubic)
-                                          .align_corners(false)
-                                          .antialias(new_grid < grid));  // (1, C, g', g')
+  const auto resized =
+      F::interpolate(cells.to(torch::kFloat), F::InterpolateFuncOptions()
+                                                  .size(std::vector<int64_t>{new_grid, new_grid})
+                                                  .mode(torch::kBicubic)
+                                                  .align_corners(false)
+                                                  .antialias(new_grid < grid));  // (1, C, g', g')
   const auto flat = resized.permute({0, 2, 3, 1}).reshape({1, int64_t{new_grid} * new_grid, C});
   return torch::cat({pos.slice(1, 0, prefix), flat.to(pos.dtype())}, 1);
 }
@@ -41,9 +41,8 @@ model::ViT resize_input(model::ViT& src, int image_size) {
   auto src_params = src->named_parameters();
   for (auto& item : dst->named_parameters()) {
     const auto& s = src_params[item.key()];
-    item.value().copy_(item.key() == "pos_embed"
-                           ? resample_pos_embed(s, c.num_prefix_tokens(), c.grid())
-                           : s);
+    item.value().copy_(
+        item.key() == "pos_embed" ? resample_pos_embed(s, c.num_prefix_tokens(), c.grid()) : s);
   }
   // Buffers: pruning masks exist only where set, so they are set again on the same Linears.
   auto dst_modules = dst->named_modules("", /*include_self=*/false);

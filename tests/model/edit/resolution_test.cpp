@@ -1,12 +1,13 @@
 // Input-resolution change: the same side is the same model, a constant position grid stays
 // constant, upsampling matches a naive bicubic (PyTorch's convention, A = -0.75, clamped taps),
 // every other weight and mask is carried, and the resized model runs on the new side.
+#include "model/edit/resolution.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
 
 #include "core/error.h"
-#include "model/edit/resolution.h"
 #include "vit_test_util.h"
 
 namespace vitopt::edit {
