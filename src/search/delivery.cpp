@@ -3,34 +3,12 @@
 
 #include <algorithm>
 
-#include "compress/distill/distiller.h"
 #include "compress/lowrank/recover.h"
 #include "search/search_context.h"
 
 namespace vitopt::search {
 
 namespace fs = std::filesystem;
-
-namespace {
-
-// The teacher terms of a delivered model's fine-tuning: token-wise ones (hidden states, attention
-// maps) need the teacher's patch grid, so a candidate at another input side keeps the rest.
-std::string modes_for(const std::string& modes, const Genome& g) {
-  if (modes == "none") return "";
-  auto set = distill::parse_modes(modes);
-  if (g.resolution != 0) {
-    set.erase(distill::Mode::Feature);
-    set.erase(distill::Mode::Attention);
-  }
-  std::string out;  // comma-separated, as parse_modes reads it
-  for (const auto m : set) {
-    if (!out.empty()) out += ',';
-    out += distill::mode_name(m);
-  }
-  return out;
-}
-
-}  // namespace
 
 nlohmann::json deliver(SearchContext& ctx, const std::vector<Ranked>& ranked, const Budget& budget,
                        const fs::path& path) {
@@ -47,7 +25,7 @@ nlohmann::json deliver(SearchContext& ctx, const std::vector<Ranked>& ranked, co
       auto work = path;
       work.replace_extension("");
       const auto options = finetune_options(ctx, work.string() + "_finetune");
-      const std::string modes = modes_for(r.distill_modes, c.genome);
+      const std::string modes = teacher_modes(r.distill_modes, c.genome.resolution == 0);
       std::optional<model::ViT> teacher;
       if (!modes.empty()) teacher = ctx.original;
       ft = lowrank::recover(fp32, teacher, modes, options, r.finetune_epochs);

@@ -2,6 +2,7 @@
 // search shares (see search_context.h).
 #include "search/search_context.h"
 
+#include "compress/distill/distiller.h"
 #include "core/error.h"
 
 namespace vitopt::search {
@@ -64,6 +65,21 @@ prune::FinetuneOptions finetune_options(const SearchContext& ctx,
   const size_t usable = train - ctx.held_out.count;
   o.limit = r.finetune.limit == 0 ? usable : std::min(r.finetune.limit, usable);
   return o;
+}
+
+std::string teacher_modes(const std::string& modes, bool same_grid) {
+  if (modes == "none") return "";
+  auto set = distill::parse_modes(modes);
+  if (!same_grid) {
+    set.erase(distill::Mode::Feature);
+    set.erase(distill::Mode::Attention);
+  }
+  std::string out;  // comma-separated, as parse_modes reads it
+  for (const auto m : set) {
+    if (!out.empty()) out += ',';
+    out += distill::mode_name(m);
+  }
+  return out;
 }
 
 }  // namespace vitopt::search

@@ -54,6 +54,11 @@ struct SearchContext {
 prune::FinetuneOptions finetune_options(const SearchContext& ctx,
                                         const std::filesystem::path& work_dir);
 
+// The teacher terms of a training inside the search (request.distill_modes, "" for none):
+// token-wise ones (hidden states, attention maps) need the teacher's patch grid, so a model at
+// another input side (same_grid false) keeps the others.
+std::string teacher_modes(const std::string& modes, bool same_grid);
+
 // Trains (or, when resuming, reloads from out_dir) every student preset of the space by
 // distillation from the original model, and computes their inheritance. Returns a log per
 // student (file, params, epochs, held-out top-1, seconds).

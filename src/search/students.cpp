@@ -43,13 +43,12 @@ nlohmann::json prepare_students(SearchContext& ctx) {
         if (!r.quiet)
           fmt::print(stderr, "search: distilling student {} ({} params) for {} epoch(s)\n",
                      config.name, io::count_params(config), r.student_epochs);
+        const std::string modes = teacher_modes(r.distill_modes, /*same_grid=*/true);
         std::optional<model::ViT> teacher;
-        if (r.distill_modes != "none") teacher = ctx.original;
+        if (!modes.empty()) teacher = ctx.original;
         const auto options =
             finetune_options(ctx, r.out_dir / fmt::format("student_{}_run", config.name));
-        rec["history"] =
-            lowrank::recover(student, teacher, r.distill_modes == "none" ? "" : r.distill_modes,
-                             options, r.student_epochs);
+        rec["history"] = lowrank::recover(student, teacher, modes, options, r.student_epochs);
       }
       exporter::save_model(student, file);
     }
