@@ -111,7 +111,9 @@ void register_search(CLI::App& app) {
   add_threads_flag(cmd, f->common);
   add_device_flag(cmd, f->common);
   add_output_flags(cmd, f->common);
+  add_dist_flags(cmd, f->common);
   cmd->callback([f] {
+    if (!start_distributed(f->common)) return;  // this process launched the workers
     auto& req = f->req;
     req.seed = f->common.seed;
     req.evolution.seed = f->common.seed;

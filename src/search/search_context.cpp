@@ -4,6 +4,7 @@
 
 #include "compress/distill/distiller.h"
 #include "core/error.h"
+#include "train/distributed/communicator.h"
 
 namespace vitopt::search {
 
@@ -80,6 +81,19 @@ std::string teacher_modes(const std::string& modes, bool same_grid) {
     out += distill::mode_name(m);
   }
   return out;
+}
+
+void agree_on_orders(Inheritance& inheritance) {
+  const auto text = train::dist::result_of_root(
+      [&] {
+        return nlohmann::json{{"heads", inheritance.head_order},
+                              {"neurons", inheritance.neuron_order}}
+            .dump();
+      },
+      "the importance orders");
+  const auto j = nlohmann::json::parse(text);
+  inheritance.head_order = j.at("heads").get<std::vector<std::vector<int>>>();
+  inheritance.neuron_order = j.at("neurons").get<std::vector<std::vector<int>>>();
 }
 
 }  // namespace vitopt::search

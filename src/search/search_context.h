@@ -71,10 +71,31 @@ struct Ranked {
   nlohmann::json metrics;  // the search's measurements
 };
 
+// One model to deliver: the candidates to try in order, the budget it must meet, where it goes
+// and how the report names it. Ranks other than 0 of a data-parallel run hold the candidates'
+// keys and genomes only (an empty budget: rank 0 decides which candidate is kept).
+struct DeliveryJob {
+  std::vector<Ranked> ranked;
+  Budget budget;
+  std::filesystem::path path;
+  std::string label;        // in the report: "search/budget1", "<technique> alone"
+  std::string technique;    // single-technique deliveries: the technique ("" for the budgets)
+  std::string over_budget;  // a technique's stand-in for lack of one under budget: the budget
+};
+
+// Rank 0's delivery plan as text for the other ranks (paths, labels, keys and genomes), and back.
+std::string delivery_jobs_text(const std::vector<DeliveryJob>& jobs);
+std::vector<DeliveryJob> delivery_jobs_from_text(const std::string& text);
+
+// Data parallel: rank 0's head and neuron orders on every rank (the ranks compute them from the
+// same images, but float rounding may swap near-ties; the structures they build must match).
+void agree_on_orders(Inheritance& inheritance);
+
 // Delivers the first of `ranked` that meets `budget` once built for good: fine-tuned (distilled
 // from the original, never on the held-out images) when the request says so, quantized, saved to
 // `path`, re-measured on the runtime (a latency over budget moves on to the next). Returns the
-// record: budget, key, model, genome, search_metrics, final_metrics [, finetune] or error.
+// record: budget, key, model, genome, search_metrics, final_metrics [, finetune] or error. Data
+// parallel: every rank builds and fine-tunes; rank 0 quantizes, saves, measures and decides.
 nlohmann::json deliver(SearchContext& ctx, const std::vector<Ranked>& ranked, const Budget& budget,
                        const std::filesystem::path& path);
 

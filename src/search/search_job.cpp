@@ -1,6 +1,7 @@
 // The architecture-search job (see search_job.h): set-up, optional supernet training, the
 // NSGA-II run with its evaluation callback, the single-technique comparison, outputs, the
-// delivered models and their report.
+// delivered models and their report. Data parallel: the training parts on every rank, the
+// search, measurements and files on rank 0.
 #include "search/search_job.h"
 
 #include <fmt/format.h>
@@ -23,6 +24,8 @@
 #include "search/search_outputs.h"
 #include "search/single_techniques.h"
 #include "search/supernet.h"
+#include "train/distributed/communicator.h"
+#include "train/distributed/world.h"
 
 namespace vitopt::search {
 namespace {
@@ -148,8 +151,10 @@ nlohmann::json prepare_parent(SearchContext& ctx) {
   }
   const fs::path file = r.out_dir / "supernet.safetensors";
   nlohmann::json log;
-  if (fs::exists(file)) {
-    ctx.parent = model::load_model(file);
+  // Data parallel: rank 0's folder decides (the others may run on machines without it); a rank
+  // other than 0 only needs the supernet's structure, which is the model's.
+  if (train::dist::agree_with_root(fs::exists(file))) {
+    ctx.parent = train::dist::is_root() ? model::load_model(file) : edit::copy_model(ctx.original);
     ctx.parent->eval();
     ctx.inheritance.means = edit::measure_means(ctx.parent, train::batch_inputs(ctx.calib));
     log = {{"reused", file.string()}};
@@ -159,7 +164,7 @@ nlohmann::json prepare_parent(SearchContext& ctx) {
     SupernetOptions so{r.supernet_epochs, r.supernet_random, r.seed};
     log = {{"history", train_supernet(ctx.parent, ctx.original, ctx.space, ctx.inheritance,
                                       ctx.calib, options, so)}};
-    exporter::save_model(ctx.parent, file);
+    if (train::dist::is_root()) exporter::save_model(ctx.parent, file);
   }
   log["epochs"] = r.supernet_epochs;
   return log;
@@ -204,52 +209,88 @@ void validate_request(const SearchRequest& r) {
   load_space(r);
 }
 
-nlohmann::json run_search(const SearchRequest& r) {
-  validate_request(r);
-  core::Stopwatch clock;
-  fs::create_directories(r.out_dir);
-  const auto spec = load_space(r);
-  auto input = model::load_edit_input(r.model, "searched", "search");
-  input.model->eval();
-  const Space space(spec, input.model->config());
-  SearchContext ctx(r, space);
-  ctx.objectives = parse_objectives(r.objectives, "--objectives");
-  ctx.budgets = parse_budgets(r);
-  ctx.original = input.model;
-  ctx.class_names = input.class_names;
+namespace {
 
-  const auto fp = fingerprint(r, spec);
-  const fs::path state_path = r.out_dir / "search_state.json";
+// Where a resumed search left off (rank 0 alone reads it): nothing when the folder holds none.
+struct SavedSearch {
   EvolutionState state;
-  double earlier_seconds = 0;  // search time of the runs this one resumes
-  if (fs::exists(state_path)) {
-    const auto saved = core::json_parse(core::read_file_text(state_path), state_path.string());
-    if (saved.value("fingerprint", nlohmann::json()) != fp)
-      core::throw_input(
-          "{}: a search with other settings (model, space, budgets, objectives, "
-          "population, seed, data, supernet...) is saved here; use another --out or delete it",
-          state_path.string());
-    state = EvolutionState::from_json(saved.at("state"), state_path.string());
-    earlier_seconds = saved.value("search_seconds", 0.0);
-    if (!r.quiet)
-      fmt::print(stderr, "search: resuming after generation {} ({} candidates evaluated)\n",
-                 state.generation, state.archive.size());
+  double seconds = 0;  // search time of the runs this one resumes
+};
+
+SavedSearch load_saved_search(const fs::path& state_path, const nlohmann::json& fp, bool quiet) {
+  SavedSearch out;
+  if (!fs::exists(state_path)) return out;
+  const auto saved = core::json_parse(core::read_file_text(state_path), state_path.string());
+  if (saved.value("fingerprint", nlohmann::json()) != fp)
+    core::throw_input(
+        "{}: a search with other settings (model, space, budgets, objectives, "
+        "population, seed, data, supernet...) is saved here; use another --out or delete it",
+        state_path.string());
+  out.state = EvolutionState::from_json(saved.at("state"), state_path.string());
+  out.seconds = saved.value("search_seconds", 0.0);
+  if (!quiet)
+    fmt::print(stderr, "search: resuming after generation {} ({} candidates evaluated)\n",
+               out.state.generation, out.state.archive.size());
+  return out;
+}
+
+// What is delivered: the best under each budget, then (when asked) each technique's best under
+// the first budget, built and fine-tuned the same way.
+std::vector<DeliveryJob> plan_deliveries(const SearchContext& ctx, const EvolutionState& state,
+                                         const std::vector<SingleResult>& singles) {
+  const auto& r = ctx.request;
+  std::vector<Ranked> archive;
+  for (const auto& [key, e] : state.archive)
+    archive.push_back({key, e.genome, e.evaluation.metrics});
+  const std::vector<Budget> sets =
+      ctx.budgets.empty() ? std::vector<Budget>{Budget{}} : ctx.budgets;
+  std::vector<DeliveryJob> jobs;
+  for (size_t i = 0; i < sets.size(); ++i) {
+    DeliveryJob job;
+    job.ranked = ranked_under(archive, sets[i]);
+    job.budget = sets[i];
+    job.path = r.out_dir / (budget_label(sets[i], i) + ".safetensors");
+    job.label = "search/" + budget_label(sets[i], i);
+    jobs.push_back(std::move(job));
   }
+  if (!r.single_techniques || !r.deliver_singles) return jobs;
+  std::map<std::string, std::vector<Ranked>> by_technique;
+  for (const auto& s : singles)
+    by_technique[s.technique].push_back({s.key, s.genome, s.evaluation.metrics});
+  for (auto& [tech, list] : by_technique) {
+    DeliveryJob job;
+    job.technique = tech;
+    job.label = tech + " alone";
+    job.path = r.out_dir / fmt::format("single_{}.safetensors", tech);
+    job.ranked = ranked_under(list, sets.front());
+    job.budget = sets.front();
+    if (job.ranked.empty()) {
+      // Nothing of this technique alone meets the budget: its cheapest setting on the first
+      // cost objective stands in, delivered without a budget and marked as over it.
+      job.ranked = ranked_under(list, Budget{});
+      std::string cost = "latency-ms";
+      for (const auto& o : ctx.objectives)
+        if (o != "top1") {
+          cost = o;
+          break;
+        }
+      std::stable_sort(job.ranked.begin(), job.ranked.end(), [&](const Ranked& a, const Ranked& b) {
+        return a.metrics.value(cost, 0.0) < b.metrics.value(cost, 0.0);
+      });
+      job.budget = Budget{};
+      job.over_budget = sets.front().text;  // "" when the first "budget" is none
+    }
+    jobs.push_back(std::move(job));
+  }
+  return jobs;
+}
 
-  // What every candidate inherits and is measured with.
-  const auto& config = ctx.original->config();
-  ctx.calib = train::calibration_batches(r.data, config, r.calib_images, 64, r.seed);
-  ctx.calib_images = train::calibration_images(ctx.calib);
-  ctx.held_out = held_out_split(r.data, config, r.holdout_images, r.calib_images, 100, r.seed);
-  ctx.inheritance = inherit(ctx.original, r.criterion, ctx.calib, r.quiet);
-  // Relative budgets hang on the baseline's latency: measured with more runs than a candidate.
-  MeasureOptions baseline_measure = r.measure;
-  baseline_measure.runs = std::max(r.measure.runs, 100);
-  ctx.baseline = measure_file(r.model, ctx.held_out, baseline_measure);
-  for (auto& b : ctx.budgets) b = b.resolved(ctx.baseline);
-  const auto supernet = prepare_parent(ctx);
-  const auto students = prepare_students(ctx);
-
+// Rank 0's part: NSGA-II (resumable), the single techniques, the outputs and the delivery plan.
+// Returns the search's JSON so far.
+nlohmann::json search_on_root(SearchContext& ctx, const SpaceSpec& spec, const nlohmann::json& fp,
+                              SavedSearch saved, std::vector<DeliveryJob>& jobs) {
+  const auto& r = ctx.request;
+  const fs::path state_path = r.out_dir / "search_state.json";
   Evaluator evaluator(ctx);
   const int total = r.evolution.generations;
   core::ProgressOptions popts;
@@ -257,12 +298,12 @@ nlohmann::json run_search(const SearchRequest& r) {
   popts.unit = "cand";
   core::Progress progress("search", total, popts);
   core::Stopwatch search_clock;
-  const int start_gen = state.generation + 1;
+  const int start_gen = saved.state.generation + 1;
   auto on_generation = [&](const EvolutionState& s) {
-    nlohmann::json saved = {{"fingerprint", fp},
-                            {"search_seconds", earlier_seconds + search_clock.seconds()},
-                            {"state", s.to_json()}};
-    core::write_file_atomic(state_path, saved.dump(1));
+    nlohmann::json state_json = {{"fingerprint", fp},
+                                 {"search_seconds", saved.seconds + search_clock.seconds()},
+                                 {"state", s.to_json()}};
+    core::write_file_atomic(state_path, state_json.dump(1));
     const auto front = pareto_front(s);
     double best = 0;
     for (const auto& key : front)
@@ -271,16 +312,16 @@ nlohmann::json run_search(const SearchRequest& r) {
                     fmt::format("gen {}/{} front {} best top-1 {:.2f}% built {}", s.generation + 1,
                                 total, front.size(), 100 * best, evaluator.built()));
   };
-  state = evolve(space, r.evolution, std::ref(evaluator), std::move(state), on_generation);
+  const auto state =
+      evolve(ctx.space, r.evolution, std::ref(evaluator), std::move(saved.state), on_generation);
   progress.finish(fmt::format("{} generations, {} candidates ({} built and measured) in {}", total,
                               state.archive.size(), evaluator.built(),
                               core::format_duration(search_clock.seconds())));
-  const double search_seconds = earlier_seconds + search_clock.seconds();
 
   // Each technique alone through the same evaluation, measured whatever the budgets.
   std::vector<SingleResult> singles;
   if (r.single_techniques) {
-    for (auto& t : single_technique_genomes(space)) {
+    for (auto& t : single_technique_genomes(ctx.space)) {
       const auto key = t.genome.key();
       auto it = state.archive.find(key);
       const bool measured =
@@ -303,71 +344,91 @@ nlohmann::json run_search(const SearchRequest& r) {
                       {"resumed_from_generation", start_gen},
                       {"evaluated", state.archive.size()},
                       {"built", evaluator.built()},
-                      {"search_seconds", search_seconds}};
-  if (!supernet.is_null()) j["supernet"] = supernet;
-  if (!students.empty()) j["students"] = students;
+                      {"search_seconds", saved.seconds + search_clock.seconds()}};
   const auto front = pareto_front(state);
   j["front"] = front;
   write_search_outputs(r.out_dir, ctx.objectives, state, front, singles, ctx.baseline, r.quiet);
+  jobs = plan_deliveries(ctx, state, singles);
+  return j;
+}
 
-  // The delivered models: best held-out top-1 under each budget, fine-tuned, saved, re-measured.
-  std::vector<Ranked> archive;
-  for (const auto& [key, e] : state.archive)
-    archive.push_back({key, e.genome, e.evaluation.metrics});
-  const std::vector<Budget> sets =
-      ctx.budgets.empty() ? std::vector<Budget>{Budget{}} : ctx.budgets;
+}  // namespace
+
+nlohmann::json run_search(const SearchRequest& r) {
+  validate_request(r);
+  core::Stopwatch clock;
+  // Data parallel (torchrun's environment or --nproc-per-node ...): every rank trains the
+  // supernet and students and fine-tunes the delivered models together; rank 0 alone runs the
+  // evolution (the others wait for its plan however long it takes), measures and writes.
+  const bool root = train::dist::is_root();
+  if (root) fs::create_directories(r.out_dir);
+  const auto spec = load_space(r);
+  auto input = model::load_edit_input(r.model, "searched", "search");
+  input.model->eval();
+  const Space space(spec, input.model->config());
+  SearchContext ctx(r, space);
+  ctx.objectives = parse_objectives(r.objectives, "--objectives");
+  ctx.budgets = parse_budgets(r);
+  ctx.original = input.model;
+  ctx.class_names = input.class_names;
+
+  const auto fp = fingerprint(r, spec);
+  SavedSearch saved;
+  if (root) saved = load_saved_search(r.out_dir / "search_state.json", fp, r.quiet);
+
+  // What every candidate inherits and is measured with.
+  const auto& config = ctx.original->config();
+  ctx.calib = train::calibration_batches(r.data, config, r.calib_images, 64, r.seed);
+  ctx.calib_images = train::calibration_images(ctx.calib);
+  ctx.held_out = held_out_split(r.data, config, r.holdout_images, r.calib_images, 100, r.seed);
+  ctx.inheritance = inherit(ctx.original, r.criterion, ctx.calib, r.quiet);
+  agree_on_orders(ctx.inheritance);
+  if (root) {
+    // Relative budgets hang on the baseline's latency: measured with more runs than a candidate.
+    MeasureOptions baseline_measure = r.measure;
+    baseline_measure.runs = std::max(r.measure.runs, 100);
+    ctx.baseline = measure_file(r.model, ctx.held_out, baseline_measure);
+    for (auto& b : ctx.budgets) b = b.resolved(ctx.baseline);
+  }
+  const auto supernet = prepare_parent(ctx);
+  const auto students = prepare_students(ctx);
+
+  nlohmann::json j;
+  std::vector<DeliveryJob> jobs;
+  const auto plan = train::dist::result_of_root(
+      [&] {
+        j = search_on_root(ctx, spec, fp, std::move(saved), jobs);
+        return delivery_jobs_text(jobs);
+      },
+      "the search");
+  if (!root) jobs = delivery_jobs_from_text(plan);
+  if (!supernet.is_null()) j["supernet"] = supernet;
+  if (!students.empty()) j["students"] = students;
+
+  // The delivered models: fine-tuned (by every rank), saved and re-measured (by rank 0).
   j["returned"] = nlohmann::json::array();
+  if (r.single_techniques && r.deliver_singles) j["singles"] = nlohmann::json::object();
   std::vector<fs::path> delivered;
   std::map<std::string, std::string> labels;
-  for (size_t i = 0; i < sets.size(); ++i) {
-    const auto path = r.out_dir / (budget_label(sets[i], i) + ".safetensors");
-    auto rec = deliver(ctx, ranked_under(archive, sets[i]), sets[i], path);
+  for (const auto& job : jobs) {
+    auto rec = deliver(ctx, job.ranked, job.budget, job.path);
+    if (!job.over_budget.empty()) {
+      rec["over_budget"] = job.over_budget;
+      rec["budget"] = "";
+    }
     if (rec.contains("model")) {
-      delivered.push_back(path);
-      labels[path.string()] = "search/" + budget_label(sets[i], i);
-    } else if (!r.quiet) {
-      fmt::print(stderr, "search: budget '{}': {}\n", sets[i].text,
+      delivered.push_back(job.path);
+      labels[job.path.string()] = job.label;
+    } else if (job.technique.empty() && !r.quiet) {
+      fmt::print(stderr, "search: budget '{}': {}\n", job.budget.text,
                  rec["error"].get<std::string>());
     }
-    j["returned"].push_back(rec);
+    if (job.technique.empty())
+      j["returned"].push_back(rec);
+    else
+      j["singles"][job.technique] = rec;
   }
-  // Each technique's best under the first budget, built and fine-tuned the same way.
-  if (r.single_techniques && r.deliver_singles) {
-    std::map<std::string, std::vector<Ranked>> by_technique;
-    for (const auto& s : singles)
-      by_technique[s.technique].push_back({s.key, s.genome, s.evaluation.metrics});
-    j["singles"] = nlohmann::json::object();
-    for (auto& [tech, list] : by_technique) {
-      const auto path = r.out_dir / fmt::format("single_{}.safetensors", tech);
-      auto ranked = ranked_under(list, sets.front());
-      Budget budget = sets.front();
-      if (ranked.empty()) {
-        // Nothing of this technique alone meets the budget: its cheapest setting on the first
-        // cost objective stands in, delivered without a budget and marked as over it.
-        ranked = ranked_under(list, Budget{});
-        std::string cost = "latency-ms";
-        for (const auto& o : ctx.objectives)
-          if (o != "top1") {
-            cost = o;
-            break;
-          }
-        std::stable_sort(ranked.begin(), ranked.end(), [&](const Ranked& a, const Ranked& b) {
-          return a.metrics.value(cost, 0.0) < b.metrics.value(cost, 0.0);
-        });
-        budget = Budget{};
-      }
-      auto rec = deliver(ctx, ranked, budget, path);
-      if (budget.limits.empty() && !sets.front().limits.empty()) {
-        rec["over_budget"] = sets.front().text;
-        rec["budget"] = "";
-      }
-      if (rec.contains("model")) {
-        delivered.push_back(path);
-        labels[path.string()] = tech + " alone";
-      }
-      j["singles"][tech] = rec;
-    }
-  }
+  if (!root) return j;
 
   if (r.evaluate && !delivered.empty()) {
     eval::EvalRequest er;

@@ -10,6 +10,8 @@
 #include "io/model_counts.h"
 #include "model/model_file.h"
 #include "search/search_context.h"
+#include "train/distributed/communicator.h"
+#include "train/distributed/world.h"
 
 namespace vitopt::search {
 
@@ -28,7 +30,15 @@ nlohmann::json prepare_students(SearchContext& ctx) {
                           {"epochs", r.student_epochs}};
     core::Stopwatch clock;
     model::ViT student{nullptr};
-    if (fs::exists(file)) {
+    // Data parallel: rank 0's folder decides; the other ranks need only the student's structure
+    // (its weights come from rank 0 whenever the ranks train it further).
+    const bool root = train::dist::is_root();
+    const bool reuse = train::dist::agree_with_root(fs::exists(file));
+    if (reuse && !root) {
+      student = model::ViT(config);
+      student->init_weights(r.seed);
+      rec["reused"] = true;
+    } else if (reuse) {
       student = model::load_model(file);
       if (student->config().to_json() != config.to_json())
         core::throw_input(
@@ -50,11 +60,12 @@ nlohmann::json prepare_students(SearchContext& ctx) {
             finetune_options(ctx, r.out_dir / fmt::format("student_{}_run", config.name));
         rec["history"] = lowrank::recover(student, teacher, modes, options, r.student_epochs);
       }
-      exporter::save_model(student, file);
+      if (root) exporter::save_model(student, file);
     }
     student->eval();
     ctx.students.push_back(student);
     ctx.student_inheritance.push_back(inherit(student, r.criterion, ctx.calib, r.quiet));
+    agree_on_orders(ctx.student_inheritance.back());
     rec["seconds"] = clock.seconds();
     log.push_back(rec);
   }

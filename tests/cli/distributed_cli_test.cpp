@@ -1,7 +1,8 @@
 // Data-parallel runs of the `vitopt` binary on loopback, as a user starts them: a torchrun-style
 // environment per worker, `vitopt launch`, a worker killed mid-epoch (the other must fail within
-// --dist-timeout, never hang), one-process resume from the two-process checkpoint, and prune,
-// factorize and share fine-tuning across two processes against one. A build without c10d/Gloo skips
+// --dist-timeout, never hang), one-process resume from the two-process checkpoint, and the
+// fine-tuning of prune (with a sweep), factorize, share, circuits and search across two processes
+// against one. A build without c10d/Gloo skips
 // those and checks that `vitopt launch`, --nproc-per-node and a torchrun environment are refused
 // with a message.
 #include <fcntl.h>
@@ -16,6 +17,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <thread>
 
 #include "io/safetensors.h"
@@ -104,6 +106,31 @@ std::vector<std::string> split(const std::string& s) {
   }
   if (!word.empty()) out.push_back(word);
   return out;
+}
+
+// `vitopt launch` of `args` (a vitopt command line without the program) in two processes of one
+// thread each, on a free loopback port.
+std::vector<std::string> in_two_processes(const std::string& args) {
+  std::vector<std::string> launched = {vitopt_bin(),
+                                       "launch",
+                                       "--nproc-per-node",
+                                       "2",
+                                       "--threads",
+                                       "1",
+                                       "--dist-timeout",
+                                       "30",
+                                       "--master",
+                                       "127.0.0.1:" + std::to_string(free_port()),
+                                       "--"};
+  const auto words = split(args);
+  launched.insert(launched.end(), words.begin(), words.end());
+  return launched;
+}
+
+std::vector<std::string> in_one_process(const std::string& args) {
+  auto words = split(args);
+  words.insert(words.begin(), vitopt_bin());
+  return words;
 }
 
 // Largest per-tensor ||a - b|| / ||b|| over the float tensors of two model files.
@@ -202,33 +229,20 @@ TEST(DistributedCli, PruneFineTuningInTwoProcessesMatchesOne) {
                  "--quiet"},
                 tmp / "init.log"),
             0);
-  auto prune = [&](const std::string& out) {
-    return split("prune --model " + model +
-                 " --method heads --ratio 0.5 --finetune-epochs 2 "
-                 "--data synthetic --limit 64 --batch-size 16 --no-measure --threads 1 "
-                 "--workers 1 --seed 2 --quiet --out " +
-                 out);
-  };
-  auto single = prune((tmp / "one.safetensors").string());
-  single.insert(single.begin(), vitopt_bin());
-  ASSERT_EQ(run(single, tmp / "one.log"), 0) << read_text(tmp / "one.log");
-  std::vector<std::string> launched = {vitopt_bin(),
-                                       "launch",
-                                       "--nproc-per-node",
-                                       "2",
-                                       "--threads",
-                                       "1",
-                                       "--dist-timeout",
-                                       "30",
-                                       "--master",
-                                       "127.0.0.1:" + std::to_string(free_port()),
-                                       "--"};
-  const auto two = prune((tmp / "two.safetensors").string());
-  launched.insert(launched.end(), two.begin(), two.end());
-  ASSERT_EQ(run(launched, tmp / "two.log"), 0) << read_text(tmp / "two.log");
+  // With a sweep: each amount fine-tunes in both processes while rank 0 measures in between.
+  const std::string prune = "prune --model " + model +
+                            " --method heads --ratio 0.5 --sweep 0.25 --finetune-epochs 2 "
+                            "--data synthetic --limit 64 --batch-size 16 --no-measure --threads 1 "
+                            "--workers 1 --seed 2 --quiet --out ";
+  ASSERT_EQ(run(in_one_process(prune + (tmp / "one.safetensors").string()), tmp / "one.log"), 0)
+      << read_text(tmp / "one.log");
+  ASSERT_EQ(run(in_two_processes(prune + (tmp / "two.safetensors").string()), tmp / "two.log"), 0)
+      << read_text(tmp / "two.log");
   EXPECT_LE(max_relative_diff(tmp / "two.safetensors", tmp / "one.safetensors"), kSameTraining);
   EXPECT_LT(fs::file_size(tmp / "two.safetensors"), fs::file_size(model))
       << "half the heads must be gone";
+  const auto swept = fs::path("sweep") / "a0.25.safetensors";
+  EXPECT_LE(max_relative_diff(tmp / "two_prune" / swept, tmp / "one_prune" / swept), kSameTraining);
 }
 
 // factorize and share fine-tune like prune: two processes end where one does.
@@ -248,29 +262,81 @@ TEST(DistributedCli, FactorizeAndShareFineTuningInTwoProcessesMatchOne) {
       {"factorize", "factorize --model " + model + " --rank-ratio 0.5 --keep-slower --distill"},
       {"share", "share --model " + model + " --groups auto --num-groups 2"}};
   for (const auto& [name, args] : jobs) {
-    auto single = split(args + common + (tmp / (name + "-one.safetensors")).string());
-    single.insert(single.begin(), vitopt_bin());
-    ASSERT_EQ(run(single, tmp / (name + "-one.log")), 0) << read_text(tmp / (name + "-one.log"));
-    std::vector<std::string> launched = {vitopt_bin(),
-                                         "launch",
-                                         "--nproc-per-node",
-                                         "2",
-                                         "--threads",
-                                         "1",
-                                         "--dist-timeout",
-                                         "30",
-                                         "--master",
-                                         "127.0.0.1:" + std::to_string(free_port()),
-                                         "--"};
-    const auto two = split(args + common + (tmp / (name + "-two.safetensors")).string());
-    launched.insert(launched.end(), two.begin(), two.end());
-    ASSERT_EQ(run(launched, tmp / (name + "-two.log")), 0) << read_text(tmp / (name + "-two.log"));
+    const auto one = tmp / (name + "-one.log"), two = tmp / (name + "-two.log");
+    ASSERT_EQ(
+        run(in_one_process(args + common + (tmp / (name + "-one.safetensors")).string()), one), 0)
+        << read_text(one);
+    ASSERT_EQ(
+        run(in_two_processes(args + common + (tmp / (name + "-two.safetensors")).string()), two), 0)
+        << read_text(two);
     EXPECT_LE(
         max_relative_diff(tmp / (name + "-two.safetensors"), tmp / (name + "-one.safetensors")),
         kSameTraining)
         << name;
     EXPECT_LT(fs::file_size(tmp / (name + "-two.safetensors")), fs::file_size(model)) << name;
   }
+}
+
+// circuits: rank 0 discovers, both processes fine-tune the slimmed model: it ends where one
+// process's does.
+TEST(DistributedCli, CircuitFineTuningInTwoProcessesMatchesOne) {
+  if (!kHasDistributed) GTEST_SKIP() << "built without c10d/Gloo (libgloo-dev)";
+  vitopt::testing::TempDir tmp;
+  const auto model = (tmp / "dense.safetensors").string();
+  ASSERT_EQ(run({vitopt_bin(), "init", "--preset", "vit-tiny-test", "--seed", "4", "--out", model,
+                 "--quiet"},
+                tmp / "init.log"),
+            0);
+  const std::string circuits =
+      "circuits --model " + model +
+      " --method eap-ig --keep-ratio 0.5 --analysis-batches 1 --analysis-batch-size 16 "
+      "--finetune-epochs 2 --data synthetic --limit 64 --batch-size 16 --no-measure --threads 1 "
+      "--workers 1 --seed 2 --quiet --out ";
+  ASSERT_EQ(run(in_one_process(circuits + (tmp / "one").string()), tmp / "one.log"), 0)
+      << read_text(tmp / "one.log");
+  ASSERT_EQ(run(in_two_processes(circuits + (tmp / "two").string()), tmp / "two.log"), 0)
+      << read_text(tmp / "two.log");
+  const auto file = "eap-ig_keep_0.5.safetensors";
+  EXPECT_LE(max_relative_diff(tmp / "two" / file, tmp / "one" / file), kSameTraining);
+  EXPECT_LT(fs::file_size(tmp / "two" / file), fs::file_size(model)) << "half the nodes go";
+  EXPECT_TRUE(fs::exists(tmp / "two" / "circuits.json"));
+}
+
+// search: both processes train the supernet and fine-tune the delivered model, rank 0 alone
+// searches. A space of one genome (one head, half ranks, fp32) makes the returned candidate
+// independent of noisy latencies and rounding, so its fine-tuned weights must end where one
+// process's do.
+TEST(DistributedCli, SearchInTwoProcessesDeliversWhatOneDoes) {
+  if (!kHasDistributed) GTEST_SKIP() << "built without c10d/Gloo (libgloo-dev)";
+  vitopt::testing::TempDir tmp;
+  const auto model = (tmp / "dense.safetensors").string();
+  ASSERT_EQ(run({vitopt_bin(), "init", "--preset", "vit-tiny-test", "--seed", "4", "--out", model,
+                 "--quiet"},
+                tmp / "init.log"),
+            0);
+  std::ofstream(tmp / "space.yaml") << "blocks:\n  drop_attention: false\n  drop_mlp: false\n"
+                                       "  heads: [1]\n  mlp_width: {step: 64, min_ratio: 1}\n"
+                                       "  rank_ratio: [0.5]\n  weight_bits: [32]\n"
+                                       "  input_bits: [32]\n  share: false\n  merge_r: [0]\n"
+                                       "model:\n  resolution: [1.0]\n";
+  const std::string search =
+      "search --model " + model + " --space " + (tmp / "space.yaml").string() +
+      " --population 4 --generations 2 --calib-images 16 --holdout-images 32 --latency-runs 3"
+      " --no-evaluate --no-deliver-singles --supernet-epochs 1 --finetune-epochs 2"
+      " --data synthetic --limit 64 --batch-size 16 --threads 1 --workers 1 --seed 2 --quiet"
+      " --out ";
+  ASSERT_EQ(run(in_one_process(search + (tmp / "one").string()), tmp / "one.log"), 0)
+      << read_text(tmp / "one.log");
+  ASSERT_EQ(run(in_two_processes(search + (tmp / "two").string()), tmp / "two.log"), 0)
+      << read_text(tmp / "two.log");
+  const auto one = nlohmann::json::parse(read_text(tmp / "one" / "search.json"));
+  const auto two = nlohmann::json::parse(read_text(tmp / "two" / "search.json"));
+  ASSERT_TRUE(two["returned"][0].contains("model")) << two["returned"][0].dump();
+  EXPECT_TRUE(two["returned"][0].contains("finetune")) << "the delivered model is fine-tuned";
+  ASSERT_EQ(two["returned"][0]["key"], one["returned"][0]["key"]);
+  EXPECT_LE(max_relative_diff(tmp / "two" / "best.safetensors", tmp / "one" / "best.safetensors"),
+            kSameTraining);
+  EXPECT_TRUE(fs::exists(tmp / "two" / "supernet.safetensors"));
 }
 
 TEST(DistributedCli, BuildWithoutGlooSaysDistributedTrainingIsUnavailable) {

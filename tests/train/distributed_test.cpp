@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <future>
 #include <map>
+#include <thread>
 
 #include "core/error.h"
 #include "data/dataset.h"
@@ -279,6 +280,44 @@ TEST(DataParallel, BatchThatDoesNotSplitIsAnInputError) {
     EXPECT_THROW(train_model(models[static_cast<size_t>(r)], train_set, nullptr, o),
                  core::InputError);
   });
+}
+
+// Work only rank 0 does (a circuit discovery, the search's evolution) may last longer than the
+// collective timeout: the other rank waits for its result as long as rank 0's heartbeat goes on,
+// gets rank 0's error when it fails, and each call has its own result.
+TEST(DataParallel, RankZerosLongWorkReachesTheOthersPastTheTimeout) {
+  if (!dist::available()) GTEST_SKIP() << "built without c10d/Gloo (libgloo-dev)";
+  std::vector<std::vector<std::string>> got(2);
+  std::vector<std::string> errors(2);
+  run_ranks(
+      2,
+      [&](int r, dist::Communicator& comm) {
+        auto& mine = got[static_cast<size_t>(r)];
+        mine.push_back(comm.result_of_root(
+            [] {
+              std::this_thread::sleep_for(std::chrono::milliseconds(3000));  // > 2 s timeout
+              return std::string("first answer");
+            },
+            "a long computation"));
+        mine.push_back(comm.result_of_root([] { return std::string(); }, "an empty one"));
+        try {
+          comm.result_of_root([]() -> std::string { core::throw_input("no such layer 'x'"); },
+                              "a failing computation");
+        } catch (const core::Error& e) {
+          errors[static_cast<size_t>(r)] = e.what();
+        }
+        mine.push_back(comm.result_of_root([] { return std::string("after"); }, "the next"));
+      },
+      /*timeout_s=*/2);
+  const std::vector<std::string> expected = {"first answer", "", "after"};
+  EXPECT_EQ(got[0], expected);
+  EXPECT_EQ(got[1], expected);
+  EXPECT_NE(errors[0].find("no such layer 'x'"), std::string::npos) << errors[0];
+  EXPECT_NE(errors[1].find("a failing computation failed on rank 0"), std::string::npos)
+      << errors[1];
+  EXPECT_NE(errors[1].find("no such layer 'x'"), std::string::npos) << errors[1];
+  // A world of one computes in place.
+  EXPECT_EQ(dist::result_of_root([] { return std::string("here"); }, "alone"), "here");
 }
 
 TEST(DataParallel, BuildWithoutGlooRefusesALargerWorld) {

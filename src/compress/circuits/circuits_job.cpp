@@ -1,6 +1,6 @@
 // run_circuits: the analysis set and ablation values once, then per setting the circuit (ACDC
 // sweep, or EAP scores computed once and cut at each keep ratio), the slimmed model, its KL to
-// the full model, optional fine-tuning, and the files.
+// the full model, optional fine-tuning (data-parallel when started so), and the files.
 #include "compress/circuits/circuits_job.h"
 
 #include <fmt/format.h>
@@ -23,6 +23,8 @@
 #include "model/edit/plan.h"
 #include "model/model_file.h"
 #include "train/calibration.h"
+#include "train/distributed/communicator.h"
+#include "train/distributed/world.h"
 #include "train/torch_env.h"
 
 namespace vitopt::circuits {
@@ -52,97 +54,64 @@ nlohmann::json steps_json(const std::vector<AcdcStep>& steps) {
   return out;
 }
 
-}  // namespace
-
-std::string setting_label(const std::string& method, double value) {
-  return fmt::format("{}_{}_{}", method, method == "acdc" ? "threshold" : "keep", value);
-}
-
-void validate_request(const CircuitsRequest& r) {
-  if (r.method != "acdc" && r.method != "eap" && r.method != "eap-ig")
-    core::throw_input("--method: expected acdc, eap or eap-ig, got '{}'", r.method);
-  if (r.level != "node" && r.level != "edge")
-    core::throw_input("--level: expected node or edge, got '{}'", r.level);
-  parse_ablation(r.ablation);
-  parse_ranking(r.rank);
-  if (r.method == "acdc") {
-    if (r.thresholds.empty())
-      core::throw_input("--threshold: acdc needs at least one threshold (e.g. 0.01,0.05)");
-    if (!r.keep_ratios.empty())
-      core::throw_input("--keep-ratio: applies to eap and eap-ig; acdc takes --threshold");
-    for (double t : r.thresholds)
-      if (!(t >= 0) || !std::isfinite(t))
-        core::throw_input("--threshold: expected values >= 0, got {}", t);
-  } else {
-    if (r.keep_ratios.empty())
-      core::throw_input("--keep-ratio: {} needs at least one ratio in (0, 1] (e.g. 0.9,0.8)",
-                        r.method);
-    if (!r.thresholds.empty())
-      core::throw_input("--threshold: applies to acdc; {} takes --keep-ratio", r.method);
-    for (double k : r.keep_ratios)
-      if (!(k > 0 && k <= 1))
-        core::throw_input("--keep-ratio: expected values in (0, 1], got {}", k);
+// The settings' circuits as rank 0 sends them to the other ranks of a data-parallel run: per
+// setting its value and '1'/'0' strings of kept heads, neurons and sub-blocks.
+std::string circuits_text(const std::vector<Setting>& settings) {
+  auto bits = [](const std::vector<char>& kept) {
+    std::string out;
+    for (char k : kept) out += k ? '1' : '0';
+    return out;
+  };
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& s : settings) {
+    nlohmann::json heads = nlohmann::json::array(), neurons = nlohmann::json::array();
+    for (const auto& h : s.circuit.heads) heads.push_back(bits(h));
+    for (const auto& n : s.circuit.neurons) neurons.push_back(bits(n));
+    out.push_back({{"value", s.value},
+                   {"embed", s.circuit.embed},
+                   {"heads", heads},
+                   {"neurons", neurons},
+                   {"attn", bits(s.circuit.attn)},
+                   {"mlp", bits(s.circuit.mlp)}});
   }
-  if (r.method == "eap" && !r.use_task_loss)
-    core::throw_input(
-        "--method eap: the gradient of KL(full || circuit) is zero at the full model, so "
-        "plain EAP would score every node 0; use --method eap-ig, or --use-task-loss");
-  if (r.method == "eap-ig" && r.ig_steps < 1)
-    core::throw_input("--ig-steps: expected >= 1, got {}", r.ig_steps);
-  if (r.analysis_batches < 1)
-    core::throw_input("--analysis-batches: expected >= 1, got {}", r.analysis_batches);
-  if (r.analysis_batch_size < 1)
-    core::throw_input("--analysis-batch-size: expected >= 1, got {}", r.analysis_batch_size);
-  if (r.neuron_group < 1)
-    core::throw_input("--neuron-group: expected >= 1, got {}", r.neuron_group);
-  if (!(r.finetune_epochs >= 0) || !std::isfinite(r.finetune_epochs))
-    core::throw_input("--finetune-epochs: expected >= 0, got {}", r.finetune_epochs);
-  const size_t settings = r.thresholds.size() + r.keep_ratios.size();
-  if (!r.out.empty() && settings != 1)
-    core::throw_input("circuits: a single output model file takes one setting, got {}", settings);
-  if (r.out.empty() && r.report_dir.empty())
-    core::throw_input("--out: a folder for the circuits and models is required");
+  return out.dump();
 }
 
-nlohmann::json run_circuits(const CircuitsRequest& request) {
-  validate_request(request);
-  CircuitsRequest r = request;
-  if (r.report_dir.empty())
-    r.report_dir = r.out.parent_path() / (r.out.stem().string() + "_circuits");
-  std::filesystem::create_directories(r.report_dir);
-  train::configure_threads(r.threads);
-  torch::manual_seed(r.seed);
-  core::Stopwatch clock;
-  auto [full, class_names] = model::load_edit_input(r.model, "reduced to a circuit", "circuits");
-  const auto& config = full->config();
-  edit::check_structured_supported(config, r.model.string());
-  const auto batches = train::calibration_batches(
-      r.data, config, static_cast<size_t>(r.analysis_batches * r.analysis_batch_size),
-      r.analysis_batch_size, r.seed);
-  const auto ablation = parse_ablation(r.ablation);
-  AblatedModel ablated(full, batches, ablation, r.use_task_loss, r.seed);
-  const auto nodes = circuit_nodes(config, r.neuron_group);
-  const auto analysis_images = train::batch_inputs(batches);
-  const auto full_logits = prune::logits_of(full, analysis_images);
+std::vector<Setting> settings_from_text(const std::string& text) {
+  auto kept = [](const std::string& bits) {
+    std::vector<char> out;
+    for (char b : bits) out.push_back(b == '1' ? 1 : 0);
+    return out;
+  };
+  std::vector<Setting> settings;
+  for (const auto& j : nlohmann::json::parse(text)) {
+    Setting s;
+    s.value = j.at("value").get<double>();
+    s.circuit.embed = j.at("embed").get<bool>();
+    for (const auto& h : j.at("heads")) s.circuit.heads.push_back(kept(h.get<std::string>()));
+    for (const auto& n : j.at("neurons")) s.circuit.neurons.push_back(kept(n.get<std::string>()));
+    s.circuit.attn = kept(j.at("attn").get<std::string>());
+    s.circuit.mlp = kept(j.at("mlp").get<std::string>());
+    settings.push_back(std::move(s));
+  }
+  return settings;
+}
 
-  nlohmann::json j = {{"model", r.model.string()},
-                      {"method", r.method},
-                      {"level", r.level},
-                      {"ablation", r.ablation},
-                      {"metric", r.use_task_loss ? "task_loss" : "kl"},
-                      {"analysis_images", ablated.images()},
-                      {"neuron_group", r.neuron_group},
-                      {"data", r.data},
-                      {"finetune_epochs", r.finetune_epochs}};
+// Rank 0's part: the full model's metric (and accuracy), then each setting's circuit with its
+// scores and log (ACDC sweep, or attribution scores computed once and cut at each keep ratio).
+std::vector<Setting> discover(const CircuitsRequest& r, model::ViT& full,
+                              const std::vector<train::CalibBatch>& batches, Ablation ablation,
+                              AblatedModel& ablated, const std::vector<Node>& nodes,
+                              nlohmann::json& j, std::optional<EdgeModel>& edges) {
+  const auto& config = full->config();
+  const bool edge_level = r.level == "edge";
+  std::vector<Setting> settings;
   j["full"] = prune::size_json(full);
   j["full"]["metric"] = ablated.metric(Circuit::full(config));
   if (r.measure)
     j["full"]["accuracy"] =
         prune::test_accuracy(full, r.data, r.eval_limit, r.quiet, "  full").to_json();
 
-  std::vector<Setting> settings;
-  const bool edge_level = r.level == "edge";
-  std::optional<EdgeModel> edges;
   if (edge_level) edges.emplace(full, batches, ablation, r.use_task_loss, r.seed);
   if (r.method == "acdc") {
     for (double t : r.thresholds) {
@@ -204,6 +173,105 @@ nlohmann::json run_circuits(const CircuitsRequest& request) {
     }
   }
   for (auto& s : settings) s.log["metric"] = ablated.metric(s.circuit);  // of the node circuit
+  return settings;
+}
+
+}  // namespace
+
+std::string setting_label(const std::string& method, double value) {
+  return fmt::format("{}_{}_{}", method, method == "acdc" ? "threshold" : "keep", value);
+}
+
+void validate_request(const CircuitsRequest& r) {
+  if (r.method != "acdc" && r.method != "eap" && r.method != "eap-ig")
+    core::throw_input("--method: expected acdc, eap or eap-ig, got '{}'", r.method);
+  if (r.level != "node" && r.level != "edge")
+    core::throw_input("--level: expected node or edge, got '{}'", r.level);
+  parse_ablation(r.ablation);
+  parse_ranking(r.rank);
+  if (r.method == "acdc") {
+    if (r.thresholds.empty())
+      core::throw_input("--threshold: acdc needs at least one threshold (e.g. 0.01,0.05)");
+    if (!r.keep_ratios.empty())
+      core::throw_input("--keep-ratio: applies to eap and eap-ig; acdc takes --threshold");
+    for (double t : r.thresholds)
+      if (!(t >= 0) || !std::isfinite(t))
+        core::throw_input("--threshold: expected values >= 0, got {}", t);
+  } else {
+    if (r.keep_ratios.empty())
+      core::throw_input("--keep-ratio: {} needs at least one ratio in (0, 1] (e.g. 0.9,0.8)",
+                        r.method);
+    if (!r.thresholds.empty())
+      core::throw_input("--threshold: applies to acdc; {} takes --keep-ratio", r.method);
+    for (double k : r.keep_ratios)
+      if (!(k > 0 && k <= 1))
+        core::throw_input("--keep-ratio: expected values in (0, 1], got {}", k);
+  }
+  if (r.method == "eap" && !r.use_task_loss)
+    core::throw_input(
+        "--method eap: the gradient of KL(full || circuit) is zero at the full model, so "
+        "plain EAP would score every node 0; use --method eap-ig, or --use-task-loss");
+  if (r.method == "eap-ig" && r.ig_steps < 1)
+    core::throw_input("--ig-steps: expected >= 1, got {}", r.ig_steps);
+  if (r.analysis_batches < 1)
+    core::throw_input("--analysis-batches: expected >= 1, got {}", r.analysis_batches);
+  if (r.analysis_batch_size < 1)
+    core::throw_input("--analysis-batch-size: expected >= 1, got {}", r.analysis_batch_size);
+  if (r.neuron_group < 1)
+    core::throw_input("--neuron-group: expected >= 1, got {}", r.neuron_group);
+  if (!(r.finetune_epochs >= 0) || !std::isfinite(r.finetune_epochs))
+    core::throw_input("--finetune-epochs: expected >= 0, got {}", r.finetune_epochs);
+  const size_t settings = r.thresholds.size() + r.keep_ratios.size();
+  if (!r.out.empty() && settings != 1)
+    core::throw_input("circuits: a single output model file takes one setting, got {}", settings);
+  if (r.out.empty() && r.report_dir.empty())
+    core::throw_input("--out: a folder for the circuits and models is required");
+}
+
+nlohmann::json run_circuits(const CircuitsRequest& request) {
+  validate_request(request);
+  CircuitsRequest r = request;
+  if (r.report_dir.empty())
+    r.report_dir = r.out.parent_path() / (r.out.stem().string() + "_circuits");
+  // Data parallel: rank 0 discovers the circuits (the others wait for them however long that
+  // takes), every rank slims and fine-tunes them together, rank 0 alone measures and writes.
+  const bool root = train::dist::is_root();
+  if (!root) r.measure = false;
+  if (root) std::filesystem::create_directories(r.report_dir);
+  train::configure_threads(r.threads);
+  torch::manual_seed(r.seed);
+  core::Stopwatch clock;
+  auto [full, class_names] = model::load_edit_input(r.model, "reduced to a circuit", "circuits");
+  const auto& config = full->config();
+  edit::check_structured_supported(config, r.model.string());
+  const auto batches = train::calibration_batches(
+      r.data, config, static_cast<size_t>(r.analysis_batches * r.analysis_batch_size),
+      r.analysis_batch_size, r.seed);
+  const auto ablation = parse_ablation(r.ablation);
+  AblatedModel ablated(full, batches, ablation, r.use_task_loss, r.seed);
+  const auto nodes = circuit_nodes(config, r.neuron_group);
+  const auto analysis_images = train::batch_inputs(batches);
+  const auto full_logits = root ? prune::logits_of(full, analysis_images) : torch::Tensor();
+
+  nlohmann::json j = {{"model", r.model.string()},
+                      {"method", r.method},
+                      {"level", r.level},
+                      {"ablation", r.ablation},
+                      {"metric", r.use_task_loss ? "task_loss" : "kl"},
+                      {"analysis_images", ablated.images()},
+                      {"neuron_group", r.neuron_group},
+                      {"data", r.data},
+                      {"finetune_epochs", r.finetune_epochs}};
+  std::vector<Setting> settings;
+  const bool edge_level = r.level == "edge";
+  std::optional<EdgeModel> edges;
+  const auto found = train::dist::result_of_root(
+      [&] {
+        settings = discover(r, full, batches, ablation, ablated, nodes, j, edges);
+        return circuits_text(settings);
+      },
+      "the circuit discovery");
+  if (!root) settings = settings_from_text(found);
 
   j["settings"] = nlohmann::json::array();
   for (auto& s : settings) {
@@ -211,11 +279,12 @@ nlohmann::json run_circuits(const CircuitsRequest& request) {
     auto log = s.log;
     log["label"] = label;
     log["circuit"] = circuit_json(nodes, s.circuit, s.scores);
-    if (edge_level)
+    if (edge_level && root)
       log["circuit"]["edge_level"] = edges_json(edges->graph(), s.edges, s.edge_scores);
     auto slim = slim_circuit(ablated, s.circuit);
     slim->eval();
-    log["kl_to_full"] = prune::mean_kl(full_logits, prune::logits_of(slim, analysis_images));
+    if (root)
+      log["kl_to_full"] = prune::mean_kl(full_logits, prune::logits_of(slim, analysis_images));
     log["slimmed"] = prune::size_json(slim);
     if (r.measure)
       log["before_finetune"] =
@@ -229,6 +298,7 @@ nlohmann::json run_circuits(const CircuitsRequest& request) {
         log["after_finetune"] =
             prune::test_accuracy(slim, r.data, r.eval_limit, r.quiet, "  fine-tuned").to_json();
     }
+    if (!root) continue;  // rank 0 writes
     const auto model_path = r.out.empty() ? r.report_dir / (label + ".safetensors") : r.out;
     const nlohmann::json record = {{"method", r.method},
                                    {"label", label},
@@ -257,6 +327,7 @@ nlohmann::json run_circuits(const CircuitsRequest& request) {
     }
     j["settings"].push_back(log);
   }
+  if (!root) return j;
   j["seconds"] = clock.seconds();
   core::write_file_atomic(r.report_dir / "circuits.json", j.dump(2) + "\n");
   return j;

@@ -27,6 +27,7 @@
 #include "model/edit/plan.h"
 #include "model/edit/slim.h"
 #include "model/model_file.h"
+#include "train/distributed/communicator.h"
 #include "train/distributed/world.h"
 #include "train/torch_env.h"
 
@@ -319,16 +320,14 @@ nlohmann::json run_prune(const PruneRequest& request) {
   PruneRequest r = request;
   if (r.report_dir.empty())
     r.report_dir = r.out.parent_path() / (r.out.stem().string() + "_prune");
-  // Data-parallel fine-tuning: every rank runs the same pruning and fine-tuning; rank 0 alone
-  // measures, writes, and runs the (non-training) comparisons.
+  // Data-parallel fine-tuning: every rank runs the same pruning and fine-tuning (and a sweep's,
+  // amount by amount); rank 0 alone measures, writes, and runs the (non-training) comparisons.
   const bool root = train::dist::is_root();
-  if (train::dist::process_world().distributed() && !r.sweep.empty() && r.finetune_epochs > 0)
-    core::throw_input(
-        "--sweep with --finetune-epochs: not supported in a data-parallel run (each "
-        "amount fine-tunes on its own); run the sweep in one process");
+  // With a sweep that fine-tunes, the other ranks wait for rank 0's measurements in between.
+  const bool sweep_together = !r.sweep.empty() && r.finetune_epochs > 0;
   if (!root) {
     r.measure = false;
-    r.sweep.clear();
+    if (!sweep_together) r.sweep.clear();
   }
   if (root) std::filesystem::create_directories(r.report_dir);
   train::configure_threads(r.threads);
@@ -368,29 +367,42 @@ nlohmann::json run_prune(const PruneRequest& request) {
   nlohmann::json log;
   auto pruned = prune_model(dense, r, r.amount, log);
   pruned->eval();
-  if (!root) return j;  // the training is over; rank 0 writes the results
-  j["log"] = log;
-  j["pruned"] = size_json(pruned);
-  j["pruned"]["structure"] = edit::structure_json(pruned->config());
-  j["pruned"]["layers"] = edit::sparsity_stats(pruned)["layers"];
-  j["histogram_after"] = weight_histogram(pruned, 81, hist_hi);
-  const nlohmann::json record = {{"methods", r.methods},
-                                 {"criterion", r.criterion},
-                                 {"amount", r.amount},
-                                 {"steps", r.steps},
-                                 {"finetune_epochs", r.finetune_epochs}};
-  exporter::save_edited_model(pruned, r.out, "vitopt.pruning", record.dump(), class_names);
-
-  if (r.measure) {
-    const auto acc = test_accuracy(pruned, r.data, r.eval_limit, r.quiet, "  pruned");
-    j["pruned"]["accuracy"] = acc.to_json();
-    j["pruned"]["kl"] = prune_kl(dense, pruned, r);
-    j["delta_top1"] = acc.top1 - dense_acc.top1;
-    j["speed"] = speed_claim(r, parse_methods(r.methods));
+  if (!root) {  // rank 0 writes the results; a sweep trains on
+    if (sweep_together) {
+      train::dist::result_of_root([] { return std::string(); }, "the pruned model's measurements");
+      run_sweep(dense, r, dense_acc);
+    }
+    return j;
   }
-  const double dp = j["dense"]["params"].get<double>(), dm = j["dense"]["macs"].get<double>();
-  j["params_reduction"] = 1.0 - j["pruned"]["params"].get<double>() / dp;
-  j["macs_reduction"] = 1.0 - j["pruned"]["macs"].get<double>() / dm;
+  auto measure_and_write = [&] {
+    j["log"] = log;
+    j["pruned"] = size_json(pruned);
+    j["pruned"]["structure"] = edit::structure_json(pruned->config());
+    j["pruned"]["layers"] = edit::sparsity_stats(pruned)["layers"];
+    j["histogram_after"] = weight_histogram(pruned, 81, hist_hi);
+    const nlohmann::json record = {{"methods", r.methods},
+                                   {"criterion", r.criterion},
+                                   {"amount", r.amount},
+                                   {"steps", r.steps},
+                                   {"finetune_epochs", r.finetune_epochs}};
+    exporter::save_edited_model(pruned, r.out, "vitopt.pruning", record.dump(), class_names);
+
+    if (r.measure) {
+      const auto acc = test_accuracy(pruned, r.data, r.eval_limit, r.quiet, "  pruned");
+      j["pruned"]["accuracy"] = acc.to_json();
+      j["pruned"]["kl"] = prune_kl(dense, pruned, r);
+      j["delta_top1"] = acc.top1 - dense_acc.top1;
+      j["speed"] = speed_claim(r, parse_methods(r.methods));
+    }
+    const double dp = j["dense"]["params"].get<double>(), dm = j["dense"]["macs"].get<double>();
+    j["params_reduction"] = 1.0 - j["pruned"]["params"].get<double>() / dp;
+    j["macs_reduction"] = 1.0 - j["pruned"]["macs"].get<double>() / dm;
+    return std::string();
+  };
+  if (sweep_together)
+    train::dist::result_of_root(measure_and_write, "the pruned model's measurements");
+  else
+    measure_and_write();
   if (!r.sweep.empty()) j["sweep"] = run_sweep(dense, r, dense_acc);
   j["seconds"] = clock.seconds();
   core::write_file_atomic(r.report_dir / "prune.json", j.dump(2) + "\n");

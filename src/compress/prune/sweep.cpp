@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include <fstream>
+#include <functional>
 #include <optional>
 
 #include "compress/prune/importance.h"
@@ -21,6 +22,8 @@
 #include "model/edit/slim.h"
 #include "model/model_file.h"
 #include "report/gnuplot.h"
+#include "train/distributed/communicator.h"
+#include "train/distributed/world.h"
 
 namespace vitopt::prune {
 namespace {
@@ -103,9 +106,20 @@ std::string histogram_dat(const nlohmann::json& h) {
 }  // namespace
 
 nlohmann::json run_sweep(model::ViT& dense, const PruneRequest& request, const Accuracy& dense_acc) {
+  // Data parallel: every rank fine-tunes each amount together; rank 0 alone prunes without
+  // fine-tuning, measures and writes, while the others wait for it (result_of_root) however long
+  // that takes. Ranks other than 0 return null.
+  const bool root = train::dist::is_root();
   const fs::path dir = request.report_dir / "sweep";
-  fs::create_directories(dir);
+  if (root) fs::create_directories(dir);
   const bool ft = request.finetune_epochs > 0;
+  // Only a sweep that fine-tunes runs on every rank (run_prune).
+  auto on_root = [ft](const std::function<std::string()>& work) {
+    if (ft)
+      train::dist::result_of_root(work, "the sweep's measurements");
+    else
+      work();
+  };
   const bool unstructured = is_unstructured(request);
   auto rows = nlohmann::json::array();
   std::vector<fs::path> models;
@@ -116,38 +130,52 @@ nlohmann::json run_sweep(model::ViT& dense, const PruneRequest& request, const A
   const auto dense_size = size_json(dense);
   nlohmann::json hist_after;
   for (double a : request.sweep) {
-    if (!request.quiet) fmt::print(stderr, "sweep: amount {:.2f}\n", a);
     const std::string tag = fmt::format("a{:.2f}", a);
     nlohmann::json row = {{"amount", a}};
-    PruneRequest oneshot = request;
-    oneshot.finetune_epochs = 0;
-    oneshot.steps = 1;
-    nlohmann::json log;
-    auto m0 = prune_model(dense, oneshot, a, log);
-    const auto p0 = dir / (tag + "-noft.safetensors");
-    exporter::save_model(m0, p0, meta);
-    models.push_back(p0);
-    labels[p0.string()] = fmt::format("{:.0f}% no FT", 100 * a);
-    row["no_finetune"] = test_accuracy(m0, request.data, request.eval_limit, request.quiet,
-                                       "  " + tag + " no FT").to_json();
-    model::ViT* final_model = &m0;
+    std::optional<model::ViT> m0;
+    on_root([&] {
+      if (!request.quiet) fmt::print(stderr, "sweep: amount {:.2f}\n", a);
+      PruneRequest oneshot = request;
+      oneshot.finetune_epochs = 0;
+      oneshot.steps = 1;
+      nlohmann::json log;
+      m0.emplace(prune_model(dense, oneshot, a, log));
+      const auto p0 = dir / (tag + "-noft.safetensors");
+      exporter::save_model(*m0, p0, meta);
+      models.push_back(p0);
+      labels[p0.string()] = fmt::format("{:.0f}% no FT", 100 * a);
+      row["no_finetune"] =
+          test_accuracy(*m0, request.data, request.eval_limit, request.quiet, "  " + tag + " no FT")
+              .to_json();
+      return std::string();
+    });
     std::optional<model::ViT> m1;
     if (ft) {
       nlohmann::json log1;
       m1.emplace(prune_model(dense, request, a, log1));
-      const auto p1 = dir / (tag + ".safetensors");
-      exporter::save_model(*m1, p1, meta);
-      models.push_back(p1);
-      labels[p1.string()] = fmt::format("{:.0f}% + FT", 100 * a);
-      row["finetuned"] = test_accuracy(*m1, request.data, request.eval_limit, request.quiet,
-                                       "  " + tag + " + FT").to_json();
-      final_model = &*m1;
     }
-    row["size"] = size_json(*final_model);
-    row["speed"] = sweep_speed(request, unstructured, ft ? dir / (tag + ".safetensors") : p0);
-    hist_after = weight_histogram(*final_model, 81, weight_histogram(dense, 81)["hi"].get<double>());
-    rows.push_back(row);
+    on_root([&] {
+      if (ft) {
+        const auto p1 = dir / (tag + ".safetensors");
+        exporter::save_model(*m1, p1, meta);
+        models.push_back(p1);
+        labels[p1.string()] = fmt::format("{:.0f}% + FT", 100 * a);
+        row["finetuned"] = test_accuracy(*m1, request.data, request.eval_limit, request.quiet,
+                                         "  " + tag + " + FT")
+                               .to_json();
+      }
+      model::ViT& final_model = ft ? *m1 : *m0;
+      row["size"] = size_json(final_model);
+      row["speed"] =
+          sweep_speed(request, unstructured,
+                      ft ? dir / (tag + ".safetensors") : dir / (tag + "-noft.safetensors"));
+      hist_after =
+          weight_histogram(final_model, 81, weight_histogram(dense, 81)["hi"].get<double>());
+      rows.push_back(row);
+      return std::string();
+    });
   }
+  if (!root) return nullptr;
   const double top_amount = request.sweep.empty() ? 0.5 : request.sweep.back();
   nlohmann::json j = {{"dense", {{"size", dense_size}, {"accuracy", dense_acc.to_json()}}},
                       {"rows", rows},

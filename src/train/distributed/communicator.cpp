@@ -13,9 +13,12 @@
 
 #include <algorithm>
 #include <chrono>
+#include <condition_variable>
 #include <cstdlib>
 #include <cstring>
 #include <map>
+#include <mutex>
+#include <thread>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
@@ -51,6 +54,50 @@ class GlooReduce final : public PendingReduce {
   c10::intrusive_ptr<c10d::Work> work_;
   WorldSpec world_;
 };
+
+// Root's proof of life while it computes alone: adds 1 to `key` in the store every `period` until
+// destroyed. Store errors end the beating quietly (the waiters then notice the silence).
+class Heartbeat {
+ public:
+  Heartbeat(c10d::Store& store, std::string key, std::chrono::milliseconds period)
+      : store_(store), key_(std::move(key)), period_(period) {
+    thread_ = std::thread([this] { beat(); });
+  }
+  ~Heartbeat() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      stop_ = true;
+    }
+    wake_.notify_all();
+    thread_.join();
+  }
+  Heartbeat(const Heartbeat&) = delete;
+  Heartbeat& operator=(const Heartbeat&) = delete;
+
+ private:
+  void beat() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    while (!stop_) {
+      try {
+        store_.add(key_, 1);
+      } catch (const std::exception&) {
+        return;
+      }
+      wake_.wait_for(lock, period_, [this] { return stop_; });
+    }
+  }
+
+  c10d::Store& store_;
+  std::string key_;
+  std::chrono::milliseconds period_;
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
+std::string text_of(const std::vector<uint8_t>& bytes) { return {bytes.begin(), bytes.end()}; }
+std::vector<uint8_t> bytes_of(const std::string& text) { return {text.begin(), text.end()}; }
 
 class GlooCommunicator final : public Communicator {
  public:
@@ -143,8 +190,97 @@ class GlooCommunicator final : public Communicator {
     }
   }
 
+  std::string result_of_root(const std::function<std::string()>& compute,
+                             const std::string& what) override {
+    // The store outlives every call: each call gets keys of its own.
+    const std::string key = fmt::format("vitopt/result_of_root/{}/", calls_++);
+    if (world_.rank != 0) return wait_for_root(key, what);
+    std::string text;
+    {
+      // Five beats per timeout (at most one a second): one late beat never looks like silence.
+      const auto period = std::chrono::milliseconds(
+          std::clamp<int64_t>(static_cast<int64_t>(world_.timeout_s * 200), 20, 1000));
+      Heartbeat beat(*store_, key + "beat", period);
+      try {
+        text = compute();
+      } catch (const std::exception& e) {
+        publish(key + "error", e.what());
+        try {
+          wait_until_read(key + "read");  // so that the others report this error, not a lost root
+        } catch (const core::Error&) {
+        }
+        throw;
+      }
+    }
+    publish(key + "result", text);
+    wait_until_read(key + "read");
+    return text;
+  }
+
  private:
+  void publish(const std::string& key, const std::string& text) {
+    try {
+      store_->set(key, bytes_of(text));
+    } catch (const std::exception& e) {
+      fail(world_, "publishing rank 0's result", e);
+    }
+  }
+
+  // Root waits until every other rank has its result (the store lives in root's process: a
+  // root that went on and exited would take the result with it).
+  void wait_until_read(const std::string& key) {
+    const auto deadline =
+        std::chrono::steady_clock::now() + std::chrono::duration<double>(world_.timeout_s);
+    try {
+      while (store_->add(key, 0) < world_.world_size - 1) {
+        if (std::chrono::steady_clock::now() > deadline)
+          throw std::runtime_error("the other ranks did not collect it in time");
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      }
+    } catch (const std::exception& e) {
+      fail(world_, "handing over rank 0's result", e);
+    }
+  }
+
+  std::string wait_for_root(const std::string& key, const std::string& what) {
+    using Clock = std::chrono::steady_clock;
+    const auto silence = std::chrono::duration<double>(world_.timeout_s);
+    int64_t last_beat = -1;
+    auto last_change = Clock::now();
+    for (;;) {
+      std::string error;
+      try {
+        if (store_->check({key + "result"})) {
+          auto text = text_of(store_->get(key + "result"));
+          store_->add(key + "read", 1);
+          return text;
+        }
+        if (store_->check({key + "error"})) {
+          error = text_of(store_->get(key + "error"));
+          store_->add(key + "read", 1);
+        }
+        const int64_t beat = store_->add(key + "beat", 0);
+        if (beat != last_beat) {
+          last_beat = beat;
+          last_change = Clock::now();
+        }
+      } catch (const std::exception& e) {
+        fail(world_, "waiting for rank 0's " + what, e);
+      }
+      if (!error.empty())
+        core::throw_internal("distributed: rank {} of {}: {} failed on rank 0: {}", world_.rank,
+                             world_.world_size, what, error);
+      if (Clock::now() - last_change > silence)
+        core::throw_internal(
+            "distributed: rank {} of {}: rank 0 stopped answering while computing {} (no "
+            "heartbeat for {} s, --dist-timeout); the whole job stops",
+            world_.rank, world_.world_size, what, world_.timeout_s);
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  }
+
   WorldSpec world_;
+  int64_t calls_ = 0;
   c10::intrusive_ptr<c10d::Store> store_;
   c10::intrusive_ptr<c10d::ProcessGroupGloo> group_;
 };

@@ -7,6 +7,7 @@
 
 #include <ATen/core/Tensor.h>
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -37,6 +38,16 @@ class Communicator {
   // Root's string to every rank (length first, then the bytes).
   virtual void broadcast_string(std::string& text, int root = 0) = 0;
   virtual void barrier() = 0;
+
+  // Root's result of work that only root does and that may outlast --dist-timeout (a circuit
+  // discovery, the search's evolution): root runs `compute` and publishes its text in the
+  // rendezvous store; the others wait for it as long as root is alive. While it computes, root
+  // beats a heartbeat key in the store (five times per timeout, at most once a second) from a
+  // background thread; a waiter fails (InternalError) when the heartbeat stops for the timeout
+  // (root died, or its store went away). When `compute` throws on root, the others fail naming
+  // `what` and root's message, and root rethrows. Every rank must call it at the same point.
+  virtual std::string result_of_root(const std::function<std::string()>& compute,
+                                     const std::string& what) = 0;
 };
 
 // False when this build has no c10d/Gloo (libgloo-dev was missing at configure time): connect()
@@ -61,5 +72,8 @@ void init_process_group(const WorldSpec& world);
 // Rank 0's `value` on every rank (a decision only rank 0 can make, e.g. from its files); the
 // value itself in a world of one. A collective: every rank must call it at the same point.
 bool agree_with_root(bool value);
+
+// Communicator::result_of_root on the process-wide group; in a world of one, compute() itself.
+std::string result_of_root(const std::function<std::string()>& compute, const std::string& what);
 
 }  // namespace vitopt::train::dist

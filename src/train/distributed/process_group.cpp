@@ -49,4 +49,9 @@ bool agree_with_root(bool value) {
   return flag[0].item<int>() != 0;
 }
 
+std::string result_of_root(const std::function<std::string()>& compute, const std::string& what) {
+  if (g_current == nullptr) return compute();
+  return g_current->result_of_root(compute, what);
+}
+
 }  // namespace vitopt::train::dist
