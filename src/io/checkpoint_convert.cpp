@@ -47,33 +47,81 @@ struct Facts {
   std::string source;  // "<path>" of the config, for messages
 };
 
+// Typed reads of config.json fields: a value of another type is an InputError naming the file and
+// field (a hand-edited or foreign config must never end in a bare JSON exception).
+class ConfigFields {
+ public:
+  explicit ConfigFields(std::string source) : source_(std::move(source)) {}
+  std::string text(const json& v, const std::string& field) const {
+    if (!v.is_string()) bad(field, "a string", v);
+    return v.get<std::string>();
+  }
+  double number(const json& v, const std::string& field) const {
+    if (!v.is_number()) bad(field, "a number", v);
+    return v.get<double>();
+  }
+  int integer(const json& v, const std::string& field) const {
+    if (!v.is_number_integer() || v.get<int64_t>() < -(1LL << 30) || v.get<int64_t>() > (1LL << 30))
+      bad(field, "an integer", v);
+    return static_cast<int>(v.get<int64_t>());
+  }
+  std::vector<float> floats(const json& v, const std::string& field) const {
+    if (!v.is_array()) bad(field, "a list of numbers", v);
+    std::vector<float> out;
+    for (const auto& x : v) out.push_back(static_cast<float>(number(x, field + "[]")));
+    return out;
+  }
+  std::vector<std::string> texts(const json& v, const std::string& field) const {
+    if (!v.is_array()) bad(field, "a list of strings", v);
+    std::vector<std::string> out;
+    for (const auto& x : v) out.push_back(text(x, field + "[]"));
+    return out;
+  }
+  [[noreturn]] void bad(const std::string& field, const std::string& expected,
+                        const json& got) const {
+    core::throw_bad_field(source_, field, expected, core::json_type_name(got) + " " + got.dump());
+  }
+
+ private:
+  std::string source_;
+};
+
+// Hugging Face id2label {"0": "cat", ...}: the names of classes 0, 1, ... while they run on.
+std::vector<std::string> hf_class_names(const json& id2label, const ConfigFields& c) {
+  std::map<int64_t, std::string> labels;
+  for (const auto& [k, v] : id2label.items()) {
+    const bool digits = !k.empty() && k.size() <= 9 && std::all_of(k.begin(), k.end(), [](char ch) {
+      return ch >= '0' && ch <= '9';
+    });
+    if (!digits) c.bad("id2label", "class indices 0, 1, ... as keys", json(k));
+    labels[std::stoll(k)] = c.text(v, "id2label." + k);
+  }
+  std::vector<std::string> names;
+  for (const auto& [k, v] : labels) {
+    if (k != static_cast<int64_t>(names.size())) break;
+    names.push_back(v);
+  }
+  return names;
+}
+
 Facts read_facts(const std::filesystem::path& path, int dim) {
   Facts f;
   if (!std::filesystem::exists(path)) return f;
   f.source = path.string();
   const json j = core::json_parse(core::read_file_text(path), f.source);
   if (!j.is_object()) core::throw_input("{}: expected a JSON object", f.source);
-  auto floats = [&](const json& v, const char* field) {
-    if (!v.is_array())
-      core::throw_input("{}: field '{}': expected a list of numbers", f.source, field);
-    return v.get<std::vector<float>>();
-  };
+  const ConfigFields c(f.source);
   if (j.contains("model_type") || j.contains("num_attention_heads")) {  // Hugging Face
-    if (j.value("model_type", std::string("vit")) != "vit")
+    if (j.contains("model_type") && c.text(j["model_type"], "model_type") != "vit")
       core::throw_input("{}: model_type '{}': only Hugging Face 'vit' checkpoints are supported",
                         f.source, j["model_type"].get<std::string>());
-    if (j.contains("num_attention_heads")) f.heads = j["num_attention_heads"].get<int>();
-    if (j.contains("layer_norm_eps")) f.ln_eps = j["layer_norm_eps"].get<double>();
-    f.act = j.value("hidden_act", std::string("gelu"));
+    if (j.contains("num_attention_heads"))
+      f.heads = c.integer(j["num_attention_heads"], "num_attention_heads");
+    if (j.contains("layer_norm_eps")) f.ln_eps = c.number(j["layer_norm_eps"], "layer_norm_eps");
+    if (j.contains("hidden_act")) f.act = c.text(j["hidden_act"], "hidden_act");
     f.name = "hf-vit";
-    if (auto it = j.find("id2label"); it != j.end() && it->is_object()) {
-      std::map<int, std::string> labels;
-      for (const auto& [k, v] : it->items()) labels[std::stoi(k)] = v.get<std::string>();
-      for (const auto& [k, v] : labels) {
-        if (k != static_cast<int>(f.class_names.size())) break;
-        f.class_names.push_back(v);
-      }
-    }
+    if (auto it = j.find("id2label"); it != j.end() && it->is_object())
+      f.class_names = hf_class_names(*it, c);
     return f;
   }
   // timm hub config.json
@@ -90,7 +138,8 @@ Facts read_facts(const std::filesystem::path& path, int dim) {
   if (auto it = j.find("global_pool"); it != j.end() && it->is_string())
     f.pool = it->get<std::string>();
   if (auto args = j.find("model_args"); args != j.end() && args->is_object()) {
-    if (args->contains("num_heads")) f.heads = (*args)["num_heads"].get<int>();
+    if (args->contains("num_heads"))
+      f.heads = c.integer((*args)["num_heads"], "model_args.num_heads");
     if (auto gp = args->find("global_pool"); gp != args->end() && gp->is_string())
       f.pool = gp->get<std::string>();
     if (auto act = args->find("act_layer"); act != args->end() && !act->is_null())
@@ -103,14 +152,14 @@ Facts read_facts(const std::filesystem::path& path, int dim) {
     }
   }
   if (auto pc = j.find("pretrained_cfg"); pc != j.end() && pc->is_object()) {
-    if (pc->contains("mean")) f.mean = floats((*pc)["mean"], "pretrained_cfg.mean");
-    if (pc->contains("std")) f.std = floats((*pc)["std"], "pretrained_cfg.std");
+    if (pc->contains("mean")) f.mean = c.floats((*pc)["mean"], "pretrained_cfg.mean");
+    if (pc->contains("std")) f.std = c.floats((*pc)["std"], "pretrained_cfg.std");
     if (auto v = pc->find("interpolation"); v != pc->end() && v->is_string())
       f.interpolation = v->get<std::string>();
     if (auto v = pc->find("crop_pct"); v != pc->end() && v->is_number())
       f.crop_pct = v->get<float>();
     if (auto v = pc->find("label_names"); v != pc->end() && v->is_array())
-      f.class_names = v->get<std::vector<std::string>>();
+      f.class_names = c.texts(*v, "pretrained_cfg.label_names");
   }
   return f;
 }

@@ -13,8 +13,8 @@ endif()
 set(VITOPT_FUZZ_SECONDS 5 CACHE STRING "Seconds each fuzz target runs under ctest")
 
 function(vitopt_fuzz_target name)
-  cmake_parse_arguments(ARG "" "" "DEPS" ${ARGN})
-  add_executable(${name} ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/${name}.cpp)
+  cmake_parse_arguments(ARG "" "" "DEPS;SOURCES" ${ARGN})
+  add_executable(${name} ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/${name}.cpp ${ARG_SOURCES})
   vitopt_common_flags(${name})
   target_include_directories(${name} PRIVATE ${PROJECT_SOURCE_DIR}/src)
   target_link_libraries(${name} PRIVATE ${ARG_DEPS})
@@ -37,3 +37,11 @@ vitopt_fuzz_target(fuzz_runtime_loader DEPS vitopt_runtime)  # model header, qua
 vitopt_fuzz_target(fuzz_idx DEPS vitopt_data)                # IDX images + labels (raw and .gz)
 vitopt_fuzz_target(fuzz_cifar DEPS vitopt_data)              # CIFAR-10/100 binary batches
 vitopt_fuzz_target(fuzz_image_decode DEPS vitopt_data)       # PNG/JPEG/BMP/... through stb
+vitopt_fuzz_target(fuzz_checkpoint_config DEPS vitopt_io)   # timm / HF config.json of import
+target_compile_definitions(fuzz_checkpoint_config PRIVATE
+                           VITOPT_FUZZ_CORPUS="${CMAKE_CURRENT_SOURCE_DIR}/fuzz/corpus")
+# Search spaces and saved genomes: space.cpp compiled in (its library, vitopt_search_core, is
+# above the LibTorch-free layers this build has).
+find_package(yaml-cpp REQUIRED)
+vitopt_fuzz_target(fuzz_search_space DEPS vitopt_io yaml-cpp
+                   SOURCES ${PROJECT_SOURCE_DIR}/src/search/space.cpp)

@@ -131,6 +131,32 @@ TEST_F(CheckpointImport, UnsupportedLayoutsRefusedByName) {
   EXPECT_NE(msg.find("register tokens"), std::string::npos) << msg;
 }
 
+// A config.json with a field of the wrong type is refused naming the file and the field (these
+// ended in bare JSON exceptions before fuzz_checkpoint_config found them).
+TEST_F(CheckpointImport, BadlyTypedConfigFieldsAreRefusedByName) {
+  const auto file = SafeTensorsFile::load(cased("timm_no_config") / "model.safetensors");
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {R"({"num_attention_heads": "four"})", "num_attention_heads"},
+      {R"({"model_type": 7})", "model_type"},
+      {R"({"model_type": "vit", "layer_norm_eps": "small"})", "layer_norm_eps"},
+      {R"({"model_type": "vit", "num_attention_heads": 4, "id2label": {"x": "cat"}})", "id2label"},
+      {R"({"model_type": "vit", "num_attention_heads": 4, "id2label": {"0": 1}})", "id2label.0"},
+      {R"({"model_args": {"num_heads": 4.5}})", "model_args.num_heads"},
+      {R"({"model_args": {"num_heads": 99999999999}})", "model_args.num_heads"},
+      {R"({"model_args": {"num_heads": 4}, "pretrained_cfg": {"mean": [0.5, "x"]}})",
+       "pretrained_cfg.mean[]"},
+      {R"({"model_args": {"num_heads": 4}, "pretrained_cfg": {"label_names": [1, 2]}})",
+       "pretrained_cfg.label_names[]"}};
+  const auto config = dir_->path() / "bad_config.json";
+  CheckpointHints hints;
+  hints.config_json = config;
+  for (const auto& [text, field] : cases) {
+    core::write_file_atomic(config, text);
+    vitopt::testing::expect_input_error([&] { convert_checkpoint(file, hints); },
+                                        {config.string(), "'" + field + "'"});
+  }
+}
+
 TEST_F(CheckpointImport, VitoptFilesLoadBackIntoTheReference) {
   for (const char* name : {"timm_heads4_dim128", "timm_avg_no_fc_norm", "hf_vit"}) {
     SCOPED_TRACE(name);
