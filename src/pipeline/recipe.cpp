@@ -85,6 +85,9 @@ class Section {
   void reject_unknown() const {
     if (!node_ || !node_.IsMap()) return;
     for (const auto& kv : node_) {
+      if (!kv.first.IsScalar())
+        core::throw_input("{}: '{}' has a key that is not a word: '{}'", origin_.of(path_),
+                          path_.empty() ? "the recipe" : path_, YAML::Dump(kv.first));
       const auto key = kv.first.as<std::string>();
       if (!known_.count(key))
         core::throw_input("{}: unknown key '{}' (known here: {})", origin_.of(full(key)), full(key),
@@ -430,6 +433,13 @@ void parse_search(Section& s, SearchStage& e) {
 
 }  // namespace
 
+namespace {
+
+Recipe parse_recipe_yaml(YAML::Node root, const std::string& yaml_text, const std::string& source,
+                         const std::vector<Override>& overrides);
+
+}  // namespace
+
 Recipe parse_recipe(const std::string& yaml_text, const std::string& source,
                     const std::vector<Override>& overrides) {
   YAML::Node root;
@@ -438,6 +448,21 @@ Recipe parse_recipe(const std::string& yaml_text, const std::string& source,
   } catch (const YAML::Exception& e) {
     core::throw_input("{}: invalid YAML at line {}: {}", source, e.mark.line + 1, e.msg);
   }
+  try {
+    return parse_recipe_yaml(root, yaml_text, source, overrides);
+  } catch (const YAML::Exception& e) {
+    // The field readers name what they expect; this is the last resort for YAML that no reader
+    // anticipated (an alias or a collection where a word belongs): still the file and the place.
+    if (e.mark.is_null()) core::throw_input("{}: {}", source, e.msg);
+    core::throw_input("{}: line {}, column {}: {}", source, e.mark.line + 1, e.mark.column + 1,
+                      e.msg);
+  }
+}
+
+namespace {
+
+Recipe parse_recipe_yaml(YAML::Node root, const std::string& yaml_text, const std::string& source,
+                         const std::vector<Override>& overrides) {
   Origin origin{source, apply_overrides(root, overrides)};
   Recipe r;
   r.source = source;
@@ -488,6 +513,8 @@ Recipe parse_recipe(const std::string& yaml_text, const std::string& source,
   for (const auto& o : overrides) r.overrides.push_back(o.text);
   return r;
 }
+
+}  // namespace
 
 Recipe load_recipe(const std::filesystem::path& path, const std::vector<Override>& overrides) {
   if (!std::filesystem::exists(path)) core::throw_input("{}: recipe file not found", path.string());
