@@ -133,6 +133,26 @@ std::vector<std::string> in_one_process(const std::string& args) {
   return words;
 }
 
+// The tiny test model (`vitopt init --preset vit-tiny-test`, plus `extra` flags) in `dir`.
+std::string init_tiny_model(const fs::path& dir, const std::string& extra = "") {
+  const auto model = (dir / "dense.safetensors").string();
+  EXPECT_EQ(
+      run(in_one_process("init --preset vit-tiny-test --seed 4 --quiet --out " + model + extra),
+          dir / "init.log"),
+      0)
+      << read_text(dir / "init.log");
+  return model;
+}
+
+// `args` followed by `one` in one process and by `two` in two processes: both must succeed.
+void run_in_one_and_two(const std::string& args, const fs::path& one, const fs::path& two,
+                        const fs::path& logs) {
+  const auto log1 = logs / (one.filename().string() + ".log");
+  const auto log2 = logs / (two.filename().string() + ".log");
+  ASSERT_EQ(run(in_one_process(args + one.string()), log1), 0) << read_text(log1);
+  ASSERT_EQ(run(in_two_processes(args + two.string()), log2), 0) << read_text(log2);
+}
+
 // Largest per-tensor ||a - b|| / ||b|| over the float tensors of two model files.
 double max_relative_diff(const fs::path& a, const fs::path& b) {
   const auto fa = vitopt::io::SafeTensorsFile::load(a), fb = vitopt::io::SafeTensorsFile::load(b);
@@ -224,20 +244,14 @@ TEST(DistributedCli, KilledWorkerStopsTheOtherAndOneProcessResumes) {
 TEST(DistributedCli, PruneFineTuningInTwoProcessesMatchesOne) {
   if (!kHasDistributed) GTEST_SKIP() << "built without c10d/Gloo (libgloo-dev)";
   vitopt::testing::TempDir tmp;
-  const auto model = (tmp / "dense.safetensors").string();
-  ASSERT_EQ(run({vitopt_bin(), "init", "--preset", "vit-tiny-test", "--seed", "4", "--out", model,
-                 "--quiet"},
-                tmp / "init.log"),
-            0);
+  const auto model = init_tiny_model(tmp.path());
   // With a sweep: each amount fine-tunes in both processes while rank 0 measures in between.
-  const std::string prune = "prune --model " + model +
-                            " --method heads --ratio 0.5 --sweep 0.25 --finetune-epochs 2 "
-                            "--data synthetic --limit 64 --batch-size 16 --no-measure --threads 1 "
-                            "--workers 1 --seed 2 --quiet --out ";
-  ASSERT_EQ(run(in_one_process(prune + (tmp / "one.safetensors").string()), tmp / "one.log"), 0)
-      << read_text(tmp / "one.log");
-  ASSERT_EQ(run(in_two_processes(prune + (tmp / "two.safetensors").string()), tmp / "two.log"), 0)
-      << read_text(tmp / "two.log");
+  ASSERT_NO_FATAL_FAILURE(
+      run_in_one_and_two("prune --model " + model +
+                             " --method heads --ratio 0.5 --sweep 0.25 --finetune-epochs 2 "
+                             "--data synthetic --limit 64 --batch-size 16 --no-measure --threads 1 "
+                             "--workers 1 --seed 2 --quiet --out ",
+                         tmp / "one.safetensors", tmp / "two.safetensors", tmp.path()));
   EXPECT_LE(max_relative_diff(tmp / "two.safetensors", tmp / "one.safetensors"), kSameTraining);
   EXPECT_LT(fs::file_size(tmp / "two.safetensors"), fs::file_size(model))
       << "half the heads must be gone";
@@ -249,11 +263,7 @@ TEST(DistributedCli, PruneFineTuningInTwoProcessesMatchesOne) {
 TEST(DistributedCli, FactorizeAndShareFineTuningInTwoProcessesMatchOne) {
   if (!kHasDistributed) GTEST_SKIP() << "built without c10d/Gloo (libgloo-dev)";
   vitopt::testing::TempDir tmp;
-  const auto model = (tmp / "dense.safetensors").string();
-  ASSERT_EQ(run({vitopt_bin(), "init", "--preset", "vit-tiny-test", "--depth", "4", "--seed", "4",
-                 "--out", model, "--quiet"},
-                tmp / "init.log"),
-            0);
+  const auto model = init_tiny_model(tmp.path(), " --depth 4");
   const std::string common =
       " --finetune-epochs 2 --data synthetic --limit 64 --batch-size 16 --no-measure --threads 1 "
       "--workers 1 --seed 2 --quiet --out ";
@@ -262,18 +272,10 @@ TEST(DistributedCli, FactorizeAndShareFineTuningInTwoProcessesMatchOne) {
       {"factorize", "factorize --model " + model + " --rank-ratio 0.5 --keep-slower --distill"},
       {"share", "share --model " + model + " --groups auto --num-groups 2"}};
   for (const auto& [name, args] : jobs) {
-    const auto one = tmp / (name + "-one.log"), two = tmp / (name + "-two.log");
-    ASSERT_EQ(
-        run(in_one_process(args + common + (tmp / (name + "-one.safetensors")).string()), one), 0)
-        << read_text(one);
-    ASSERT_EQ(
-        run(in_two_processes(args + common + (tmp / (name + "-two.safetensors")).string()), two), 0)
-        << read_text(two);
-    EXPECT_LE(
-        max_relative_diff(tmp / (name + "-two.safetensors"), tmp / (name + "-one.safetensors")),
-        kSameTraining)
-        << name;
-    EXPECT_LT(fs::file_size(tmp / (name + "-two.safetensors")), fs::file_size(model)) << name;
+    const auto one = tmp / (name + "-one.safetensors"), two = tmp / (name + "-two.safetensors");
+    ASSERT_NO_FATAL_FAILURE(run_in_one_and_two(args + common, one, two, tmp.path()));
+    EXPECT_LE(max_relative_diff(two, one), kSameTraining) << name;
+    EXPECT_LT(fs::file_size(two), fs::file_size(model)) << name;
   }
 }
 
@@ -282,20 +284,13 @@ TEST(DistributedCli, FactorizeAndShareFineTuningInTwoProcessesMatchOne) {
 TEST(DistributedCli, CircuitFineTuningInTwoProcessesMatchesOne) {
   if (!kHasDistributed) GTEST_SKIP() << "built without c10d/Gloo (libgloo-dev)";
   vitopt::testing::TempDir tmp;
-  const auto model = (tmp / "dense.safetensors").string();
-  ASSERT_EQ(run({vitopt_bin(), "init", "--preset", "vit-tiny-test", "--seed", "4", "--out", model,
-                 "--quiet"},
-                tmp / "init.log"),
-            0);
-  const std::string circuits =
+  const auto model = init_tiny_model(tmp.path());
+  ASSERT_NO_FATAL_FAILURE(run_in_one_and_two(
       "circuits --model " + model +
-      " --method eap-ig --keep-ratio 0.5 --analysis-batches 1 --analysis-batch-size 16 "
-      "--finetune-epochs 2 --data synthetic --limit 64 --batch-size 16 --no-measure --threads 1 "
-      "--workers 1 --seed 2 --quiet --out ";
-  ASSERT_EQ(run(in_one_process(circuits + (tmp / "one").string()), tmp / "one.log"), 0)
-      << read_text(tmp / "one.log");
-  ASSERT_EQ(run(in_two_processes(circuits + (tmp / "two").string()), tmp / "two.log"), 0)
-      << read_text(tmp / "two.log");
+          " --method eap-ig --keep-ratio 0.5 --analysis-batches 1 --analysis-batch-size 16 "
+          "--finetune-epochs 2 --data synthetic --limit 64 --batch-size 16 --no-measure "
+          "--threads 1 --workers 1 --seed 2 --quiet --out ",
+      tmp / "one", tmp / "two", tmp.path()));
   const auto file = "eap-ig_keep_0.5.safetensors";
   EXPECT_LE(max_relative_diff(tmp / "two" / file, tmp / "one" / file), kSameTraining);
   EXPECT_LT(fs::file_size(tmp / "two" / file), fs::file_size(model)) << "half the nodes go";
@@ -309,26 +304,19 @@ TEST(DistributedCli, CircuitFineTuningInTwoProcessesMatchesOne) {
 TEST(DistributedCli, SearchInTwoProcessesDeliversWhatOneDoes) {
   if (!kHasDistributed) GTEST_SKIP() << "built without c10d/Gloo (libgloo-dev)";
   vitopt::testing::TempDir tmp;
-  const auto model = (tmp / "dense.safetensors").string();
-  ASSERT_EQ(run({vitopt_bin(), "init", "--preset", "vit-tiny-test", "--seed", "4", "--out", model,
-                 "--quiet"},
-                tmp / "init.log"),
-            0);
+  const auto model = init_tiny_model(tmp.path());
   std::ofstream(tmp / "space.yaml") << "blocks:\n  drop_attention: false\n  drop_mlp: false\n"
                                        "  heads: [1]\n  mlp_width: {step: 64, min_ratio: 1}\n"
                                        "  rank_ratio: [0.5]\n  weight_bits: [32]\n"
                                        "  input_bits: [32]\n  share: false\n  merge_r: [0]\n"
                                        "model:\n  resolution: [1.0]\n";
-  const std::string search =
+  ASSERT_NO_FATAL_FAILURE(run_in_one_and_two(
       "search --model " + model + " --space " + (tmp / "space.yaml").string() +
-      " --population 4 --generations 2 --calib-images 16 --holdout-images 32 --latency-runs 3"
-      " --no-evaluate --no-deliver-singles --supernet-epochs 1 --finetune-epochs 2"
-      " --data synthetic --limit 64 --batch-size 16 --threads 1 --workers 1 --seed 2 --quiet"
-      " --out ";
-  ASSERT_EQ(run(in_one_process(search + (tmp / "one").string()), tmp / "one.log"), 0)
-      << read_text(tmp / "one.log");
-  ASSERT_EQ(run(in_two_processes(search + (tmp / "two").string()), tmp / "two.log"), 0)
-      << read_text(tmp / "two.log");
+          " --population 4 --generations 2 --calib-images 16 --holdout-images 32"
+          " --latency-runs 3 --no-evaluate --no-deliver-singles --supernet-epochs 1"
+          " --finetune-epochs 2 --data synthetic --limit 64 --batch-size 16 --threads 1"
+          " --workers 1 --seed 2 --quiet --out ",
+      tmp / "one", tmp / "two", tmp.path()));
   const auto one = nlohmann::json::parse(read_text(tmp / "one" / "search.json"));
   const auto two = nlohmann::json::parse(read_text(tmp / "two" / "search.json"));
   ASSERT_TRUE(two["returned"][0].contains("model")) << two["returned"][0].dump();
