@@ -129,6 +129,9 @@ class YamlMap {
   void reject_unknown() const {
     if (!present(node_) || !node_.IsMap()) return;
     for (const auto& kv : node_) {
+      if (!kv.first.IsScalar())  // e.g. `{[1]: 2}` (found by fuzz_search_space)
+        core::throw_input("{}: '{}' has a key that is not a word: {}", source_,
+                          path_.empty() ? "the space" : path_, shown(kv.first));
       const auto key = kv.first.as<std::string>();
       if (std::find(known_.begin(), known_.end(), key) == known_.end())
         core::throw_input("{}: unknown key '{}' (known here: {})", source_, full(key),

@@ -36,6 +36,17 @@ TEST(ImageDecode, HeaderWithoutPixelsIsBadInput) {
   expect_input_error([&] { decode_image(bytes, 1, "zero.pgm"); }, {"zero.pgm", "no pixels"});
 }
 
+// 22 bytes whose header promises a huge image: stb would allocate 1.2 GB before reading a pixel.
+// Found by fuzz_image_decode (its corpus keeps the input as huge_header: a channel byte, then
+// these).
+TEST(ImageDecode, HeaderPromisingAHugeImageIsBadInput) {
+  // stb reads a header of 15873 x 24576 pixels (390 megapixels) from these bytes.
+  const std::vector<uint8_t> bytes = {0x00, 0x00, 0x03, 0x01, 0x3e, 0x00, 0x60, 0x20,
+                                      0x01, 0x00, 0x00, 0x03, 0x01, 0x3e, 0x00, 0x60,
+                                      0x20, 0x00, 0x00, 0x00, 0x00, 0x38};
+  expect_input_error([&] { decode_image(bytes, 3, "huge.img"); }, {"huge.img", "megapixels"});
+}
+
 TEST(ImageFolder, TrainValSplitsWithSortedClasses) {
   TempDir dir;
   // Written out of order: labels must follow sorted folder names (cat = 0, dog = 1).

@@ -117,6 +117,10 @@ TEST(SpaceSpec, UnknownKeysNameTheKeyAndTheFile) {
                      {"space.yaml", "model.x", "resolution", "students"});
   expect_input_error([] { parse("model:\n  student: [vit-tiny-test]\n"); },
                      {"space.yaml", "model.student"});
+  // A key that is a collection, not a word (found by fuzz_search_space: it ended in a bare
+  // yaml-cpp exception).
+  expect_input_error([] { parse("blocks:\n  {[1]: 2}: 3\n"); }, {"space.yaml", "not a word"});
+  expect_input_error([] { parse("{a: 1}: 2\n"); }, {"space.yaml", "not a word"});
 }
 
 TEST(SpaceSpec, BadValuesNameTheKeyAndTheExpectation) {
