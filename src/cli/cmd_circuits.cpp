@@ -66,6 +66,9 @@ void register_circuits(CLI::App& app) {
   cmd->add_option("--ablation", r.ablation,
                   "mean (over the analysis images; folded into biases), zero, or resample "
                   "(another image's activation, of a different class)");
+  cmd->add_option("--engine", r.engine,
+                  "Node-level ACDC's forwards: auto (the runtime where the ablation folds into "
+                  "the slimmed model: mean, zero), runtime, torch");
   cmd->add_option("--analysis-batches", r.analysis_batches,
                   "Batches of training images for the metric and the ablation values");
   cmd->add_option("--analysis-batch-size", r.analysis_batch_size, "Images per analysis batch");

@@ -341,6 +341,7 @@ void parse_circuits(Section& s, CircuitsStage& e) {
   if (keep_ratio) r.keep_ratios = {*keep_ratio};
   s.get("level", r.level);
   s.get("ablation", r.ablation);
+  s.get("engine", r.engine);
   s.get("analysis_batches", r.analysis_batches);
   s.get("analysis_batch_size", r.analysis_batch_size);
   s.get("use_task_loss", r.use_task_loss);

@@ -8,10 +8,19 @@
 namespace vitopt::circuits {
 
 AcdcResult acdc(AblatedModel& model, const std::vector<Node>& nodes, double threshold, bool quiet) {
+  return acdc(
+      model.model()->config(),
+      [&](const Circuit& circuit, int from_block) { return model.metric(circuit, from_block); },
+      nodes, threshold, quiet);
+}
+
+AcdcResult acdc(const io::ViTConfig& config, const CircuitMetric& metric,
+                const std::vector<Node>& nodes, double threshold, bool quiet) {
   if (!(threshold >= 0)) core::throw_input("--threshold: expected a value >= 0, got {}", threshold);
   AcdcResult r;
-  r.circuit = Circuit::full(model.model()->config());
-  const double base = model.metric(r.circuit);
+  r.circuit = Circuit::full(config);
+  const double base = metric(r.circuit, 0);
+  r.full_metric = base;
   r.metric = base;
   core::ProgressOptions popts;
   popts.quiet = quiet;
@@ -24,7 +33,7 @@ AcdcResult acdc(AblatedModel& model, const std::vector<Node>& nodes, double thre
     if (!r.circuit.kept(n)) continue;  // went with its block or sub-block
     Circuit trial = r.circuit;
     trial.set(n, false);
-    const double m = model.metric(trial, n.kind == NodeKind::Embed ? 0 : n.block);
+    const double m = metric(trial, n.kind == NodeKind::Embed ? 0 : n.block);
     ++r.forwards;
     const bool remove = m - r.metric < threshold;
     r.steps.push_back({n.name, m, remove});

@@ -15,6 +15,7 @@
 #include "compress/circuits/circuit_slim.h"
 #include "compress/circuits/eap.h"
 #include "compress/circuits/edge_search.h"
+#include "compress/circuits/runtime_metric.h"
 #include "compress/prune/measure.h"
 #include "core/error.h"
 #include "core/file_util.h"
@@ -114,6 +115,11 @@ std::vector<Setting> discover(const CircuitsRequest& r, model::ViT& full,
 
   if (edge_level) edges.emplace(full, batches, ablation, r.use_task_loss, r.seed);
   if (r.method == "acdc") {
+    // Node-level trials on the runtime where the ablation folds into the slimmed model.
+    std::optional<RuntimeMetric> runtime;
+    if (!edge_level &&
+        (r.engine == "runtime" || (r.engine == "auto" && RuntimeMetric::supports(ablated))))
+      runtime.emplace(ablated, batches, r.report_dir, r.threads);
     for (double t : r.thresholds) {
       core::Stopwatch sweep;
       Setting s;
@@ -127,18 +133,24 @@ std::vector<Setting> discover(const CircuitsRequest& r, model::ViT& full,
                  {"edge_metric", res.metric},
                  {"forwards", res.forwards}};
       } else {
-        auto res = acdc(ablated, nodes, t, r.quiet);
+        const auto res =
+            runtime ? acdc(
+                          config, [&](const Circuit& circuit, int) { return (*runtime)(circuit); },
+                          nodes, t, r.quiet)
+                    : acdc(ablated, nodes, t, r.quiet);
         s.circuit = res.circuit;
         // A node's ACDC score: how much the metric grew when it was tried (relative to the
         // circuit of that moment), the quantity compared with the threshold.
         s.scores.assign(nodes.size(), 0.0);
-        double current = j["full"]["metric"].get<double>();
+        double current = res.full_metric;
         for (const auto& st : res.steps) {
           for (size_t i = 0; i < nodes.size(); ++i)
             if (nodes[i].name == st.node) s.scores[i] = st.metric - current;
           if (st.removed) current = st.metric;
         }
-        s.log = {{"steps", steps_json(res.steps)}, {"forwards", res.forwards}};
+        s.log = {{"steps", steps_json(res.steps)},
+                 {"forwards", res.forwards},
+                 {"engine", runtime ? "runtime" : "torch"}};
       }
       s.log["threshold"] = t;
       s.log["seconds"] = sweep.seconds();
@@ -219,6 +231,13 @@ void validate_request(const CircuitsRequest& r) {
     core::throw_input("--analysis-batch-size: expected >= 1, got {}", r.analysis_batch_size);
   if (r.neuron_group < 1)
     core::throw_input("--neuron-group: expected >= 1, got {}", r.neuron_group);
+  if (r.engine != "auto" && r.engine != "runtime" && r.engine != "torch")
+    core::throw_input("--engine: expected auto, runtime or torch, got '{}'", r.engine);
+  if (r.engine == "runtime" &&
+      (r.ablation == "resample" || r.level == "edge" || r.method != "acdc"))
+    core::throw_input(
+        "--engine runtime: node-level ACDC with mean or zero ablation only (resample ablation, "
+        "edge level and EAP run on LibTorch; use --engine auto)");
   if (!(r.finetune_epochs >= 0) || !std::isfinite(r.finetune_epochs))
     core::throw_input("--finetune-epochs: expected >= 0, got {}", r.finetune_epochs);
   const size_t settings = r.thresholds.size() + r.keep_ratios.size();

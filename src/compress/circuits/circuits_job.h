@@ -24,6 +24,10 @@ struct CircuitsRequest {
   std::vector<double> keep_ratios;  // eap, eap-ig: one model per ratio in (0, 1]
   std::string level = "node";       // node, or edge (the residual-stream graph; nodes follow)
   std::string ablation = "mean";    // mean | zero | resample
+  // Node-level ACDC's forwards: on the vitopt runtime (each trial's slimmed model; mean and zero
+  // ablation only), on LibTorch (reusing the clean upstream blocks), or auto: the runtime where
+  // it applies. EAP and edge level always run on LibTorch (they need gradients / per-edge inputs).
+  std::string engine = "auto";      // auto | runtime | torch
   int analysis_batches = 4;         // batches of training images for the metric and the means
   int64_t analysis_batch_size = 64;
   bool use_task_loss = false;   // metric: cross-entropy instead of KL(full || circuit)

@@ -16,6 +16,7 @@
 #include "compress/circuits/circuits_job.h"
 #include "compress/circuits/eap.h"
 #include "compress/circuits/edge_search.h"
+#include "compress/circuits/runtime_metric.h"
 #include "core/error.h"
 #include "core/file_util.h"
 #include "export/model_writer.h"
@@ -121,6 +122,51 @@ TEST(Acdc, RemovesExactlyThePlantedInertNodes) {
   const auto all = acdc(m, nodes, 1e9, true);
   EXPECT_EQ(all.circuit.kept_heads() + all.circuit.kept_neurons(), 0);
   EXPECT_FALSE(all.circuit.embed);
+}
+
+// The runtime's metric of a circuit is the slimmed model's on the runtime: the same as the
+// ablated LibTorch forward (mean and zero ablation, the embedding removed too), to float rounding.
+TEST(RuntimeMetric, EqualsTheAblatedForwardOnLibTorch) {
+  Planted p;
+  const auto batches = analysis_batches(p.config, 2, 16);
+  const auto nodes = circuit_nodes(p.config, kGroup);
+  vitopt::testing::TempDir tmp;
+  for (const auto ablation : {Ablation::Mean, Ablation::Zero}) {
+    for (const bool task_loss : {false, true}) {
+      AblatedModel m(p.model, batches, ablation, task_loss, 0);
+      RuntimeMetric runtime(m, batches, tmp.path(), 1);
+      auto k = Circuit::full(p.config);
+      EXPECT_NEAR(runtime(k), m.metric(k), 1e-5);
+      for (const char* name : {"blocks.1.attn.head0", "blocks.0.mlp.neurons0-15", "blocks.1.mlp",
+                               "blocks.0.attn", "embed"}) {
+        k.set(*std::find_if(nodes.begin(), nodes.end(),
+                            [&](const Node& n) { return n.name == name; }),
+              false);
+        const double want = m.metric(k);
+        EXPECT_NEAR(runtime(k), want, 1e-5 + 1e-4 * std::abs(want)) << name;
+        EXPECT_GT(want, 1e-3) << name << ": the comparison must be of a changed model";
+      }
+    }
+  }
+  EXPECT_TRUE(std::filesystem::is_empty(tmp.path())) << "trial files are removed";
+  AblatedModel resample(p.model, batches, Ablation::Resample, false, 0);
+  EXPECT_FALSE(RuntimeMetric::supports(resample));
+}
+
+TEST(Acdc, OnTheRuntimeRemovesExactlyThePlantedInertNodes) {
+  Planted p;
+  const auto batches = analysis_batches(p.config, 2, 16);
+  AblatedModel m(p.model, batches, Ablation::Mean, false, 0);
+  vitopt::testing::TempDir tmp;
+  RuntimeMetric runtime(m, batches, tmp.path(), 1);
+  const auto nodes = circuit_nodes(p.config, kGroup);
+  const auto r = acdc(
+      p.config, [&](const Circuit& k, int) { return runtime(k); }, nodes, 1e-6, true);
+  std::set<std::string> removed;
+  for (const auto& n : nodes)
+    if (is_leaf(n) && !r.circuit.kept(n)) removed.insert(n.name);
+  EXPECT_EQ(removed, p.inert);
+  EXPECT_EQ(r.circuit, acdc(m, nodes, 1e-6, true).circuit) << "the same circuit as LibTorch's";
 }
 
 void expect_inert_ranked_last(const Planted& p, const std::vector<Node>& nodes,
@@ -296,6 +342,13 @@ TEST(CircuitsJob, BadOptionsAreRefusedNamingTheFlag) {
   expect_bad(eap_req, "--use-task-loss");
   eap_req.method = "magic";
   expect_bad(eap_req, "--method");
+  CircuitsRequest engine_req;
+  engine_req.thresholds = {0.01};
+  engine_req.engine = "gpu";
+  expect_bad(engine_req, "--engine");
+  engine_req.engine = "runtime";
+  engine_req.ablation = "resample";
+  expect_bad(engine_req, "--engine runtime");
   EXPECT_EQ(setting_label("acdc", 0.01), "acdc_threshold_0.01");
   EXPECT_EQ(setting_label("eap-ig", 0.9), "eap-ig_keep_0.9");
 }
