@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <string>
 
 #include "compress/circuits/circuit_slim.h"
@@ -43,8 +44,16 @@ torch::Tensor RuntimeMetric::logits(const Circuit& circuit) {
   auto engine = runtime::Engine::load(scratch_, o);
   std::filesystem::remove(scratch_);
   const int64_t classes = ablated_.model()->config().num_classes;
+  const int64_t per_image = static_cast<int64_t>(pixels_.size()) / images_;
   auto out = torch::empty({images_, classes}, torch::kFloat32);
-  engine->run(pixels_.data(), static_cast<int>(images_), out.data_ptr<float>());
+  // In chunks: a new engine allocates (and zeroes) its activation buffers for the largest batch
+  // it runs, and with a fresh engine per trial that cost grows with the batch.
+  constexpr int64_t kChunk = 32;
+  for (int64_t i = 0; i < images_; i += kChunk) {
+    const int64_t n = std::min(kChunk, images_ - i);
+    engine->run(pixels_.data() + i * per_image, static_cast<int>(n),
+                out.data_ptr<float>() + i * classes);
+  }
   return out;
 }
 
