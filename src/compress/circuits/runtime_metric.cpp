@@ -59,8 +59,8 @@ torch::Tensor RuntimeMetric::logits(const Circuit& circuit) {
 
 double RuntimeMetric::operator()(const Circuit& circuit) {
   torch::NoGradGuard no_grad;
-  const auto sum = circuit_metric_sum(logits(circuit), full_log_probs_, labels_,
-                                      ablated_.task_loss());
+  const auto sum =
+      circuit_metric_sum(logits(circuit), full_log_probs_, labels_, ablated_.task_loss());
   return sum.item<double>() / static_cast<double>(images_);
 }
 
