@@ -298,16 +298,16 @@ TEST(DistributedCli, CircuitFineTuningInTwoProcessesMatchesOne) {
 }
 
 // search: both processes train the supernet and fine-tune the delivered model, rank 0 alone
-// searches. A space of one genome (one head, half ranks, fp32) makes the returned candidate
-// independent of noisy latencies and rounding, so its fine-tuned weights must end where one
-// process's do.
+// searches. A space of one genome (every gene at the model's own value: the space always holds the
+// model itself) makes the returned candidate independent of held-out ties and latency noise, so
+// its fine-tuned weights must end where one process's do.
 TEST(DistributedCli, SearchInTwoProcessesDeliversWhatOneDoes) {
   if (!kHasDistributed) GTEST_SKIP() << "built without c10d/Gloo (libgloo-dev)";
   vitopt::testing::TempDir tmp;
   const auto model = init_tiny_model(tmp.path());
   std::ofstream(tmp / "space.yaml") << "blocks:\n  drop_attention: false\n  drop_mlp: false\n"
-                                       "  heads: [1]\n  mlp_width: {step: 64, min_ratio: 1}\n"
-                                       "  rank_ratio: [0.5]\n  weight_bits: [32]\n"
+                                       "  heads: [2]\n  mlp_width: {step: 64, min_ratio: 1}\n"
+                                       "  rank_ratio: [1.0]\n  weight_bits: [32]\n"
                                        "  input_bits: [32]\n  share: false\n  merge_r: [0]\n"
                                        "model:\n  resolution: [1.0]\n";
   ASSERT_NO_FATAL_FAILURE(run_in_one_and_two(
@@ -321,6 +321,7 @@ TEST(DistributedCli, SearchInTwoProcessesDeliversWhatOneDoes) {
   const auto two = nlohmann::json::parse(read_text(tmp / "two" / "search.json"));
   ASSERT_TRUE(two["returned"][0].contains("model")) << two["returned"][0].dump();
   EXPECT_TRUE(two["returned"][0].contains("finetune")) << "the delivered model is fine-tuned";
+  EXPECT_EQ(two["evaluated"], 1) << "a space of one genome";
   ASSERT_EQ(two["returned"][0]["key"], one["returned"][0]["key"]);
   EXPECT_LE(max_relative_diff(tmp / "two" / "best.safetensors", tmp / "one" / "best.safetensors"),
             kSameTraining);
