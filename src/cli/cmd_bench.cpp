@@ -20,6 +20,7 @@ void register_bench(CLI::App& app) {
   auto* cmd = app.add_subcommand("bench", "Latency (p50/p90/p99) and throughput per model, engine and batch");
   struct Flags {
     CommonFlags common;
+    ImportFlags import;
     std::vector<std::string> models;
     std::string batches = "1", isa, schedule = "auto", int4 = "auto";
     std::vector<std::string> engines{"runtime"};
@@ -45,7 +46,9 @@ void register_bench(CLI::App& app) {
   add_merge_flag(cmd, f->merge_r);
   add_threads_flag(cmd, f->common);
   add_output_flags(cmd, f->common);
+  add_checkpoint_flags(cmd, f->import);
   cmd->callback([f] {
+    for (auto& path : f->models) path = model_path_for_job(path, f->import);
     const std::vector<int> batches = infer::parse_batch_list(f->batches);
     const int threads = f->common.threads > 0 ? f->common.threads : core::available_cores();
     nlohmann::json out = nlohmann::json::array();

@@ -44,6 +44,7 @@ void register_circuits(CLI::App& app) {
       "circuits", "Circuit discovery (ACDC, EAP, EAP-IG): cut out what the task does not need");
   struct Flags {
     CommonFlags common;
+    ImportFlags import;
     circuits::CircuitsRequest req;
   };
   auto f = std::make_shared<Flags>();
@@ -92,8 +93,10 @@ void register_circuits(CLI::App& app) {
   add_device_flag(cmd, f->common);
   add_output_flags(cmd, f->common);
   add_dist_flags(cmd, f->common);
+  add_checkpoint_flags(cmd, f->import);
   cmd->callback([f] {
     if (!start_distributed(f->common)) return;  // this process launched the workers
+    f->req.model = model_path_for_job(f->req.model, f->import);
     auto& req = f->req;
     req.seed = f->common.seed;
     req.threads = f->common.threads;

@@ -3,6 +3,8 @@
 // --mode none --mode logit --mode token) are trained in turn and compared with the teacher.
 #include <fmt/format.h>
 
+#include <filesystem>
+
 #include "cli/commands.h"
 #include "cli/common.h"
 #include "compress/distill/distill_job.h"
@@ -18,6 +20,7 @@ void register_distill(CLI::App& app) {
       "distill", "Distil a teacher model into a smaller student (one run per --mode, compared)");
   struct Flags {
     CommonFlags common;
+    ImportFlags import;
     distill::DistillRequest req;
     std::vector<std::string> modes;
     std::string layer_map;
@@ -73,8 +76,13 @@ void register_distill(CLI::App& app) {
   add_device_flag(cmd, f->common);
   add_output_flags(cmd, f->common);
   add_dist_flags(cmd, f->common);
+  add_checkpoint_flags(cmd, f->import);
   cmd->callback([f] {
     if (!start_distributed(f->common)) return;  // this process launched the workers
+    f->req.teacher = model_path_for_job(f->req.teacher, f->import);
+    if (f->req.student.ends_with(".safetensors") &&
+        std::filesystem::is_regular_file(f->req.student))
+      f->req.student = model_path_for_job(f->req.student, f->import);
     auto& req = f->req;
     req.threads = train::configure_threads(f->common.threads);
     req.runs = f->modes.empty() ? std::vector<std::string>{"logit,attention"} : f->modes;

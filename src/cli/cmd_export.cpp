@@ -30,6 +30,7 @@ void register_export(CLI::App& app) {
   auto* cmd = app.add_subcommand("export", "Export a model file for other runtimes (ONNX)");
   struct Flags {
     CommonFlags common;
+    ImportFlags import;
     std::string model, format = "onnx", out;
     int opset = 17;
   };
@@ -43,7 +44,9 @@ void register_export(CLI::App& app) {
       ->check(CLI::IsMember({17, 21}));
   cmd->add_option("--out,-o", f->out, "Output file (.onnx)")->required();
   add_output_flags(cmd, f->common);
+  add_checkpoint_flags(cmd, f->import);
   cmd->callback([f] {
+    f->model = model_path_for_job(f->model, f->import);
     exporter::OnnxExportOptions options;
     options.opset = f->opset;
     const auto s = exporter::export_onnx(f->model, options, f->out);

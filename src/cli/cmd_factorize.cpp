@@ -55,6 +55,7 @@ void register_factorize(CLI::App& app) {
       app.add_subcommand("factorize", "Low-rank factorization of a trained model's Linears");
   struct Flags {
     CommonFlags common;
+    ImportFlags import;
     lowrank::FactorizeRequest req;
     std::string layers = "qkv,proj,fc1,fc2", report_dir;
     std::optional<double> energy, ratio;
@@ -100,8 +101,10 @@ void register_factorize(CLI::App& app) {
   add_device_flag(cmd, f->common);
   add_output_flags(cmd, f->common);
   add_dist_flags(cmd, f->common);
+  add_checkpoint_flags(cmd, f->import);
   cmd->callback([f] {
     if (!start_distributed(f->common)) return;  // this process launched the workers
+    f->req.model = model_path_for_job(f->req.model, f->import);
     auto& req = f->req;
     req.layers = split_list(f->layers);
     req.energy = f->energy;

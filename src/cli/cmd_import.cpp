@@ -18,31 +18,22 @@ void register_import(CLI::App& app) {
   struct Flags {
     CommonFlags common;
     ImportFlags import;
-    std::string model, config, out;
+    std::string model, out;
   };
   auto f = std::make_shared<Flags>();
   cmd->add_option("--model,-m", f->model,
                   "Checkpoint (.safetensors, timm or Hugging Face ViT names)")
       ->required()
       ->check(CLI::ExistingFile);
-  cmd->add_option("--import-config", f->config,
-                  "timm/HF config.json with heads, pooling, preprocessing (default: config.json "
-                  "next to the checkpoint)")
-      ->check(CLI::ExistingFile);
   cmd->add_option("--out,-o", f->out, "vitopt model file to write")->required();
-  add_import_flags(cmd, f->import);
+  add_checkpoint_flags(cmd, f->import);
   add_output_flags(cmd, f->common);
   cmd->callback([f] {
     const auto file = io::SafeTensorsFile::load(f->model);
     if (!io::is_foreign_checkpoint(file))
       core::throw_input("{}: already a vitopt model file (metadata '{}'); nothing to import",
                         f->model, io::kConfigKey);
-    io::CheckpointHints hints;
-    hints.num_heads = f->import.heads;
-    if (!f->import.mean.empty()) hints.mean = f->import.mean;
-    if (!f->import.std.empty()) hints.std = f->import.std;
-    hints.config_json = f->config;
-    const auto bytes = io::convert_checkpoint_bytes(file, hints);
+    const auto bytes = io::convert_checkpoint_bytes(file, import_hints(f->import));
     core::write_file_atomic(f->out, bytes.data(), bytes.size());
     const auto converted = io::SafeTensorsFile::parse(bytes, f->out);
     const auto config = nlohmann::json::parse(*converted.metadata_value(io::kConfigKey));

@@ -104,7 +104,8 @@ void register_info(CLI::App& app) {
                   {"kernels", kernels_json(kernels)}});
       return;
     }
-    fmt::print("model      {}{}\n", f->model, imported ? " (timm checkpoint, config inferred)" : "");
+    fmt::print("model      {}{}\n", f->model,
+               imported ? " (timm/HF checkpoint, converted as `vitopt import` would)" : "");
     fmt::print("name       {}\n", config.name);
     fmt::print("precision  {}\n", header.precision);
     fmt::print("input      {}x{}x{}, patch {}, {} tokens\n", config.image_size, config.image_size,
@@ -112,6 +113,12 @@ void register_info(CLI::App& app) {
     fmt::print("width      dim {}, depth {}, heads {} x {}, mlp {}\n", config.embed_dim,
                config.depth, config.num_heads, config.head_dim, config.mlp_dim);
     fmt::print("classes    {}{}\n", config.num_classes, config.distill_token ? " (+ distillation head)" : "");
+    fmt::print("layout     {}{} prefix token(s){}{}, pool {}, final norm {}\n",
+               config.class_token ? "class token, " : "no class token, ",
+               config.num_prefix_tokens(),
+               config.reg_tokens > 0 ? fmt::format(" ({} registers)", config.reg_tokens) : "",
+               config.no_embed_class ? ", positions on patches only" : "", config.pool,
+               config.fc_norm ? "after pooling (fc_norm)" : "on every token");
     fmt::print("preprocess mean [{:.4f}] std [{:.4f}] crop_pct {}\n",
                fmt::join(config.preprocess.mean, ", "), fmt::join(config.preprocess.std, ", "),
                config.preprocess.crop_pct);

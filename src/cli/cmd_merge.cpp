@@ -34,6 +34,7 @@ void register_merge(CLI::App& app) {
   auto* cmd = app.add_subcommand("merge", "Token merging (ToMe): fewer tokens per block, optionally fine-tuned");
   struct Flags {
     CommonFlags common;
+    ImportFlags import;
     merge::MergeRequest req;
     std::string report_dir;
   };
@@ -64,8 +65,10 @@ void register_merge(CLI::App& app) {
   add_device_flag(cmd, f->common);
   add_output_flags(cmd, f->common);
   add_dist_flags(cmd, f->common);
+  add_checkpoint_flags(cmd, f->import);
   cmd->callback([f] {
     if (!start_distributed(f->common)) return;  // this process launched the workers
+    f->req.model = model_path_for_job(f->req.model, f->import);
     auto& req = f->req;
     req.report_dir = f->report_dir;
     req.seed = f->common.seed;

@@ -16,6 +16,7 @@ void register_pipeline(CLI::App& app) {
   auto* cmd = app.add_subcommand("pipeline", "Run a recipe end to end (train, compress, evaluate, report)");
   struct Flags {
     CommonFlags common;
+    ImportFlags import;
     std::string recipe, out, mode = "all", model;
     std::optional<int> threads, epochs;
     std::optional<size_t> limit;
@@ -43,7 +44,9 @@ void register_pipeline(CLI::App& app) {
   cmd->add_option("--limit", f->limit, "Override the recipe's training subset size");
   cmd->add_flag("--fresh", f->fresh, "Start over: redo every stage even if the run folder has its output");
   add_output_flags(cmd, f->common);
+  add_checkpoint_flags(cmd, f->import);
   cmd->callback([f] {
+    if (!f->model.empty()) f->model = model_path_for_job(f->model, f->import);
     std::string path = f->recipe;
     if (path.empty()) {
       path = "configs/default.yaml";

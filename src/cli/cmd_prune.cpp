@@ -63,6 +63,7 @@ void register_prune(CLI::App& app) {
   auto* cmd = app.add_subcommand("prune", "Prune a model (unstructured, N:M or structured + slim)");
   struct Flags {
     CommonFlags common;
+    ImportFlags import;
     prune::PruneRequest req;
     std::string methods = "heads,neurons", sweep, report_dir;
     std::optional<double> sparsity, ratio;
@@ -102,8 +103,10 @@ void register_prune(CLI::App& app) {
   add_device_flag(cmd, f->common);
   add_output_flags(cmd, f->common);
   add_dist_flags(cmd, f->common);
+  add_checkpoint_flags(cmd, f->import);
   cmd->callback([f] {
     if (!start_distributed(f->common)) return;  // this process launched the workers
+    f->req.model = model_path_for_job(f->req.model, f->import);
     auto& req = f->req;
     req.methods = split_list(f->methods);
     if (f->sparsity) req.amount = *f->sparsity;

@@ -39,6 +39,7 @@ void register_quantize(CLI::App& app) {
       app.add_subcommand("quantize", "Quantize a model: PTQ, QAT, mixed precision, bit sweeps");
   struct Flags {
     CommonFlags common;
+    ImportFlags import;
     quant::QuantizeRequest req;
     std::string model, out, abits = "8", scheme = "sym", granularity = "channel";
     std::string act_scheme = "asym", act_granularity = "tensor", observer = "mse", weight_observer;
@@ -97,8 +98,10 @@ void register_quantize(CLI::App& app) {
   add_device_flag(cmd, f->common);
   add_output_flags(cmd, f->common);
   add_dist_flags(cmd, f->common);
+  add_checkpoint_flags(cmd, f->import);
   cmd->callback([f] {
     if (!start_distributed(f->common)) return;  // this process launched the workers
+    f->model = model_path_for_job(f->model, f->import);
     // Only QAT trains; without it the other ranks of a data-parallel job have nothing to do.
     if (!train::dist::is_root() && f->req.qat_epochs == 0) return;
     train::configure_threads(f->common.threads);

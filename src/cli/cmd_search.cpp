@@ -45,6 +45,7 @@ void register_search(CLI::App& app) {
       "combined under budgets (NSGA-II)");
   struct Flags {
     CommonFlags common;
+    ImportFlags import;
     search::SearchRequest req;
   };
   auto f = std::make_shared<Flags>();
@@ -112,8 +113,10 @@ void register_search(CLI::App& app) {
   add_device_flag(cmd, f->common);
   add_output_flags(cmd, f->common);
   add_dist_flags(cmd, f->common);
+  add_checkpoint_flags(cmd, f->import);
   cmd->callback([f] {
     if (!start_distributed(f->common)) return;  // this process launched the workers
+    f->req.model = model_path_for_job(f->req.model, f->import);
     auto& req = f->req;
     req.seed = f->common.seed;
     req.evolution.seed = f->common.seed;

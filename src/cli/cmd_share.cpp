@@ -43,6 +43,7 @@ void register_share(CLI::App& app) {
   auto* cmd = app.add_subcommand("share", "Share weights between groups of blocks, then distill");
   struct Flags {
     CommonFlags common;
+    ImportFlags import;
     lowrank::ShareRequest req;
     std::string what = "attn,mlp", report_dir;
   };
@@ -87,8 +88,10 @@ void register_share(CLI::App& app) {
   add_device_flag(cmd, f->common);
   add_output_flags(cmd, f->common);
   add_dist_flags(cmd, f->common);
+  add_checkpoint_flags(cmd, f->import);
   cmd->callback([f] {
     if (!start_distributed(f->common)) return;  // this process launched the workers
+    f->req.model = model_path_for_job(f->req.model, f->import);
     auto& req = f->req;
     req.what = split_list(f->what);
     req.report_dir = f->report_dir;

@@ -1,6 +1,7 @@
 #include "cli/common.h"
 
 #include <fmt/format.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <filesystem>
@@ -13,7 +14,9 @@
 #include "core/error.h"
 #include "core/file_util.h"
 #include "core/json_util.h"
+#include "io/checkpoint_convert.h"
 #include "io/presets.h"
+#include "io/safetensors.h"
 #include "train/distributed/communicator.h"
 #include "train/distributed/launcher.h"
 
@@ -144,13 +147,54 @@ io::ViTConfig build_config(const ConfigFlags& f, const std::string& default_pres
   return c;
 }
 
-void add_import_flags(CLI::App* cmd, ImportFlags& f) {
+void add_checkpoint_flags(CLI::App* cmd, ImportFlags& f) {
   cmd->add_option("--import-heads", f.heads,
-                  "Heads per block for checkpoints without vitopt metadata (default: dim/64)")
+                  "timm/HF checkpoints: heads per block when no config.json records them")
       ->check(greater_than(0));
+  cmd->add_option("--import-config", f.config_json,
+                  "timm/HF checkpoints: their config.json (default: config.json next to the file)")
+      ->check(CLI::ExistingFile);
   cmd->add_option("--mean", f.mean, "Override the model's input mean (one value per channel)");
   cmd->add_option("--std", f.std, "Override the model's input std (one value per channel)");
+}
+
+void add_import_flags(CLI::App* cmd, ImportFlags& f) {
+  add_checkpoint_flags(cmd, f);
   add_merge_flag(cmd, f.merge_r);
+}
+
+namespace {
+
+// Scratch folder of this process's converted checkpoints, removed when the process exits.
+class ConvertedCheckpoints {
+ public:
+  ~ConvertedCheckpoints() {
+    std::error_code ec;
+    if (!dir_.empty()) std::filesystem::remove_all(dir_, ec);
+  }
+  std::filesystem::path next(const std::string& source) {
+    if (dir_.empty()) {
+      dir_ = std::filesystem::temp_directory_path() / fmt::format("vitopt-import-{}", ::getpid());
+      std::filesystem::create_directories(dir_);
+    }
+    return dir_ / fmt::format("{}-{}", count_++, std::filesystem::path(source).filename().string());
+  }
+
+ private:
+  std::filesystem::path dir_;
+  int count_ = 0;
+};
+
+}  // namespace
+
+std::string model_path_for_job(const std::string& path, const ImportFlags& f) {
+  const auto file = io::SafeTensorsFile::load(path);
+  if (!io::is_foreign_checkpoint(file)) return path;
+  static ConvertedCheckpoints converted;
+  const auto bytes = io::convert_checkpoint_bytes(file, import_hints(f));
+  const auto out = converted.next(path);
+  core::write_file_atomic(out, bytes.data(), bytes.size());
+  return out.string();
 }
 
 void add_merge_flag(CLI::App* cmd, std::optional<std::string>& merge_r) {
@@ -162,6 +206,7 @@ void add_merge_flag(CLI::App* cmd, std::optional<std::string>& merge_r) {
 io::ImportHints import_hints(const ImportFlags& f) {
   io::ImportHints h;
   h.num_heads = f.heads;
+  h.config_json = f.config_json;
   if (!f.mean.empty()) h.mean = f.mean;
   if (!f.std.empty()) h.std = f.std;
   h.merge_r = f.merge_r;

@@ -56,14 +56,23 @@ struct ConfigFlags {
 void add_config_flags(CLI::App* cmd, ConfigFlags& f);
 io::ViTConfig build_config(const ConfigFlags& f, const std::string& default_preset);
 
-// --heads / --mean / --std hints for files without vitopt metadata (timm imports).
+// --import-heads / --import-config for timm / HF checkpoints (files without vitopt metadata),
+// --mean / --std overrides for any file, and (add_import_flags only) --merge-r.
 struct ImportFlags {
   std::optional<int> heads;
+  std::string config_json;
   std::vector<float> mean, std;
   std::optional<std::string> merge_r;  // --merge-r (any file)
 };
+// The checkpoint flags every command that reads a model takes.
+void add_checkpoint_flags(CLI::App* cmd, ImportFlags& f);
+// add_checkpoint_flags + --merge-r (commands that run a model: eval, info, infer, train).
 void add_import_flags(CLI::App* cmd, ImportFlags& f);
 io::ImportHints import_hints(const ImportFlags& f);
+// For commands whose jobs read a model by path: a timm / HF checkpoint is converted once with
+// the flags' hints (exactly as `vitopt import` would) into a scratch file removed at exit, whose
+// path is returned; a vitopt file's path comes back unchanged. InputError as `vitopt import`'s.
+std::string model_path_for_job(const std::string& path, const ImportFlags& f);
 // --merge-r alone (commands without the import hints, e.g. bench).
 void add_merge_flag(CLI::App* cmd, std::optional<std::string>& merge_r);
 

@@ -1,7 +1,9 @@
 // The ViT as an ONNX graph, op for op what src/runtime/engine.cpp computes:
-//   pixel_values (B, C, H, W) -> patches (B, Np, C*P*P) -> Linear -> [cls, (dist), patches] + pos
+//   pixel_values (B, C, H, W) -> patches (B, Np, C*P*P) -> Linear -> [cls, (dist), (regs),
+//   patches] + pos (no_embed_class: pos added to the patches only)
 //   per block: x += proj(attn(LN1(x)));  x += fc2(gelu(fc1(LN2(x))))   (skips, shares honoured)
-//   LN(x)[:, 0] -> head   (avg pool: mean of LN'd patch tokens; dist token: mean of both heads)
+//   LN(x)[:, 0] -> head   (avg pool: mean of LN'd patch tokens; fc_norm: LN after pooling;
+//   dist token: mean of both heads)
 // Patches are cut with Reshape/Transpose rather than a Conv so that the patch Linear takes the
 // same per-patch input quantization as every other Linear.
 // Legend: B batch, N tokens, Np patches, C embed dim, H heads, D head dim, K classes, P patch.
@@ -52,14 +54,29 @@ class VitGraph {
               {MakeAttribute("start", int64_t{0}), MakeAttribute("end", int64_t{1})});
     const std::string expand_to =
         g_.op("Concat", {batch, g_.ints({1, C})}, {MakeAttribute("axis", int64_t{0})});
-    std::vector<std::string> tokens{
-        g_.op("Expand", {param("cls_token", {1, 1, C}, m_.cls_token), expand_to}, {}, "cls")};
+    // Prefix tokens in the layout's order: class, distillation, registers.
+    std::vector<std::string> tokens;
+    if (c_.class_token)
+      tokens.push_back(
+          g_.op("Expand", {param("cls_token", {1, 1, C}, m_.cls_token), expand_to}, {}, "cls"));
     if (c_.distill_token)
       tokens.push_back(
           g_.op("Expand", {param("dist_token", {1, 1, C}, m_.dist_token), expand_to}, {}, "dist"));
-    tokens.push_back(x);
-    x = g_.op("Concat", tokens, {MakeAttribute("axis", int64_t{1})});
-    x = g_.op("Add", {x, param("pos_embed", {1, N, C}, m_.pos_embed)}, {}, "tokens");  // (B, N, C)
+    if (c_.reg_tokens > 0) {
+      const std::string reg_to = g_.op("Concat", {batch, g_.ints({c_.reg_tokens, C})},
+                                       {MakeAttribute("axis", int64_t{0})});
+      tokens.push_back(g_.op(
+          "Expand", {param("reg_token", {1, c_.reg_tokens, C}, m_.reg_token), reg_to}, {}, "reg"));
+    }
+    const std::string pos = param("pos_embed", {1, c_.pos_embed_tokens(), C}, m_.pos_embed);
+    if (c_.no_embed_class) {  // timm's no_embed_class: positions for the patches only
+      tokens.push_back(g_.op("Add", {x, pos}));
+      x = g_.op("Concat", tokens, {MakeAttribute("axis", int64_t{1})}, "tokens");  // (B, N, C)
+    } else {
+      tokens.push_back(x);
+      x = g_.op("Concat", tokens, {MakeAttribute("axis", int64_t{1})});
+      x = g_.op("Add", {x, pos}, {}, "tokens");  // (B, N, C)
+    }
 
     for (const runtime::BlockData& bd : m_.blocks) {
       const int owner = bd.owner >= 0 ? bd.owner : bd.index;
@@ -78,7 +95,8 @@ class VitGraph {
       }
     }
 
-    x = layernorm(m_.norm, "norm", x);
+    // The final norm on every token, or (fc_norm) on the pooled features below.
+    if (!c_.fc_norm) x = layernorm(m_.norm, "norm", x);
     const int pre = c_.num_prefix_tokens();
     std::string pooled;
     if (c_.pool == "avg") {
@@ -87,10 +105,12 @@ class VitGraph {
     } else {
       pooled = g_.op("Gather", {x, index(0)}, {MakeAttribute("axis", int64_t{1})}, "pooled");
     }
+    if (c_.fc_norm) pooled = layernorm(m_.norm, "fc_norm", pooled);
     std::string logits = linear({m_.head}, pooled);  // (B, K)
     if (c_.distill_token) {
-      const std::string pooled2 =
+      std::string pooled2 =
           g_.op("Gather", {x, index(1)}, {MakeAttribute("axis", int64_t{1})}, "pooled_dist");
+      if (c_.fc_norm) pooled2 = layernorm(m_.norm, "fc_norm", pooled2);
       const std::string both = g_.op("Add", {logits, linear({m_.head_dist}, pooled2)});
       logits = g_.op("Div", {both, g_.scalar(2.0f)});
     }

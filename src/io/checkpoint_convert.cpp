@@ -44,6 +44,8 @@ struct Facts {
   std::optional<std::string> interpolation;
   std::optional<float> crop_pct;
   std::vector<std::string> class_names;
+  bool pool_recorded = false;          // global_pool was in config.json
+  std::optional<bool> no_embed_class;  // timm model_args.no_embed_class
   std::string source;  // "<path>" of the config, for messages
 };
 
@@ -135,13 +137,21 @@ Facts read_facts(const std::filesystem::path& path, int dim) {
       f.heads = a.heads;
     }
   }
-  if (auto it = j.find("global_pool"); it != j.end() && it->is_string())
+  if (auto it = j.find("global_pool"); it != j.end() && it->is_string()) {
     f.pool = it->get<std::string>();
+    f.pool_recorded = true;
+  }
   if (auto args = j.find("model_args"); args != j.end() && args->is_object()) {
     if (args->contains("num_heads"))
       f.heads = c.integer((*args)["num_heads"], "model_args.num_heads");
-    if (auto gp = args->find("global_pool"); gp != args->end() && gp->is_string())
+    if (auto gp = args->find("global_pool"); gp != args->end() && gp->is_string()) {
       f.pool = gp->get<std::string>();
+      f.pool_recorded = true;
+    }
+    if (auto ne = args->find("no_embed_class"); ne != args->end() && !ne->is_null()) {
+      if (!ne->is_boolean()) c.bad("model_args.no_embed_class", "true or false", *ne);
+      f.no_embed_class = ne->get<bool>();
+    }
     if (auto act = args->find("act_layer"); act != args->end() && !act->is_null())
       f.act = act->is_string() ? act->get<std::string>() : act->dump();
     for (const char* unsupported : {"pos_embed", "dynamic_img_size", "qk_norm"}) {
@@ -226,8 +236,13 @@ int count_blocks(const SafeTensorsFile& file, const std::string& prefix) {
 // residual, so the model has no layer-scale tensors left.
 void fold_gamma(Tensors& t, const std::string& linear, const std::vector<float>& gamma,
                 const std::string& src, const std::string& gamma_name) {
+  for (const std::string& part : {linear + ".weight", linear + ".bias"})
+    if (!t.count(part))
+      core::throw_input("{}: tensor '{}' without '{}' to fold it into", src, gamma_name, part);
   auto& [wshape, w] = t.at(linear + ".weight");
   auto& b = t.at(linear + ".bias").second;
+  if (wshape.size() != 2)
+    core::throw_input("{}: tensor '{}.weight': expected 2 dimensions", src, linear);
   const size_t out = static_cast<size_t>(wshape[0]), in = static_cast<size_t>(wshape[1]);
   if (gamma.size() != out)
     core::throw_input("{}: tensor '{}': expected {} values (the rows of '{}.weight'), got {}", src,
@@ -240,10 +255,14 @@ void fold_gamma(Tensors& t, const std::string& linear, const std::vector<float>&
 
 void convert_timm(Converter& cv, const SafeTensorsFile& file, int depth) {
   const std::string& src = file.source();
-  for (const char* name :
-       {"cls_token", "pos_embed", "patch_embed.proj.weight", "patch_embed.proj.bias", "norm.weight",
-        "norm.bias", "head.weight", "head.bias"})
+  for (const char* name : {"pos_embed", "patch_embed.proj.weight", "patch_embed.proj.bias",
+                           "head.weight", "head.bias"})
     cv.copy(name, name);
+  // Optional parts of timm's layout: class token, register tokens, and the final norm either on
+  // every token (norm) or on the pooled features (fc_norm).
+  for (const char* name :
+       {"cls_token", "reg_token", "norm.weight", "norm.bias", "fc_norm.weight", "fc_norm.bias"})
+    if (file.has(name)) cv.copy(name, name);
   if (file.has("dist_token")) {
     cv.copy("dist_token", "dist_token");
     cv.copy("head_dist.weight", "head_dist.weight");
@@ -324,14 +343,23 @@ bool is_foreign_checkpoint(const SafeTensorsFile& file) {
   return file.metadata_value(kConfigKey) == nullptr;
 }
 
-SafeTensorsFile convert_checkpoint(const SafeTensorsFile& file, const CheckpointHints& hints) {
+SafeTensorsFile convert_checkpoint(const SafeTensorsFile& file, const ImportHints& hints) {
   return SafeTensorsFile::parse(convert_checkpoint_bytes(file, hints),
                                 file.source() + " (imported)");
 }
 
 std::vector<uint8_t> convert_checkpoint_bytes(const SafeTensorsFile& file,
-                                              const CheckpointHints& hints) {
+                                              const ImportHints& hints) {
   const std::string& src = file.source();
+  for (const char* key : {kFormatVersionKey, kQuantKey, kClassNamesKey}) {
+    if (file.metadata_value(key) != nullptr) {
+      core::throw_input(
+          "{}: metadata '{}' without '{}': a vitopt file stores its config; "
+          "without it the file would be read as a timm checkpoint and '{}' "
+          "ignored",
+          src, key, kConfigKey, key);
+    }
+  }
   const bool hf = file.has("vit.embeddings.patch_embeddings.projection.weight");
   const std::string patch =
       hf ? "vit.embeddings.patch_embeddings.projection.weight" : "patch_embed.proj.weight";
@@ -350,20 +378,22 @@ std::vector<uint8_t> convert_checkpoint_bytes(const SafeTensorsFile& file,
   }
   // Layouts we refuse, by name.
   const std::pair<const char*, const char*> refused[] = {
-      {"fc_norm.weight", "fc_norm (timm global_pool='avg' with a norm after pooling)"},
-      {"reg_token", "register tokens (timm reg_tokens)"},
       {"blocks.0.attn.q_norm.weight", "qk-norm"},
       {"attn_pool.latent", "attention-pool head (global_pool='map')"}};
   for (auto [tensor, what] : refused)
     if (file.has(tensor))
       core::throw_input("{}: tensor '{}': {} is not supported by vitopt's ViT; cannot import", src,
                         tensor, what);
-  const std::string cls = hf ? "vit.embeddings.cls_token" : "cls_token";
-  if (!file.has(cls))
+  if (hf && !file.has("vit.embeddings.cls_token"))
     core::throw_input(
-        "{}: tensor '{}' not found: ViTs without a class token (timm "
-        "class_token=False) are not supported by vitopt's ViT; cannot import",
-        src, cls);
+        "{}: tensor 'vit.embeddings.cls_token' not found: a Hugging Face ViT always "
+        "has one; cannot import",
+        src);
+  if (!hf && file.has("norm.weight") == file.has("fc_norm.weight"))
+    core::throw_input(
+        "{}: expected exactly one final LayerNorm, 'norm.weight' (on every token) or "
+        "'fc_norm.weight' (on the pooled features), got {}; cannot import",
+        src, file.has("norm.weight") ? "both" : "neither");
 
   const auto& pw = file.info(patch).shape;
   if (pw.size() != 4 || pw[2] != pw[3])
@@ -376,21 +406,16 @@ std::vector<uint8_t> convert_checkpoint_bytes(const SafeTensorsFile& file,
   Facts f = read_facts(cfg_path, C);
   if (f.act != "gelu" && f.act != "\"gelu\"")
     core::throw_input("{}: activation '{}': vitopt's ViT uses exact GELU only", f.source, f.act);
+  const bool class_token = file.has(hf ? "vit.embeddings.cls_token" : "cls_token");
+  const bool fc_norm = file.has("fc_norm.weight");
+  // timm pools the class token by default; without one (class_token=False) or with fc_norm
+  // (timm's default for global_pool='avg') and no config.json saying otherwise, the pool is avg.
+  if (!f.pool_recorded && (!class_token || fc_norm)) f.pool = "avg";
   if (f.pool != "token" && f.pool != "avg")
     core::throw_input("{}: global_pool '{}': vitopt supports 'token' and 'avg'", f.source, f.pool);
   if (hints.num_heads && f.heads && *hints.num_heads != *f.heads)
     core::throw_input("{}: --import-heads {} disagrees with {} ({} heads)", src, *hints.num_heads,
                       f.source, *f.heads);
-  const std::optional<int> heads = hints.num_heads ? hints.num_heads : f.heads;
-  if (!heads)
-    core::throw_input(
-        "{}: the number of attention heads is not recorded in the checkpoint and no "
-        "config.json next to it says it (timm: model_args.num_heads or a known "
-        "architecture name; Hugging Face: num_attention_heads); pass --import-heads H",
-        src);
-  if (*heads <= 0 || C % *heads != 0)
-    core::throw_input("{}: heads {}: expected a divisor of embed_dim {}", src, *heads, C);
-
   const int depth = count_blocks(file, hf ? "vit.encoder.layer." : "blocks.");
   Converter cv(file);
   if (hf) {
@@ -400,20 +425,60 @@ std::vector<uint8_t> convert_checkpoint_bytes(const SafeTensorsFile& file,
   }
   cv.refuse_unused();
   Tensors& t = cv.out();
+  // Heads last: a damaged or foreign-layout file is named for what is wrong with its tensors.
+  const std::optional<int> heads = hints.num_heads ? hints.num_heads : f.heads;
+  if (!heads)
+    core::throw_input(
+        "{}: the number of attention heads is not recorded in the checkpoint and no "
+        "config.json next to it says it (timm: model_args.num_heads or a known "
+        "architecture name; Hugging Face: num_attention_heads); pass --import-heads H",
+        src);
+  if (*heads <= 0 || C % *heads != 0)
+    core::throw_input("{}: heads: expected a divisor of embed_dim {}, got {}", src, C, *heads);
 
   // Config: shapes + facts.
   const int P = static_cast<int>(pw[2]), in_ch = static_cast<int>(pw[1]);
   const bool distilled = t.count("dist_token") != 0;
-  const int prefix = distilled ? 2 : 1;
-  const auto& pe = t.at("pos_embed").first;
-  const int64_t patches = pe.size() == 3 ? pe[1] - prefix : -1;
+  int reg_tokens = 0;
+  if (auto it = t.find("reg_token"); it != t.end()) {
+    const auto& rs = it->second.first;
+    if (rs.size() != 3 || rs[0] != 1 || rs[2] != C || rs[1] < 1 || rs[1] > 256)
+      core::throw_input("{}: tensor 'reg_token': expected (1, R, {}) with 1 <= R <= 256", src, C);
+    reg_tokens = static_cast<int>(rs[1]);
+  }
+  if (distilled && !class_token)
+    core::throw_input("{}: tensor 'dist_token' without 'cls_token': not a DeiT layout", src);
+  const int prefix = (class_token ? 1 : 0) + (distilled ? 1 : 0) + reg_tokens;
+  // Shape of a converted tensor that a ViT must have (a clear error, not std::out_of_range).
+  auto shape_of = [&](const std::string& name, size_t dims) -> const std::vector<int64_t>& {
+    auto it = t.find(name);
+    if (it == t.end())
+      core::throw_input("{}: tensor '{}' not found (every block of a timm ViT has it)", src, name);
+    if (it->second.first.size() != dims)
+      core::throw_input("{}: tensor '{}': expected {} dimensions, got {}", src, name, dims,
+                        it->second.first.size());
+    return it->second.first;
+  };
+  const auto& pe = shape_of("pos_embed", 3);
+  const int64_t rows = pe.size() == 3 ? pe[1] : -1;
+  auto is_square = [](int64_t n) {
+    const auto g =
+        static_cast<int64_t>(std::llround(std::sqrt(static_cast<double>(std::max<int64_t>(n, 0)))));
+    return n > 0 && g * g == n;
+  };
+  // Whether the position embedding covers the prefix tokens (timm's default) or the patches only
+  // (no_embed_class): config.json says, else the row count does (prefix + a square, or a square).
+  const bool no_embed_class =
+      f.no_embed_class.value_or(prefix > 0 && !is_square(rows - prefix) && is_square(rows));
+  const int64_t patches = no_embed_class ? rows : rows - prefix;
   const auto grid = static_cast<int64_t>(
       std::llround(std::sqrt(static_cast<double>(std::max<int64_t>(patches, 0)))));
-  if (patches <= 0 || grid * grid != patches)
+  if (!is_square(patches))
     core::throw_input(
-        "{}: position embedding: expected (1, {} + a square number of patches, C), "
-        "got {} dims / {} rows (no_embed_class layouts are not supported)",
-        src, prefix, pe.size(), pe.size() == 3 ? pe[1] : 0);
+        "{}: position embedding: expected (1, {}a square number of patches, C), got {} dims / "
+        "{} rows",
+        src, no_embed_class ? "" : fmt::format("{} prefix token(s) + ", prefix), pe.size(),
+        pe.size() == 3 ? pe[1] : 0);
   // The config, built and validated (normalize) as every reader of the file will see it.
   const int hd = C / *heads;
   ViTConfig config;
@@ -425,22 +490,26 @@ std::vector<uint8_t> convert_checkpoint_bytes(const SafeTensorsFile& file,
   config.depth = depth;
   config.num_heads = *heads;
   config.head_dim = hd;
-  config.mlp_dim = static_cast<int>(t.at("blocks.0.mlp.fc1.weight").first[0]);
-  config.num_classes = static_cast<int>(t.at("head.weight").first[0]);
+  config.mlp_dim = static_cast<int>(shape_of("blocks.0.mlp.fc1.weight", 2)[0]);
+  config.num_classes = static_cast<int>(shape_of("head.weight", 2)[0]);
   config.qkv_bias = t.count("blocks.0.attn.qkv.bias") != 0;
   config.distill_token = distilled;
+  config.class_token = class_token;
+  config.reg_tokens = reg_tokens;
+  config.no_embed_class = no_embed_class;
+  config.fc_norm = fc_norm;
   config.pool = f.pool;
   config.ln_eps = f.ln_eps.value_or(1e-6);
   config.blocks.resize(static_cast<size_t>(depth));
   for (int b = 0; b < depth; ++b) {
     const std::string p = fmt::format("blocks.{}.", b);
     BlockConfig& bc = config.blocks[static_cast<size_t>(b)];
-    bc.mlp_dim = static_cast<int>(t.at(p + "mlp.fc1.weight").first[0]);
-    const int64_t rows = t.at(p + "attn.qkv.weight").first[0];
-    if (rows % (3 * hd) != 0)
-      core::throw_input("{}: block {}: qkv rows {} are not 3 x heads x head_dim {}", src, b, rows,
-                        hd);
-    bc.num_heads = static_cast<int>(rows / (3 * hd));
+    bc.mlp_dim = static_cast<int>(shape_of(p + "mlp.fc1.weight", 2)[0]);
+    const int64_t qkv_rows = shape_of(p + "attn.qkv.weight", 2)[0];
+    if (qkv_rows % (3 * hd) != 0)
+      core::throw_input("{}: block {}: qkv rows {} are not 3 x heads x head_dim {}", src, b,
+                        qkv_rows, hd);
+    bc.num_heads = static_cast<int>(qkv_rows / (3 * hd));
   }
   Preprocess& pp = config.preprocess;
   pp.mean = hints.mean ? *hints.mean
@@ -450,7 +519,8 @@ std::vector<uint8_t> convert_checkpoint_bytes(const SafeTensorsFile& file,
                      : f.std.value_or(in_ch == 3 ? std::vector<float>{0.229f, 0.224f, 0.225f}
                                                  : std::vector<float>{0.5f});
   pp.interpolation = f.interpolation.value_or(in_ch == 3 ? "bicubic" : "bilinear");
-  pp.crop_pct = f.crop_pct.value_or(1.0f);
+  // timm's DEFAULT_CROP_PCT for an ImageNet-sized RGB model when pretrained_cfg does not say.
+  pp.crop_pct = f.crop_pct.value_or(in_ch == 3 && config.image_size == 224 ? 0.875f : 1.0f);
   config.normalize(f.source.empty() ? src + " (imported)"
                                     : src + " (imported with " + f.source + ")");
   SafeTensorsWriter w;

@@ -59,8 +59,8 @@ std::vector<int64_t> block_params(const ViTConfig& c) {
 int64_t other_params(const ViTConfig& c) {
   const int64_t C = c.embed_dim, K = c.num_classes;
   int64_t n = C * c.patch_features() + C;          // patch_embed.proj
-  n += C * c.num_prefix_tokens();                  // cls (+ dist) token
-  n += int64_t{c.num_tokens()} * C;                // pos_embed
+  n += C * c.num_prefix_tokens();                  // cls, dist, register tokens
+  n += int64_t{c.pos_embed_tokens()} * C;          // pos_embed
   n += 2 * C;                                      // final norm
   n += (C * K + K) * (c.distill_token ? 2 : 1);    // head (+ head_dist)
   return n;

@@ -11,6 +11,7 @@
 
 #include "core/error.h"
 #include "core/json_util.h"
+#include "io/checkpoint_convert.h"
 #include "io/merge_schedule.h"
 #include "io/metadata_keys.h"
 #include "io/tensor_layout.h"
@@ -96,28 +97,23 @@ void validate_quant_names(const QuantSpec& spec, const ViTConfig& c, const std::
 }
 
 ModelHeader read_model_header(const SafeTensorsFile& file, const ImportHints& hints) {
-  ModelHeader h;
   const std::string* config_text = file.metadata_value(kConfigKey);
-  if (config_text != nullptr) {
-    check_version(file);
-    h.format_version = kFormatVersion;
-    const std::string src = meta_source(file, kConfigKey);
-    h.config = ViTConfig::from_json(core::json_parse(*config_text, src), src);
-  } else {
-    for (const char* key : {kFormatVersionKey, kQuantKey, kClassNamesKey}) {
-      if (file.metadata_value(key) != nullptr) {
-        core::throw_input("{}: metadata '{}' without '{}': a vitopt file stores its config; "
-                          "without it the file would be read as a timm checkpoint and '{}' "
-                          "ignored", file.source(), key, kConfigKey, key);
-      }
-    }
+  if (config_text == nullptr) {
+    // A timm / HF checkpoint: the one conversion every reader shares (heads from config.json or
+    // the hint, refused otherwise), then read like the vitopt file `vitopt import` would write.
+    ModelHeader h = read_model_header(convert_checkpoint(file, hints), hints);
     h.imported = true;
-    h.config = config_from_checkpoint(file, hints);
+    h.format_version = 0;
+    return h;
   }
+  ModelHeader h;
+  check_version(file);
+  h.format_version = kFormatVersion;
+  const std::string config_src = meta_source(file, kConfigKey);
+  h.config = ViTConfig::from_json(core::json_parse(*config_text, config_src), config_src);
   if (hints.mean) h.config.preprocess.mean = *hints.mean;
   if (hints.std) h.config.preprocess.std = *hints.std;
-  h.config.normalize(h.imported ? file.source() + " (imported checkpoint)"
-                                : meta_source(file, kConfigKey));
+  h.config.normalize(config_src);
   if (hints.merge_r) {
     set_merge_schedule(h.config, parse_merge_schedule(*hints.merge_r, h.config.depth, "--merge-r"));
     h.config.normalize(file.source());

@@ -1,7 +1,8 @@
-// The one reader of a model file's header, for both halves: config (stored, or inferred from a
-// timm/HF checkpoint's shapes), quantization spec, class names, preprocessing, format version and
-// precision label, every rule of docs/model-format.md that needs no tensor data checked here. The
-// LibTorch loader (src/model) and the runtime loader (src/runtime) call it and then read tensors.
+// The one reader of a model file's header, for both halves: config (stored, or from a timm/HF
+// checkpoint's one conversion, io/checkpoint_convert.h), quantization spec, class names,
+// preprocessing, format version and precision label, every rule of docs/model-format.md that needs
+// no tensor data checked here. The LibTorch loader (src/model) and the runtime loader (src/runtime)
+// call it and then read tensors.
 #pragma once
 
 #include <filesystem>

@@ -45,9 +45,13 @@ std::vector<LinearLayout> model_linears(const ViTConfig& c) {
 
 std::vector<TensorLayout> model_tensors(const ViTConfig& c) {
   const int64_t C = c.embed_dim, P = c.patch_size;
-  std::vector<TensorLayout> t = {{"cls_token", {1, 1, C}}, {"pos_embed", {1, c.num_tokens(), C}},
-                                 {"norm.weight", {C}},     {"norm.bias", {C}}};
+  const std::string final_norm = c.final_norm_name();
+  std::vector<TensorLayout> t = {{"pos_embed", {1, c.pos_embed_tokens(), C}},
+                                 {final_norm + ".weight", {C}},
+                                 {final_norm + ".bias", {C}}};
+  if (c.class_token) t.push_back({"cls_token", {1, 1, C}});
   if (c.distill_token) t.push_back({"dist_token", {1, 1, C}});
+  if (c.reg_tokens > 0) t.push_back({"reg_token", {1, c.reg_tokens, C}});
   for (int b = 0; b < c.depth; ++b) {
     const BlockConfig& s = c.blocks[static_cast<size_t>(b)];
     if (s.shared_with >= 0) continue;

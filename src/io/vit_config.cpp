@@ -28,9 +28,9 @@ constexpr int kMaxClasses = 1000000;
 constexpr int64_t kMaxQkvElements = int64_t{1} << 28;
 
 const std::vector<std::string> kConfigFields = {
-    "name",     "image_size",  "in_channels", "patch_size",    "embed_dim", "depth",
-    "num_heads", "head_dim",   "mlp_dim",     "num_classes",   "qkv_bias",  "distill_token",
-    "pool",     "ln_eps",      "blocks",      "preprocess"};
+    "name",     "image_size", "in_channels", "patch_size", "embed_dim",      "depth",  "num_heads",
+    "head_dim", "mlp_dim",    "num_classes", "qkv_bias",   "distill_token",  "pool",   "ln_eps",
+    "blocks",   "preprocess", "class_token", "reg_tokens", "no_embed_class", "fc_norm"};
 const std::vector<std::string> kBlockFields = {"num_heads", "kept_heads",  "mlp_dim",   "skip_attn",
                                                "skip_mlp",  "qkv_rank",    "proj_rank", "fc1_rank",
                                                "fc2_rank",  "shared_with", "merge_r"};
@@ -203,6 +203,7 @@ void ViTConfig::normalize(const std::string& source) {
   require_in(patch_size, 1, image_size, source, "patch_size", " (e.g. 4 or 16)");
   require(image_size % patch_size == 0, source, "patch_size",
           fmt::format("a divisor of image_size {}", image_size), str(patch_size));
+  require_in(reg_tokens, 0, 256, source, "reg_tokens", " (register tokens, e.g. 4)");
   require(num_tokens() <= kMaxTokens, source, "image_size / patch_size",
           fmt::format("at most {} tokens", kMaxTokens), str(num_tokens()) + " tokens");
   require_in(embed_dim, 1, kMaxEmbedDim, source, "embed_dim", " (e.g. 192)");
@@ -223,6 +224,11 @@ void ViTConfig::normalize(const std::string& source) {
           "\"" + pool + "\"");
   require(!(distill_token && pool != "token"), source, "pool",
           "\"token\" when distill_token is true", "\"" + pool + "\"");
+  require(class_token || pool == "avg", source, "pool",
+          "\"avg\" when class_token is false (\"token\" pools the class token)",
+          "\"" + pool + "\"");
+  require(class_token || !distill_token, source, "distill_token",
+          "false when class_token is false (DeiT's layout has both)", "true");
   require(ln_eps > 0 && std::isfinite(ln_eps), source, "ln_eps", "a positive number (e.g. 1e-6)",
           str(ln_eps));
   normalize_preprocess(preprocess, in_channels, source);
@@ -236,26 +242,34 @@ void ViTConfig::normalize(const std::string& source) {
 json ViTConfig::to_json() const {
   json jb = json::array();
   for (const auto& b : blocks) jb.push_back(block_to_json(b));
-  return json{{"name", name},
-              {"image_size", image_size},
-              {"in_channels", in_channels},
-              {"patch_size", patch_size},
-              {"embed_dim", embed_dim},
-              {"depth", depth},
-              {"num_heads", num_heads},
-              {"head_dim", head_dim},
-              {"mlp_dim", mlp_dim},
-              {"num_classes", num_classes},
-              {"qkv_bias", qkv_bias},
-              {"distill_token", distill_token},
-              {"pool", pool},
-              {"ln_eps", ln_eps},
-              {"blocks", jb},
-              {"preprocess",
-               {{"mean", preprocess.mean},
-                {"std", preprocess.std},
-                {"interpolation", preprocess.interpolation},
-                {"crop_pct", preprocess.crop_pct}}}};
+  json j{{"name", name},
+         {"image_size", image_size},
+         {"in_channels", in_channels},
+         {"patch_size", patch_size},
+         {"embed_dim", embed_dim},
+         {"depth", depth},
+         {"num_heads", num_heads},
+         {"head_dim", head_dim},
+         {"mlp_dim", mlp_dim},
+         {"num_classes", num_classes},
+         {"qkv_bias", qkv_bias},
+         {"distill_token", distill_token},
+         {"pool", pool},
+         {"ln_eps", ln_eps},
+         {"blocks", jb},
+         {"preprocess",
+          {{"mean", preprocess.mean},
+           {"std", preprocess.std},
+           {"interpolation", preprocess.interpolation},
+           {"crop_pct", preprocess.crop_pct}}}};
+  // The timm layout fields only when they differ from the default: files of the classic layout
+  // keep the header older readers accept, and a new layout is refused by them (unknown field)
+  // instead of silently run wrong.
+  if (!class_token) j["class_token"] = false;
+  if (reg_tokens != 0) j["reg_tokens"] = reg_tokens;
+  if (no_embed_class) j["no_embed_class"] = true;
+  if (fc_norm) j["fc_norm"] = true;
+  return j;
 }
 
 ViTConfig ViTConfig::from_json(const json& j, const std::string& source) {
@@ -278,6 +292,10 @@ ViTConfig ViTConfig::from_json(const json& j, const std::string& source) {
   c.distill_token = jf::get_or(j, "distill_token", c.distill_token, source, "", jf::as_bool);
   c.pool = jf::get_or(j, "pool", c.pool, source, "", jf::as_string);
   c.ln_eps = jf::get_or(j, "ln_eps", c.ln_eps, source, "", jf::as_double);
+  c.class_token = jf::get_or(j, "class_token", c.class_token, source, "", jf::as_bool);
+  c.reg_tokens = get_int("reg_tokens", c.reg_tokens);
+  c.no_embed_class = jf::get_or(j, "no_embed_class", c.no_embed_class, source, "", jf::as_bool);
+  c.fc_norm = jf::get_or(j, "fc_norm", c.fc_norm, source, "", jf::as_bool);
   if (const json* blocks = jf::find(j, "blocks")) {
     require(blocks->is_array(), source, "blocks", "a JSON array", core::json_type_name(*blocks));
     require(blocks->size() <= static_cast<size_t>(kMaxDepth), source, "blocks",

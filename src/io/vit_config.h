@@ -51,6 +51,13 @@ struct ViTConfig {
   bool qkv_bias = true;
   bool distill_token = false;  // DeiT distillation token + second head ("head_dist")
   std::string pool = "token";  // "token" (class token) or "avg" (mean of patch tokens)
+  // timm layouts (VisionTransformer's class_token / reg_tokens / no_embed_class / fc_norm). Prefix
+  // tokens come first in this order: class, distillation, registers; then the patches.
+  bool class_token = true;      // "cls_token" (1, 1, C); without it pool must be "avg"
+  int reg_tokens = 0;           // register tokens "reg_token" (1, R, C): attended, never pooled
+  bool no_embed_class = false;  // pos_embed covers the patches only (prefix tokens get none)
+  bool fc_norm = false;  // final LayerNorm on the pooled (B, C) features ("fc_norm.*") instead of
+                         // on every token ("norm.*"), as timm's global_pool="avg" default
   double ln_eps = 1e-6;        // timm's LayerNorm eps
   std::vector<BlockConfig> blocks;  // size depth after normalize(); overrides per block
   Preprocess preprocess;
@@ -63,8 +70,14 @@ struct ViTConfig {
 
   int grid() const { return image_size / patch_size; }  // patches per side
   int num_patches() const { return grid() * grid(); }
-  int num_prefix_tokens() const { return distill_token ? 2 : 1; }
+  // class + distillation + register tokens: never merged, never in the average pool
+  int num_prefix_tokens() const {
+    return (class_token ? 1 : 0) + (distill_token ? 1 : 0) + reg_tokens;
+  }
   int num_tokens() const { return num_patches() + num_prefix_tokens(); }  // N
+  int pos_embed_tokens() const { return no_embed_class ? num_patches() : num_tokens(); }
+  // Name of the final LayerNorm's tensors' prefix: "fc_norm" or "norm".
+  const char* final_norm_name() const { return fc_norm ? "fc_norm" : "norm"; }
   int patch_features() const { return in_channels * patch_size * patch_size; }
   int block_heads(int b) const;
   int block_mlp(int b) const;

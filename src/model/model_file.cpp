@@ -10,6 +10,7 @@
 #include <set>
 
 #include "core/error.h"
+#include "io/checkpoint_convert.h"
 #include "io/metadata_keys.h"
 #include "model/quantized_model.h"
 
@@ -47,6 +48,10 @@ ViT load_model(const std::filesystem::path& path, const io::ImportHints& hints) 
 }
 
 ViT load_model(const io::SafeTensorsFile& file, const io::ImportHints& hints) {
+  // A timm / HF checkpoint is read as the vitopt file its one conversion makes (tensor names,
+  // layer scale folded), so every command that loads a model reads it the same way.
+  if (io::is_foreign_checkpoint(file))
+    return load_model(io::convert_checkpoint(file, hints), hints);
   const io::ModelHeader header = io::read_model_header(file, hints);
   if (header.quant) return load_quantized_model(file, header);  // simulates the integers
   ViT model(header.config);

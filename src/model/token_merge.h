@@ -2,10 +2,11 @@
 // block's attention and its MLP. Tokens alternate into two sets A (even positions) and B (odd);
 // each A token's most similar B token (cosine of the keys averaged over heads) is its candidate,
 // the r A tokens with the highest similarity merge into their candidates by a size-weighted
-// average, and the sizes add. The class token (A[0]) and the distillation token (B[0]) never
-// merge. Output order: the unmerged A tokens in their original order, then every B token; with a
-// distillation token [cls, dist, other unmerged A, other B] so the prefix stays in front. The
-// runtime (src/runtime/token_merge.cpp) implements the same rule on raw buffers.
+// average, and the sizes add. The prefix tokens (class, distillation, registers: positions below
+// prefix_tokens) never merge: those in A merge into nothing, nothing merges into those in B.
+// Output order: the prefix tokens in their order, then the other unmerged A tokens in order, then
+// the other B tokens (with a class token only: the unmerged A tokens, then every B token, as in
+// ToMe). The runtime (src/runtime/token_merge.cpp) implements the same rule on raw buffers.
 // Legend: B batch, N tokens, D head dim, C embed dim, r tokens merged away.
 #pragma once
 
@@ -18,12 +19,12 @@ struct TokenMatch {
   torch::Tensor unmerged;  // (B, |A| - r) A indices kept, ascending
   torch::Tensor src;       // (B, r) A indices merged away
   torch::Tensor dst;       // (B, r) the B index each of them merges into
-  bool distill_token = false;
+  int64_t prefix_tokens = 1;
 };
 
 // The matching for `metric` (B, N, D) (keys averaged over heads); r must be at most
-// (N - prefix tokens) / 2 (ViTConfig::merge_at caps it). Computed without gradient.
-TokenMatch bipartite_soft_matching(const torch::Tensor& metric, int64_t r, bool distill_token);
+// (N - prefix_tokens) / 2 (ViTConfig::merge_at caps it). Computed without gradient.
+TokenMatch bipartite_soft_matching(const torch::Tensor& metric, int64_t r, int64_t prefix_tokens);
 
 // Sums tokens (B, N, C) as the match says: merged A tokens are added into their B token.
 torch::Tensor merge_sum(const TokenMatch& m, const torch::Tensor& x);

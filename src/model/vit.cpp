@@ -164,7 +164,6 @@ BlockImpl::BlockImpl(const io::ViTConfig& c, int i) : index(i) {
   shared_with = bc.shared_with;
   merge_r = bc.skip_attn ? 0 : bc.merge_r;  // the keys are the merge metric
   prefix_tokens = c.num_prefix_tokens();
-  distill_token = c.distill_token;
   if (shared_with >= 0) return;  // modules come from share_from(); nothing registered here
   const auto ln = torch::nn::LayerNormOptions({c.embed_dim}).eps(c.ln_eps);
   if (!bc.skip_attn) {
@@ -202,7 +201,7 @@ torch::Tensor BlockImpl::forward(const torch::Tensor& input, Trace* trace, torch
     }
     x = x + a;
     if (r > 0) {
-      const TokenMatch match = bipartite_soft_matching(metric, r, distill_token);
+      const TokenMatch match = bipartite_soft_matching(metric, r, prefix_tokens);
       std::tie(x, *sizes) = merge_weighted(match, x, *sizes);  // (B, N - r, C), (B, N - r, 1)
     }
   }
@@ -229,9 +228,11 @@ ViTImpl::ViTImpl(io::ViTConfig config) : config_(std::move(config)) {
   patch_embed_proj = patch_embed->register_module(
       "proj", torch::nn::Conv2d(
                   torch::nn::Conv2dOptions(c.in_channels, C, c.patch_size).stride(c.patch_size)));
-  cls_token = register_parameter("cls_token", torch::zeros({1, 1, C}));
+  if (c.class_token) cls_token = register_parameter("cls_token", torch::zeros({1, 1, C}));
   if (c.distill_token) dist_token = register_parameter("dist_token", torch::zeros({1, 1, C}));
-  pos_embed = register_parameter("pos_embed", torch::zeros({1, c.num_tokens(), C}));
+  if (c.reg_tokens > 0)
+    reg_token = register_parameter("reg_token", torch::zeros({1, c.reg_tokens, C}));
+  pos_embed = register_parameter("pos_embed", torch::zeros({1, c.pos_embed_tokens(), C}));
 
   blocks = register_module("blocks", torch::nn::ModuleList());
   for (int i = 0; i < c.depth; ++i) {
@@ -239,8 +240,8 @@ ViTImpl::ViTImpl(io::ViTConfig config) : config_(std::move(config)) {
     if (block->shared_with >= 0) block->share_from(*blocks[block->shared_with]->as<BlockImpl>());
     blocks->push_back(block);
   }
-  norm =
-      register_module("norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({C}).eps(c.ln_eps)));
+  norm = register_module(c.final_norm_name(),
+                         torch::nn::LayerNorm(torch::nn::LayerNormOptions({C}).eps(c.ln_eps)));
   head = register_module("head", Linear(C, c.num_classes));
   if (c.distill_token) head_dist = register_module("head_dist", Linear(C, c.num_classes));
   init_weights(0);
@@ -263,8 +264,8 @@ void ViTImpl::init_weights(uint64_t seed) {
   at::Generator gen = at::detail::createCPUGenerator(seed);
   const double sd = 0.02;
   trunc_normal(pos_embed, sd, gen);
-  trunc_normal(cls_token, sd, gen);
-  if (dist_token.defined()) trunc_normal(dist_token, sd, gen);
+  for (torch::Tensor* t : {&cls_token, &dist_token, &reg_token})
+    if (t->defined()) trunc_normal(*t, sd, gen);
   for (auto& module : modules(/*include_self=*/false)) {
     if (auto* lin = module->as<LinearImpl>()) {
       if (lin->rank > 0) {
@@ -291,23 +292,45 @@ torch::Tensor embed_tokens(ViTImpl& m, const torch::Tensor& x) {
   const int64_t B = x.size(0);
   const auto& pe_in = m.patch_input_transform ? m.patch_input_transform(x) : x;  // (B, in, H, W)
   auto h = m.patch_embed_proj->forward(pe_in).flatten(2).transpose(1, 2);  // (B, N - prefix, C)
-  std::vector<torch::Tensor> parts{m.cls_token.expand({B, -1, -1})};       // (B, 1, C)
-  if (m.config().distill_token) parts.push_back(m.dist_token.expand({B, -1, -1}));
+  // Prefix tokens in the layout's order: class, distillation, registers.
+  std::vector<torch::Tensor> parts;
+  for (const torch::Tensor* t : {&m.cls_token, &m.dist_token, &m.reg_token})
+    if (t->defined()) parts.push_back(t->expand({B, -1, -1}));  // (B, 1 or R, C)
+  // timm's no_embed_class: the position embedding covers the patches only.
+  if (m.config().no_embed_class) {
+    parts.push_back(h + m.pos_embed);
+    return torch::cat(parts, 1);  // (B, N, C)
+  }
   parts.push_back(h);
   return torch::cat(parts, 1) + m.pos_embed;  // (B, N, C)
 }
 
 namespace {
 
-// The pooled features (B, C) of normed tokens (B, N, C): the class token, or the mean of the
-// other tokens, weighted by their sizes under token merging (so the mean stays over patches).
-torch::Tensor pool_features(const io::ViTConfig& c, const torch::Tensor& feats,
-                            const torch::Tensor& sizes) {
-  if (c.pool != "avg") return feats.select(1, 0);
-  const auto patches = feats.slice(1, c.num_prefix_tokens());
-  if (!sizes.defined()) return patches.mean(1);
-  const auto s = sizes.slice(1, c.num_prefix_tokens());  // (B, N', 1)
-  return (patches * s).sum(1) / s.sum(1);
+// The pooled features (B, C) of the final tokens (B, N, C): the class token, or the mean of the
+// patch tokens, weighted by their sizes under token merging (so the mean stays over patches);
+// then the final norm when it is fc_norm (forward_tokens normed every token otherwise).
+torch::Tensor pool_features(ViTImpl& m, const torch::Tensor& feats, const torch::Tensor& sizes) {
+  const io::ViTConfig& c = m.config();
+  torch::Tensor pooled;
+  if (c.pool != "avg") {
+    pooled = feats.select(1, 0);
+  } else {
+    const auto patches = feats.slice(1, c.num_prefix_tokens());
+    if (!sizes.defined()) {
+      pooled = patches.mean(1);
+    } else {
+      const auto s = sizes.slice(1, c.num_prefix_tokens());  // (B, N', 1)
+      pooled = (patches * s).sum(1) / s.sum(1);
+    }
+  }
+  return c.fc_norm ? m.norm->forward(pooled) : pooled;
+}
+
+// The distillation head's input (B, C): token 1, normed like the class token.
+torch::Tensor dist_features(ViTImpl& m, const torch::Tensor& feats) {
+  const auto t = feats.select(1, 1);
+  return m.config().fc_norm ? m.norm->forward(t) : t;
 }
 
 }  // namespace
@@ -323,9 +346,9 @@ torch::Tensor logits_from_block(ViTImpl& m, torch::Tensor h, int first, Trace* t
   }
   torch::Tensor sizes;
   for (int i = first; i < c.depth; ++i) h = m.block(i).forward(h, trace, &sizes);
-  auto feats = m.norm->forward(h);  // (B, N, C)
-  auto logits = m.head->forward(pool_features(c, feats, sizes));  // (B, K)
-  if (c.distill_token) logits = (logits + m.head_dist->forward(feats.select(1, 1))) / 2;
+  auto feats = c.fc_norm ? h : m.norm->forward(h);                // (B, N, C)
+  auto logits = m.head->forward(pool_features(m, feats, sizes));  // (B, K)
+  if (c.distill_token) logits = (logits + m.head_dist->forward(dist_features(m, feats))) / 2;
   return logits;
 }
 
@@ -353,7 +376,7 @@ torch::Tensor ViTImpl::forward_tokens(const torch::Tensor& x, Trace* trace, torc
   auto h = embed_tokens(*this, x);  // (B, N, C)
   if (trace != nullptr && trace->record_hidden) trace->hidden[0] = h;
   for (int i = 0; i < c.depth; ++i) h = blocks[i]->as<BlockImpl>()->forward(h, trace, sizes);
-  h = norm->forward(h);  // (B, N, C)
+  if (!c.fc_norm) h = norm->forward(h);  // (B, N, C); fc_norm norms the pooled features instead
   if (trace != nullptr && trace->record_features) trace->features = h;
   return h;
 }
@@ -362,9 +385,9 @@ std::pair<torch::Tensor, torch::Tensor> ViTImpl::forward_heads(const torch::Tens
                                                                Trace* trace) {
   torch::Tensor sizes;
   const auto feats = forward_tokens(x, trace, &sizes);                // (B, N', C)
-  auto logits = head->forward(pool_features(config_, feats, sizes));  // (B, K)
+  auto logits = head->forward(pool_features(*this, feats, sizes));    // (B, K)
   torch::Tensor dist_logits;
-  if (config_.distill_token) dist_logits = head_dist->forward(feats.select(1, 1));  // (B, K)
+  if (config_.distill_token) dist_logits = head_dist->forward(dist_features(*this, feats));
   return {logits, dist_logits};
 }
 

@@ -1,6 +1,7 @@
 // The ViT as a LibTorch module, timm layout and names (so named_parameters() are timm's keys):
-//   cls_token (1,1,C), [dist_token (1,1,C)], pos_embed (1,N,C), patch_embed.proj.{weight,bias},
-//   blocks.<i>.norm1, .attn.qkv, .attn.proj, .norm2, .mlp.fc1, .mlp.fc2, norm, head, [head_dist].
+//   [cls_token (1,1,C)], [dist_token (1,1,C)], [reg_token (1,R,C)], pos_embed (1,N or patches,C),
+//   patch_embed.proj.{weight,bias}, blocks.<i>.norm1, .attn.qkv, .attn.proj, .norm2, .mlp.fc1,
+//   .mlp.fc2, norm or fc_norm (final LayerNorm on tokens or on pooled features), head, [head_dist].
 // Legend: B batch, N tokens, C embed dim, H heads, D head dim, M MLP width, P patch.
 // forward(x) is the fast path; forward(x, &trace) also records what compression needs.
 #pragma once
@@ -96,8 +97,7 @@ class BlockImpl : public torch::nn::Module {
   int index;
   int shared_with = -1;
   int merge_r = 0;        // BlockConfig::merge_r (capped per call by the token count)
-  int prefix_tokens = 1;  // class (+ distillation) tokens, never merged
-  bool distill_token = false;
+  int prefix_tokens = 1;  // class, distillation and register tokens, never merged
   torch::nn::LayerNorm norm1{nullptr}, norm2{nullptr};  // null when the sub-block is skipped
   Attention attn{nullptr};
   Mlp mlp{nullptr};
@@ -111,7 +111,8 @@ class ViTImpl : public torch::nn::Module {
   // distillation token: training mode returns (cls_logits + dist_logits) / 2 as well (see
   // forward_heads for both); eval mode returns their average like DeiT.
   torch::Tensor forward(const torch::Tensor& x, Trace* trace = nullptr);
-  torch::Tensor forward_features(const torch::Tensor& x, Trace* trace = nullptr);  // (B,N,C) normed
+  // (B, N, C) after the final norm (before it when the config's fc_norm norms pooled features)
+  torch::Tensor forward_features(const torch::Tensor& x, Trace* trace = nullptr);
   // Both heads: {cls head logits, dist head logits (undefined without distillation token)}.
   std::pair<torch::Tensor, torch::Tensor> forward_heads(const torch::Tensor& x,
                                                         Trace* trace = nullptr);
@@ -125,9 +126,9 @@ class ViTImpl : public torch::nn::Module {
   // Optional transform of the image (B, in_ch, H, W) before the patch embedding conv, e.g. input
   // fake-quantization of a quantized model (the conv is a Linear on patches). Unset: no cost.
   std::function<torch::Tensor(const torch::Tensor&)> patch_input_transform;
-  torch::Tensor cls_token, dist_token, pos_embed;
+  torch::Tensor cls_token, dist_token, reg_token, pos_embed;  // undefined where the layout has none
   torch::nn::ModuleList blocks{nullptr};
-  torch::nn::LayerNorm norm{nullptr};
+  torch::nn::LayerNorm norm{nullptr};  // registered as "norm" or, with fc_norm, "fc_norm"
   Linear head{nullptr}, head_dist{nullptr};
 
  private:

@@ -166,6 +166,10 @@ io::ViTConfig parse_model(const YAML::Node& node, const Origin& origin) {
   s.get("num_classes", c.num_classes);
   s.get("distill_token", c.distill_token);
   s.get("pool", c.pool);
+  s.get("class_token", c.class_token);
+  s.get("reg_tokens", c.reg_tokens);
+  s.get("no_embed_class", c.no_embed_class);
+  s.get("fc_norm", c.fc_norm);
   s.reject_unknown();
   if (shape_changed) {
     c.head_dim = 0;

@@ -1,9 +1,12 @@
 // Engine: a loaded, packed model plus one execution plan per batch size (every activation buffer
-// allocated once), run on one persistent thread pool. The forward pass is timm's ViT:
-//   patches -> Linear (+bias) -> [cls, (dist), patches] + pos_embed                    x (B, N, C)
+// allocated once), run on one persistent thread pool. The forward pass is timm's VisionTransformer:
+//   patches -> Linear (+bias) -> [(cls), (dist), (reg x R), patches] + pos_embed       x (B, N, C)
+//     (no_embed_class: pos_embed (Np, C) is added to the patches only, before the concatenation)
 //   per block: x += proj(attn(LN1(x)));  x += fc2(gelu(fc1(LN2(x))))   (skips, shares honoured)
 //   LN(x)[:, 0] -> head   (avg pool: mean of LN'd patch tokens; dist token: mean of both heads)
-// Legend: B batch, N tokens, Np patches, C embed dim, H heads, D head dim, M MLP width, K classes.
+//     (fc_norm: the LayerNorm runs on the pooled (B, C) features instead of on every token)
+// Legend: B batch, N tokens, Np patches, R registers, C embed dim, H heads, D head dim, M MLP
+// width, K classes.
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
@@ -92,11 +95,13 @@ struct Engine::Impl {
   ModelInfo info;
   const kernels::KernelTable* kt = nullptr;
   std::unique_ptr<ThreadPool> pool;
-  AlignedBuffer<float> cls, dist, pos;
+  // prefix: the (class, distillation, register) token rows, pos_embed already added where the
+  // layout gives them one (the same float sum forward would do); pos: the patches' (Np, C) rows.
+  AlignedBuffer<float> prefix, pos;
   LinearOp patch, head, head_dist;
   std::vector<Block> owned;       // blocks with their own weights
   std::vector<int> block_of;      // depth -> index into owned
-  PackedNorm norm;
+  PackedNorm norm;  // the final LayerNorm ("norm" or "fc_norm": config.fc_norm says where)
   std::map<int, std::unique_ptr<Plan>> plans;
   enum class Schedule { kAuto, kLayer, kRows } schedule = Schedule::kAuto;
   size_t weight_bytes = 0;  // all packed Linear weights
@@ -383,7 +388,7 @@ void Engine::Impl::merge_tokens(const Block& blk, Plan& pl, int slot, int r) {
     m.heads = blk.heads;
     m.head_dim = D;
     m.r = r;
-    m.distill_token = config.distill_token;
+    m.prefix_tokens = config.num_prefix_tokens();
     m.sizes = pl.sized ? pl.sizes.data() + b * uN0 : nullptr;
     m.out = pl.xn.data() + b * out_n * uC;
     m.out_sizes = pl.sizes_next.data() + b * uN0;
@@ -562,17 +567,19 @@ void Engine::Impl::forward(const float* images, int batch, float* logits) {
     }
   });
   patch.run(tp, pl.scratch, pl.patches.data(), F, batch * Np, pl.xn.data(), C, false, false);
-  // Tokens: x[b] = [cls, (dist), patch embeddings] + pos_embed.
+  // Tokens: x[b] = [prefix tokens (with their pos_embed, if any), patch embeddings + pos_embed].
   parallel_rows(tp, rows, C, [&](int r0, int r1) {
     for (int r = r0; r < r1; ++r) {
       const int b = r / N, t = r % N;
-      const float* src = t == 0 ? cls.data()
-                         : (t == 1 && pre == 2)
-                             ? dist.data()
-                             : pl.xn.data() + (static_cast<size_t>(b) * static_cast<size_t>(Np) +
-                                               static_cast<size_t>(t - pre)) * uC;
-      const float* pe = pos.data() + static_cast<size_t>(t) * uC;
       float* dst = pl.x.data() + static_cast<size_t>(r) * uC;
+      if (t < pre) {
+        std::copy(prefix.data() + static_cast<size_t>(t) * uC,
+                  prefix.data() + static_cast<size_t>(t + 1) * uC, dst);
+        continue;
+      }
+      const size_t p = static_cast<size_t>(t - pre);
+      const float* src = pl.xn.data() + (static_cast<size_t>(b) * static_cast<size_t>(Np) + p) * uC;
+      const float* pe = pos.data() + p * uC;
       for (int j = 0; j < C; ++j) dst[j] = src[j] + pe[j];
     }
   });
@@ -588,9 +595,18 @@ void Engine::Impl::forward(const float* images, int batch, float* logits) {
   const float eps = static_cast<float>(c.ln_eps);
   const int K = c.num_classes;
   if (c.pool == "avg") {
-    kt->layernorm(pl.x.data(), C, pl.xn.data(), C, rows, C, norm.gamma.data(), norm.beta.data(), eps);
+    // The mean of the patch tokens, of normed tokens ("norm"), or normed itself afterwards
+    // ("fc_norm": one row per image instead of every token).
+    const float* tokens = pl.x.data();
+    float* mean = pl.xn.data();  // free now: B rows of it hold the means before fc_norm
+    if (!c.fc_norm) {
+      kt->layernorm(pl.x.data(), C, pl.xn.data(), C, rows, C, norm.gamma.data(), norm.beta.data(),
+                    eps);
+      tokens = pl.xn.data();
+      mean = pl.pooled.data();
+    }
     for (int b = 0; b < batch; ++b) {
-      float* dst = pl.pooled.data() + static_cast<size_t>(b) * uC;
+      float* dst = mean + static_cast<size_t>(b) * uC;
       std::fill(dst, dst + C, 0.0f);
       // Under merging a token stands for `size` patches: the mean stays one over patches.
       const float* size =
@@ -598,7 +614,9 @@ void Engine::Impl::forward(const float* images, int batch, float* logits) {
                    : nullptr;
       float total = 0.0f;
       for (int t = pre; t < N; ++t) {
-        const float* src = pl.xn.data() + (static_cast<size_t>(b) * static_cast<size_t>(N) + static_cast<size_t>(t)) * uC;
+        const float* src =
+            tokens +
+            (static_cast<size_t>(b) * static_cast<size_t>(N) + static_cast<size_t>(t)) * uC;
         const float w = size != nullptr ? size[t] : 1.0f;
         total += w;
         if (size != nullptr) {
@@ -609,7 +627,11 @@ void Engine::Impl::forward(const float* images, int batch, float* logits) {
       }
       for (int j = 0; j < C; ++j) dst[j] /= total;
     }
+    if (c.fc_norm)
+      kt->layernorm(mean, C, pl.pooled.data(), C, batch, C, norm.gamma.data(), norm.beta.data(),
+                    eps);
   } else {
+    // The class token normed: the same whether the layout puts the norm before or after pooling.
     kt->layernorm(pl.x.data(), N * C, pl.pooled.data(), C, batch, C, norm.gamma.data(),
                   norm.beta.data(), eps);
   }
@@ -672,9 +694,23 @@ std::unique_ptr<Engine> Engine::load_bytes(std::vector<uint8_t> bytes, const std
     dst.resize(v.size());
     std::copy(v.begin(), v.end(), dst.data());
   };
-  copy(m.cls_token, impl->cls);
-  copy(m.dist_token, impl->dist);
-  copy(m.pos_embed, impl->pos);
+  {
+    // Prefix rows in sequence order (class, distillation, registers); pos_embed rows [0, pre) are
+    // theirs unless no_embed_class, and the patches' rows follow.
+    const size_t uC = static_cast<size_t>(c.embed_dim),
+                 pre = static_cast<size_t>(c.num_prefix_tokens());
+    std::vector<float> rows;
+    rows.reserve(pre * uC);
+    rows.insert(rows.end(), m.cls_token.begin(), m.cls_token.end());
+    rows.insert(rows.end(), m.dist_token.begin(), m.dist_token.end());
+    rows.insert(rows.end(), m.reg_token.begin(), m.reg_token.end());
+    const size_t pos_prefix = c.no_embed_class ? 0 : pre;
+    for (size_t i = 0; i < pos_prefix * uC; ++i) rows[i] += m.pos_embed[i];
+    copy(rows, impl->prefix);
+    impl->pos.resize(m.pos_embed.size() - pos_prefix * uC);
+    std::copy(m.pos_embed.begin() + static_cast<std::ptrdiff_t>(pos_prefix * uC), m.pos_embed.end(),
+              impl->pos.data());
+  }
   impl->patch = impl->make_op(m.patch, sim);
   impl->head = impl->make_op(m.head, sim);
   if (c.distill_token) impl->head_dist = impl->make_op(m.head_dist, sim);

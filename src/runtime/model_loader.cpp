@@ -11,6 +11,7 @@
 #include <set>
 
 #include "core/error.h"
+#include "io/checkpoint_convert.h"
 #include "io/code_packing.h"
 
 namespace vitopt::runtime {
@@ -120,6 +121,10 @@ std::vector<float> LinearData::dequantized() const {
 }
 
 LoadedModel load_model_data(const io::SafeTensorsFile& file, const io::ImportHints& hints) {
+  // A timm / HF checkpoint is read as the vitopt file its one conversion makes (names, layer
+  // scale folded), exactly as the LibTorch loader and `vitopt import` read it.
+  if (io::is_foreign_checkpoint(file))
+    return load_model_data(io::convert_checkpoint(file, hints), hints);
   io::ModelHeader header = io::read_model_header(file, hints);
   LoadedModel m;
   m.config = std::move(header.config);
@@ -128,7 +133,7 @@ LoadedModel load_model_data(const io::SafeTensorsFile& file, const io::ImportHin
   m.precision = header.precision;
 
   const io::ViTConfig& c = m.config;
-  const int C = c.embed_dim, N = c.num_tokens();
+  const int C = c.embed_dim;
   Reader r(file, m.quant);
   auto linear = [&](const std::string& name, int in, int out, bool bias, int rank) {
     std::vector<LinearData> f;
@@ -140,9 +145,12 @@ LoadedModel load_model_data(const io::SafeTensorsFile& file, const io::ImportHin
     }
     return f;
   };
-  m.cls_token = r.floats("cls_token", {1, 1, C});
+  // Only the tensors this layout has: a stray one (a cls_token in a class-token-free file) is
+  // left unclaimed and refused below.
+  if (c.class_token) m.cls_token = r.floats("cls_token", {1, 1, C});
   if (c.distill_token) m.dist_token = r.floats("dist_token", {1, 1, C});
-  m.pos_embed = r.floats("pos_embed", {1, N, C});
+  if (c.reg_tokens > 0) m.reg_token = r.floats("reg_token", {1, c.reg_tokens, C});
+  m.pos_embed = r.floats("pos_embed", {1, c.pos_embed_tokens(), C});
   const int P = c.patch_size;
   m.patch = r.linear("patch_embed.proj", "patch_embed.proj.weight", c.patch_features(), C, true,
                      {C, c.in_channels, P, P});
@@ -167,7 +175,8 @@ LoadedModel load_model_data(const io::SafeTensorsFile& file, const io::ImportHin
     }
     m.blocks.push_back(std::move(bd));
   }
-  m.norm = {r.floats("norm.weight", {C}), r.floats("norm.bias", {C})};
+  const std::string final_norm = c.final_norm_name();
+  m.norm = {r.floats(final_norm + ".weight", {C}), r.floats(final_norm + ".bias", {C})};
   m.head = r.linear("head", "head.weight", C, c.num_classes, true);
   if (c.distill_token) {
     m.head_dist = r.linear("head_dist", "head_dist.weight", C, c.num_classes, true);

@@ -3,7 +3,7 @@
 // with its exact shape and dtype, quantized weights unpacked (io/code_packing) to one int per
 // element with per-row scales/zero points, input quantization per Linear, and nothing unexpected.
 // The engine packs what this returns; the fuzz target runs exactly this step.
-// Legend: C embed dim, N tokens, P patch, in/out Linear features.
+// Legend: C embed dim, N tokens, R register tokens, P patch, in/out Linear features.
 #pragma once
 
 #include <cstdint>
@@ -49,11 +49,12 @@ struct LoadedModel {
   io::ViTConfig config;
   std::vector<std::string> class_names;
   std::optional<io::QuantSpec> quant;
-  std::vector<float> cls_token, dist_token;  // (C)
-  std::vector<float> pos_embed;              // (N, C)
+  std::vector<float> cls_token, dist_token;  // (C), each only when the config has that token
+  std::vector<float> reg_token;              // (R, C) register tokens, empty without
+  std::vector<float> pos_embed;              // (config.pos_embed_tokens(), C)
   LinearData patch;                          // (C, in_ch*P*P)
   std::vector<BlockData> blocks;
-  Norm norm;
+  Norm norm;  // the final LayerNorm: "norm" on every token, or "fc_norm" on the pooled features
   LinearData head, head_dist;                // head_dist only with a distillation token
   std::string precision;                     // io::precision_label: "fp32", "int8", "int6", "mixed"
   int64_t params = 0;

@@ -120,11 +120,15 @@ class Writer {
 std::vector<uint8_t> random_model_bytes(const RandomModelOptions& o) {
   const io::ViTConfig& c = o.config;
   Writer w(o);
-  const int C = c.embed_dim, N = c.num_tokens(), P = c.patch_size;
+  const int C = c.embed_dim, NP = c.pos_embed_tokens(), R = c.reg_tokens, P = c.patch_size;
   const bool qe = o.quantize_patch_and_head;
-  w.add("cls_token", {1, 1, C}, w.normal(static_cast<size_t>(C), 0.0f, 0.5f));
-  if (c.distill_token) w.add("dist_token", {1, 1, C}, w.normal(static_cast<size_t>(C), 0.0f, 0.5f));
-  w.add("pos_embed", {1, N, C}, w.normal(static_cast<size_t>(N) * static_cast<size_t>(C), 0.0f, 0.5f));
+  const size_t uC = static_cast<size_t>(C);
+  // The tensors of io::model_tensors(c); the random draws keep their order of the classic layout
+  // (cls, dist, pos_embed, ...), so files of that layout stay the same for a seed.
+  if (c.class_token) w.add("cls_token", {1, 1, C}, w.normal(uC, 0.0f, 0.5f));
+  if (c.distill_token) w.add("dist_token", {1, 1, C}, w.normal(uC, 0.0f, 0.5f));
+  if (R > 0) w.add("reg_token", {1, R, C}, w.normal(static_cast<size_t>(R) * uC, 0.0f, 0.5f));
+  w.add("pos_embed", {1, NP, C}, w.normal(static_cast<size_t>(NP) * uC, 0.0f, 0.5f));
   w.linear("patch_embed.proj", c.patch_features(), C, true, 0, qe, {C, c.in_channels, P, P});
   for (int b = 0; b < c.depth; ++b) {
     const io::BlockConfig& s = c.blocks[static_cast<size_t>(b)];
@@ -142,7 +146,7 @@ std::vector<uint8_t> random_model_bytes(const RandomModelOptions& o) {
       w.linear(pre + "mlp.fc2", s.mlp_dim, C, true, s.fc2_rank, true);
     }
   }
-  w.norm("norm", C);
+  w.norm(c.final_norm_name(), C);
   w.linear("head", C, c.num_classes, true, 0, qe);
   if (c.distill_token) w.linear("head_dist", C, c.num_classes, true, 0, qe);
   w.finish(c);

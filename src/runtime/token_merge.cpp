@@ -74,8 +74,9 @@ void merge_image(const MergeImageArgs& a) {
     norm = std::sqrt(norm);
     for (int d = 0; d < D; ++d) u[d] /= norm;
   }
-  // A token i is token 2i, B token j is token 2j + 1.
-  const int first_b = a.distill_token ? 1 : 0;  // nothing merges into the distillation token
+  // A token i is token 2i, B token j is token 2j + 1. The prefix tokens among them are the first
+  // pa of A (never merged) and the first pb of B (never merged into).
+  const int pre = a.prefix_tokens, pa = (pre + 1) / 2, pb = pre / 2;
   if (a.kt != nullptr && nb > 0) {
     // scores = A B^T on the fp32 GEMM: A's rows are every other unit row (stride 2D), B is
     // gathered and packed like a Linear's weight.
@@ -98,9 +99,9 @@ void merge_image(const MergeImageArgs& a) {
   for (int i = 0; i < na; ++i) {
     float m = -INFINITY;
     int arg = 0;
-    if (i > 0) {  // the class token merges into nothing
+    if (i >= pa) {  // a protected A token keeps -inf: the sort puts it after every candidate
       const float* ua = unit + static_cast<size_t>(2 * i) * uD;
-      for (int j = first_b; j < nb; ++j) {
+      for (int j = pb; j < nb; ++j) {
         float dot = 0.0f;
         if (a.kt != nullptr) {
           dot =
@@ -126,20 +127,20 @@ void merge_image(const MergeImageArgs& a) {
   auto size_of = [&](int t) { return a.sizes != nullptr ? a.sizes[t] : 1.0f; };
   auto row = [&](int t) { return a.x + static_cast<size_t>(t) * static_cast<size_t>(a.ldx); };
   auto out_row = [&](int o) { return a.out + static_cast<size_t>(o) * static_cast<size_t>(a.ldx); };
-  // Output slots: [unmerged A in order, B]; with a distillation token [cls, dist, A..., B...].
-  const int kept_a = na - a.r;
-  auto slot_a = [&](int k) { return a.distill_token && k > 0 ? k + 1 : k; };
-  auto slot_b = [&](int j) { return a.distill_token ? (j == 0 ? 1 : kept_a + j) : kept_a + j; };
-  for (int i = 0, k = 0; i < na; ++i) {
-    if (group[i] >= 0) continue;
-    const float s = size_of(2 * i), *x = row(2 * i);
-    float* o = out_row(slot_a(k));
-    for (size_t c = 0; c < uC; ++c) o[c] = x[c] * s / s;  // as the weighted sum divides
-    a.out_sizes[slot_a(k)] = s;
-    ++k;
-  }
+  // Output slots: [prefix tokens in order, unmerged other A in order, other B in order].
+  const int kept_a = na - pa - a.r;
+  auto slot_b = [&](int j) { return pre + kept_a + (j - pb); };
+  auto keep = [&](int t, int o) {
+    const float s = size_of(t), *x = row(t);
+    float* y = out_row(o);
+    for (size_t c = 0; c < uC; ++c) y[c] = x[c] * s / s;  // as the weighted sum divides
+    a.out_sizes[o] = s;
+  };
+  for (int t = 0; t < pre; ++t) keep(t, t);
+  for (int i = pa, k = pre; i < na; ++i)
+    if (group[i] < 0) keep(2 * i, k++);
   // B tokens: size-weighted sums, merged A tokens added in the order they were chosen.
-  for (int j = 0; j < nb; ++j) {
+  for (int j = pb; j < nb; ++j) {
     const float s = size_of(2 * j + 1), *x = row(2 * j + 1);
     float* o = out_row(slot_b(j));
     for (size_t c = 0; c < uC; ++c) o[c] = x[c] * s;
@@ -152,7 +153,7 @@ void merge_image(const MergeImageArgs& a) {
     for (size_t c = 0; c < uC; ++c) o[c] += x[c] * s;
     a.out_sizes[o_slot] += s;
   }
-  for (int j = 0; j < nb; ++j) {
+  for (int j = pb; j < nb; ++j) {
     const int o_slot = slot_b(j);
     const float s = a.out_sizes[o_slot];
     float* o = out_row(o_slot);

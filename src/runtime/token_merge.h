@@ -1,7 +1,7 @@
 // Token merging (ToMe) on the runtime's buffers: the rule of src/model/token_merge.h (bipartite
-// soft matching of the keys averaged over heads, size-weighted averages, class and distillation
-// tokens never merged, the same output order) for one image, single-threaded; the engine runs
-// the images of a batch in parallel. LibTorch-free.
+// soft matching of the keys averaged over heads, size-weighted averages, prefix tokens (class,
+// distillation, registers) never merged, the same output order) for one image, single-threaded;
+// the engine runs the images of a batch in parallel. LibTorch-free.
 // Legend: N tokens in, r merged away, C embed dim, H heads, D head dim.
 #pragma once
 
@@ -18,7 +18,11 @@ struct MergeImageArgs {
   const float* keys = nullptr;  // token t's keys of every head at keys + t * ldk: (H, D)
   int ldx = 0, ldk = 0;
   int tokens = 0, dim = 0, heads = 0, head_dim = 0, r = 0;
-  bool distill_token = false;
+  // Tokens [0, prefix_tokens) (class, distillation, registers: io::ViTConfig::num_prefix_tokens)
+  // are protected: one in A never merges, nothing merges into one in B. They lead the output in
+  // their order, then the unmerged other A tokens, then the other B tokens. The caller caps r at
+  // (N - prefix_tokens) / 2 (io::ViTConfig::merge_at), which leaves enough of both unprotected.
+  int prefix_tokens = 1;
   const float* sizes = nullptr;  // (N) token sizes, or null for all 1
   float* out = nullptr;          // (N - r, C), row stride ldx (must not alias x)
   float* out_sizes = nullptr;    // (N - r)

@@ -10,7 +10,7 @@ bool is_no_decay(const std::string& name, const torch::Tensor& param) {
   if (param.dim() <= 1) return true;  // biases and LayerNorm weights
   return name.find("cls_token") != std::string::npos ||
          name.find("dist_token") != std::string::npos ||
-         name.find("pos_embed") != std::string::npos;
+         name.find("reg_token") != std::string::npos || name.find("pos_embed") != std::string::npos;
 }
 
 AdamW::AdamW(std::vector<std::pair<std::string, torch::Tensor>> params, AdamWOptions options)

@@ -11,6 +11,7 @@
 
 #include "core/file_util.h"
 #include "data/image_decode.h"
+#include "io/safetensors.h"
 #include "test_util.h"
 
 namespace {
@@ -70,6 +71,52 @@ TEST(Cli, InitInfoEvalInferRoundTrip) {
     EXPECT_LE(p["probability"].get<double>(), prev);
     prev = p["probability"].get<double>();
   }
+}
+
+// A timm checkpoint (a vitopt file without its metadata, no config.json) given to commands other
+// than `import`: each refuses to guess the heads and names the flag; with --import-heads it reads
+// the file exactly as `vitopt import` would convert it.
+TEST(Cli, EveryCommandReadsCheckpointsThroughTheOneImport) {
+  vitopt::testing::TempDir tmp;
+  const auto vitopt_file = (tmp / "m.safetensors").string();
+  auto r = vitopt_run("init --preset vit-tiny-test --seed 1 --out " + vitopt_file + " --quiet");
+  ASSERT_EQ(r.code, 0) << r.out;
+  const auto full = vitopt::io::SafeTensorsFile::load(vitopt_file);
+  vitopt::io::SafeTensorsWriter w;
+  for (const auto& name : full.names()) {
+    const auto& info = full.info(name);
+    w.add(name, info.dtype, info.shape, full.data(name), info.nbytes);
+  }
+  const auto timm = (tmp / "timm.safetensors").string();
+  w.write(timm);
+  const std::string quantize = "quantize --model " + timm +
+                               " --data synthetic --calib-images 32 --no-eval --threads 1 --quiet "
+                               "--out " +
+                               (tmp / "q.safetensors").string();
+  for (const std::string& args :
+       {quantize,
+        "prune --model " + timm + " --data synthetic --ratio 0.5 --quiet --out " +
+            (tmp / "p.safetensors").string(),
+        "export --model " + timm + " --out " + (tmp / "m.onnx").string()}) {
+    SCOPED_TRACE(args);
+    r = vitopt_run(args);
+    EXPECT_EQ(r.code, 2) << r.out;
+    EXPECT_NE(r.out.find("attention heads is not recorded"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("--import-heads"), std::string::npos) << r.out;
+  }
+  r = vitopt_run(quantize + " --import-heads 2");
+  ASSERT_EQ(r.code, 0) << r.out;
+  r = vitopt_run("info --model " + (tmp / "q.safetensors").string() + " --json");
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_EQ(json_of(r)["config"]["num_heads"], 2);
+  EXPECT_EQ(json_of(r)["precision"], "int8");
+  // `vitopt import` writes the complete vitopt file once; it reads back as a vitopt file.
+  r = vitopt_run("import --model " + timm + " --import-heads 2 --quiet --out " +
+                 (tmp / "imported.safetensors").string());
+  ASSERT_EQ(r.code, 0) << r.out;
+  r = vitopt_run("info --model " + (tmp / "imported.safetensors").string() + " --json");
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_FALSE(json_of(r)["imported"].get<bool>());
 }
 
 // `vitopt infer --engine runtime` and `vitopt-rt infer` share src/infer: same bytes out, text and

@@ -35,7 +35,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static Fixture fixture;
   std::ofstream(fixture.config, std::ios::binary | std::ios::trunc)
       .write(reinterpret_cast<const char*>(data), static_cast<std::streamsize>(size));
-  vitopt::io::CheckpointHints hints;
+  vitopt::io::ImportHints hints;
   hints.config_json = fixture.config;
   try {
     (void)vitopt::io::convert_checkpoint(fixture.checkpoint, hints);

@@ -182,10 +182,15 @@ TEST(ModelHeader, ImportsTimmCheckpoints) {
   c.name = "imported";
   c.normalize("t");
   const auto file = file_of(c, {}, "timm.safetensors");
-  const ModelHeader h = read_model_header(file, {});
+  // No config.json next to it and no hint: the heads are not guessed.
+  expect_input_error([&] { read_model_header(file, {}); },
+                     {"timm.safetensors", "attention heads is not recorded", "--import-heads"});
+  ImportHints three;
+  three.num_heads = 3;
+  const ModelHeader h = read_model_header(file, three);
   EXPECT_TRUE(h.imported);
   EXPECT_EQ(h.format_version, 0);
-  EXPECT_EQ(h.config.to_json(), c.to_json());  // heads 192 / 64 = 3, ImageNet preprocessing
+  EXPECT_EQ(h.config.to_json(), c.to_json());  // ImageNet preprocessing for RGB
   EXPECT_EQ(count_params(h.config), count_params(c));
   ImportHints hints;
   hints.num_heads = 6;

@@ -127,6 +127,12 @@ TEST(ViTConfig, NormalizeErrorsNameTheField) {
   expect_input_error(bad([](ViTConfig& c) { c.pool = "max"; }), {"pool", "max"});
   expect_input_error(bad([](ViTConfig& c) { c.ln_eps = 0; }), {"ln_eps"});
   expect_input_error(bad([](ViTConfig& c) { c.distill_token = true, c.pool = "avg"; }), {"pool"});
+  expect_input_error(bad([](ViTConfig& c) { c.class_token = false; }),
+                     {"my.json", "pool", "\"avg\" when class_token is false"});
+  expect_input_error(bad([](ViTConfig& c) { c.class_token = false, c.distill_token = true; }),
+                     {"pool"});  // token pool for the distillation head, avg without class token
+  expect_input_error(bad([](ViTConfig& c) { c.reg_tokens = 300; }), {"reg_tokens", "got 300"});
+  expect_input_error(bad([](ViTConfig& c) { c.reg_tokens = -1; }), {"reg_tokens", "got -1"});
   expect_input_error(bad([](ViTConfig& c) { c.blocks.resize(2); }),
                      {"blocks", "6 entries", "got 2"});
   expect_input_error(bad([](ViTConfig& c) {
@@ -238,6 +244,36 @@ TEST(ViTConfig, CountsByHandForTinyTest) {
   r.blocks[0].fc1_rank = 4;  // (64, 4) x (4, 32) instead of (64, 32)
   EXPECT_EQ(count_params(r), count_params(c) - 64 * 32 + 4 * (64 + 32));
   EXPECT_EQ(count_macs(r), count_macs(c) - 17 * 64 * 32 + 17 * 4 * (64 + 32));
+}
+
+// timm layouts: registers add tokens (and their own parameters), positions on the patches only
+// drop the prefix rows of pos_embed, no class token drops one token and its parameter.
+TEST(ViTConfig, TimmLayoutsCountTokensAndParamsByHand) {
+  const ViTConfig c = preset("vit-tiny-test");  // 16 patches + cls
+  ViTConfig regs = c;
+  regs.reg_tokens = 4;
+  regs.no_embed_class = true;
+  regs.fc_norm = true;
+  regs.normalize("regs");
+  EXPECT_EQ(regs.num_prefix_tokens(), 5);
+  EXPECT_EQ(regs.num_tokens(), 21);
+  EXPECT_EQ(regs.pos_embed_tokens(), 16);
+  // + 4 register tokens * 32, pos_embed 16 rows instead of 17; fc_norm has norm's 64.
+  EXPECT_EQ(count_params(regs), count_params(c) + 4 * 32 - 32);
+  ViTConfig gap = c;
+  gap.class_token = false;
+  gap.pool = "avg";
+  gap.normalize("gap");
+  EXPECT_EQ(gap.num_tokens(), 16);
+  EXPECT_EQ(count_params(gap), count_params(c) - 32 - 32);  // cls and its position
+  // JSON: the new fields are written only when set, and read back.
+  EXPECT_FALSE(c.to_json().contains("reg_tokens"));
+  const ViTConfig back = ViTConfig::from_json(json::parse(regs.to_json().dump()), "regs");
+  EXPECT_EQ(back.reg_tokens, 4);
+  EXPECT_TRUE(back.no_embed_class);
+  EXPECT_TRUE(back.fc_norm);
+  EXPECT_TRUE(back.class_token);
+  EXPECT_FALSE(ViTConfig::from_json(json::parse(gap.to_json().dump()), "gap").class_token);
 }
 
 }  // namespace

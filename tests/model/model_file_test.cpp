@@ -136,8 +136,9 @@ TEST(ModelFile, ImportsTimmCheckpointWithoutMetadata) {
   const auto x = input_for(c, 2);
   EXPECT_TRUE(torch::equal(m->forward(x), r->forward(x)));
 
-  // No hint: heads = max(1, C / 64).
-  EXPECT_EQ(load_model(dir / "timm.safetensors")->config().num_heads, 1);
+  // No hint and no config.json: the heads are not guessed (C / 64 was the old silent default).
+  expect_input_error([&] { load_model(dir / "timm.safetensors"); },
+                     {"timm.safetensors", "attention heads is not recorded", "--import-heads"});
   hints.num_heads = 5;
   expect_input_error([&] { load_model(dir / "timm.safetensors", hints); },
                      {"timm.safetensors", "heads", "embed_dim 32", "got 5"});

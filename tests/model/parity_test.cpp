@@ -61,5 +61,36 @@ TEST(Parity, MatchesIndependentPyTorchViT) {
   EXPECT_GT((wrong->forward(x) - want).abs().max().item<float>(), 1e-3f);
 }
 
+// The checkpoint layouts `vitopt import` reads (timm names with config.json, HF names, layer
+// scale, fc_norm, no class token, register tokens), loaded by the LibTorch loader directly: the
+// same one conversion as the import, so every command reads them as the reference computes.
+TEST(Parity, CheckpointLayoutsLoadFaithfullyIntoLibTorch) {
+  ASSERT_EQ(std::system("/usr/bin/python3 -c 'import torch' >/dev/null 2>&1"), 0)
+      << "/usr/bin/python3 cannot import torch: run scripts/install-deps.sh (python3-torch)";
+  vitopt::testing::TempDir dir;
+  const auto script = vitopt::testing::source_dir() / "tests/fixtures/make_vit_fixture.py";
+  const std::string cmd =
+      "/usr/bin/python3 '" + script.string() + "' '" + dir.path().string() + "' >/dev/null";
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << "fixture script failed: " << cmd;
+  torch::NoGradGuard no_grad;
+  for (const char* name :
+       {"timm_heads4_dim128", "timm_layer_scale", "timm_avg_fc_norm", "timm_avg_no_fc_norm",
+        "timm_no_cls_reg", "timm_cls_reg_token", "hf_vit"}) {
+    SCOPED_TRACE(name);
+    const auto sub = dir.path() / "import" / name;
+    ViT model = load_model(sub / "model.safetensors");
+    model->eval();
+    const auto x = read_tensor(io::SafeTensorsFile::load(sub / "input.safetensors"), "x");
+    const auto want = read_tensor(io::SafeTensorsFile::load(sub / "logits.safetensors"), "logits");
+    const float diff = (model->forward(x) - want).abs().max().item<float>();
+    std::printf("[parity] %-20s max abs diff %.3g\n", name, diff);
+    EXPECT_LE(diff, 1e-4f);
+  }
+  // Without config.json or --import-heads the heads are unknown: refused, never guessed.
+  vitopt::testing::expect_input_error(
+      [&] { load_model(dir.path() / "import" / "timm_no_config" / "model.safetensors"); },
+      {"number of attention heads is not recorded", "--import-heads"});
+}
+
 }  // namespace
 }  // namespace vitopt::model

@@ -74,6 +74,98 @@ TEST(Engine, Fp32LogitsMatchNaiveForwardOnEveryLevel) {
   }
 }
 
+// timm's VisionTransformer layouts, small enough for the oracle: 16 patches plus the prefix.
+struct Layout {
+  const char* label;
+  bool class_token;
+  int reg_tokens;
+  bool no_embed_class, fc_norm;
+  const char* pool;
+  bool distill_token;
+};
+
+io::ViTConfig layout_config(const Layout& l) {
+  io::ViTConfig c;
+  c.name = l.label;
+  c.image_size = 8;
+  c.in_channels = 3;
+  c.patch_size = 2;
+  c.embed_dim = 16;
+  c.depth = 2;
+  c.num_heads = 2;
+  c.mlp_dim = 32;
+  c.num_classes = 5;
+  c.class_token = l.class_token;
+  c.reg_tokens = l.reg_tokens;
+  c.no_embed_class = l.no_embed_class;
+  c.fc_norm = l.fc_norm;
+  c.pool = l.pool;
+  c.distill_token = l.distill_token;
+  c.normalize(l.label);
+  return c;
+}
+
+// Every prefix-token layout and final-norm placement against the oracle (which assembles the
+// tokens, merges and pools from the config on its own), on every level and both schedules, with
+// token merging off, at r = 0 (bit-identical to off) and at r = 2 per block (20 -> 18 -> 16 tokens
+// with four registers; the prefix tokens protected, proportional attention, size-weighted pool).
+TEST(Engine, TimmLayoutsMatchNaiveForwardWithAndWithoutMerging) {
+  const Layout layouts[] = {
+      {"no class token, 4 registers, patch-only pos_embed, fc_norm, avg", false, 4, true, true,
+       "avg", false},
+      {"class token, 2 registers, token pool", true, 2, false, false, "token", false},
+      {"fc_norm with token pool and a distillation token", true, 0, false, true, "token", true},
+      {"no prefix tokens at all, avg", false, 0, false, false, "avg", false},
+      {"class token, 1 register, patch-only pos_embed, fc_norm, avg", true, 1, true, true, "avg",
+       false}};
+  for (const Layout& l : layouts) {
+    RandomModelOptions o;
+    o.config = layout_config(l);
+    o.seed = 13;
+    o.weight_std = 0.3f;
+    const auto bytes = random_model_bytes(o);
+    const auto file = io::SafeTensorsFile::parse(bytes, "layout");
+    const int B = 3, per = 3 * 8 * 8;
+    const auto images = randn(static_cast<size_t>(B * per), 17);
+    for (const char* merge : {"", "0", "2"}) {
+      io::ImportHints hints;
+      if (*merge != '\0') hints.merge_r = merge;
+      const LoadedModel m = load_model_data(file, hints);
+      EXPECT_EQ(m.config.merges_tokens(), *merge == '2') << l.label;
+      std::vector<std::vector<double>> want;
+      for (int b = 0; b < B; ++b) want.push_back(naive_forward(m, images.data() + b * per));
+      for (const auto& isa : levels()) {
+        std::vector<float> by_schedule[2];
+        for (int s = 0; s < 2; ++s) {
+          RuntimeOptions ro;
+          ro.isa = isa;
+          ro.threads = 2;
+          ro.schedule = s == 0 ? "layer" : "rows";
+          ro.merge_r = merge;
+          auto e = Engine::load_bytes(bytes, "layout", ro);
+          by_schedule[s] = run(*e, images, B);
+          for (int b = 0; b < B; ++b) {
+            const double tol = 1e-4 * std::max(1.0, max_abs(want[static_cast<size_t>(b)]));
+            for (size_t k = 0; k < want[static_cast<size_t>(b)].size(); ++k)
+              ASSERT_NEAR(by_schedule[s][static_cast<size_t>(b) * want[0].size() + k],
+                          want[static_cast<size_t>(b)][k], tol)
+                  << l.label << " " << isa << " " << ro.schedule << " merge '" << merge
+                  << "' image " << b << " class " << k;
+          }
+        }
+        EXPECT_EQ(by_schedule[0], by_schedule[1])
+            << l.label << " " << isa << " merge '" << merge << "'";
+      }
+    }
+    // r = 0 runs exactly the unmerged arithmetic.
+    RuntimeOptions off, zero;
+    zero.merge_r = "0";
+    EXPECT_EQ(run(*Engine::load_bytes(bytes, "layout", off), images, B),
+              run(*Engine::load_bytes(bytes, "layout", zero), images, B))
+        << l.label;
+  }
+}
+
 TEST(Engine, BatchAndThreadCountDoNotChangeResultsBitwise) {
   RandomModelOptions o;
   o.config = io::preset("vit-tiny-test");

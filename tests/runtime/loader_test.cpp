@@ -99,6 +99,67 @@ TEST(Loader, RefusesMissingWrongOrExtraTensors) {
                  "format_version");
 }
 
+// timm's layouts: the tensors follow the config (cls_token only with a class token, reg_token
+// (1, R, C), pos_embed of the patches only with no_embed_class, the final norm as "fc_norm"), and
+// one from another layout is refused like any other unexpected or missing tensor.
+TEST(Loader, TimmLayoutTensorsFollowTheConfig) {
+  RandomModelOptions o = tiny();
+  o.config.class_token = false;
+  o.config.pool = "avg";
+  o.config.reg_tokens = 3;
+  o.config.no_embed_class = true;
+  o.config.fc_norm = true;
+  o.config.normalize("layout");
+  const auto good = random_model_bytes(o);
+  const LoadedModel m = load_model_data(io::SafeTensorsFile::parse(good, "layout"));
+  const size_t C = static_cast<size_t>(m.config.embed_dim);
+  EXPECT_TRUE(m.cls_token.empty());
+  EXPECT_TRUE(m.dist_token.empty());
+  EXPECT_EQ(m.reg_token.size(), 3 * C);
+  EXPECT_EQ(m.pos_embed.size(), static_cast<size_t>(m.config.num_patches()) * C);
+  EXPECT_EQ(m.norm.gamma.size(), C);
+  std::vector<float> x(28 * 28, 0.1f), y(10);
+  Engine::load_bytes(good, "layout")->run(x.data(), 1, y.data());
+  for (float v : y) EXPECT_TRUE(std::isfinite(v));
+
+  expect_refused(rewrite(good,
+                         [](Tensors& t, Meta&) {
+                           t["cls_token"] = {io::DType::F32, {1, 1, 32}, t["fc_norm.bias"].bytes};
+                         }),
+                 "unexpected tensor 'cls_token'");
+  expect_refused(rewrite(good, [](Tensors& t, Meta&) { t.erase("reg_token"); }), "reg_token");
+  expect_refused(rewrite(good,
+                         [](Tensors& t, Meta&) {
+                           t["reg_token"].shape = {1, 1, 96};
+                         }),
+                 "reg_token");
+  expect_refused(rewrite(good,
+                         [](Tensors& t, Meta&) {
+                           t["norm.weight"] = t["fc_norm.weight"];
+                           t.erase("fc_norm.weight");
+                         }),
+                 "fc_norm.weight");
+  // A pos_embed with prefix rows (the other layout) has the wrong shape.
+  auto embed_class = o;
+  embed_class.config.no_embed_class = false;
+  const auto with_prefix_pos = random_model_bytes(embed_class);
+  expect_refused(rewrite(good,
+                         [&](Tensors& t, Meta&) {
+                           const auto f = io::SafeTensorsFile::parse(with_prefix_pos, "other");
+                           const auto& i = f.info("pos_embed");
+                           t["pos_embed"] = {i.dtype, i.shape,
+                                             std::vector<uint8_t>(f.data("pos_embed"),
+                                                                  f.data("pos_embed") + i.nbytes)};
+                         }),
+                 "pos_embed");
+  // The classic layout (its final norm read as "norm"): a class token, pos_embed on every token.
+  const LoadedModel classic =
+      load_model_data(io::SafeTensorsFile::parse(random_model_bytes(tiny()), "tiny"));
+  EXPECT_EQ(classic.cls_token.size(), C);
+  EXPECT_TRUE(classic.reg_token.empty());
+  EXPECT_EQ(classic.pos_embed.size(), static_cast<size_t>(classic.config.num_tokens()) * C);
+}
+
 TEST(Loader, RefusesBadConfigs) {
   const auto good = random_model_bytes(tiny());
   auto with_config = [&](const std::function<void(nlohmann::json&)>& edit) {

@@ -1,18 +1,26 @@
 // The runtime's token merging on the hand-made tokens of tests/model/token_merge_test.cpp: the
 // same pairs, output order, size-weighted averages and sizes, with keys split over two heads
-// (the metric is their mean) and the distillation token protected.
+// (the metric is their mean) and the prefix tokens protected (class; class + distillation; none;
+// class + two registers), on the scalar similarities and on every level's GEMM.
 #include "runtime/token_merge.h"
 
 #include <gtest/gtest.h>
 
 #include <vector>
 
+#include "runtime/aligned_buffer.h"
+#include "runtime/kernels/kernels.h"
+#include "runtime_test_util.h"
+
 namespace vitopt::runtime {
 namespace {
 
 constexpr int kN = 7, kC = 3, kD = 2, kH = 2;
 
-// Metric rows as in the LibTorch test; head 0 holds m + e and head 1 m - e (mean m).
+// Metric rows as in the LibTorch test; head 0 holds m + e and head 1 m - e (mean m). Normalised,
+// the similarities of A (even tokens) to B (odd tokens) are
+//   t0: t1 1, t3 0, t5 -1      t2: t1 .6, t3 .8, t5 -.6
+//   t4: t1 .995, t3 .0995, t5 -.995      t6: t1 .196, t3 .981, t5 -.196
 std::vector<float> keys() {
   const float m[kN][kD] = {{1, 0}, {1, 0}, {0.6f, 0.8f}, {0, 1}, {1, 0.1f}, {-1, 0}, {0.2f, 1}};
   std::vector<float> k;
@@ -28,13 +36,15 @@ struct Result {
   std::vector<float> x, sizes;
 };
 
-Result merge(int r, bool distill, const std::vector<float>* sizes) {
+// Null kt: the scalar similarities; otherwise that table's GEMM.
+Result merge(int r, int prefix, const std::vector<float>* sizes,
+             const kernels::KernelTable* kt = nullptr) {
   std::vector<float> x;
   for (int t = 0; t < kN; ++t)
     for (float v : {1.0f * t, 10.0f * t, -1.0f * t}) x.push_back(v);
   const auto k = keys();
   Result out{std::vector<float>(static_cast<size_t>((kN - r) * kC)), std::vector<float>(static_cast<size_t>(kN - r))};
-  std::vector<float> scratch(merge_scratch_floats(kN, kD));
+  AlignedBuffer<float> scratch(merge_scratch_floats(kN, kD, kt));  // the GEMM wants 64-byte lines
   std::vector<int> iscratch(merge_scratch_ints(kN));
   MergeImageArgs a;
   a.x = x.data();
@@ -46,12 +56,13 @@ Result merge(int r, bool distill, const std::vector<float>* sizes) {
   a.heads = kH;
   a.head_dim = kD;
   a.r = r;
-  a.distill_token = distill;
+  a.prefix_tokens = prefix;
   a.sizes = sizes != nullptr ? sizes->data() : nullptr;
   a.out = out.x.data();
   a.out_sizes = out.sizes.data();
   a.scratch = scratch.data();
   a.index_scratch = iscratch.data();
+  a.kt = kt;
   merge_image(a);
   return out;
 }
@@ -59,9 +70,15 @@ Result merge(int r, bool distill, const std::vector<float>* sizes) {
 // Token t's first feature is t: so output token o's first feature tells which tokens it averages.
 float first(const Result& r, int o) { return r.x[static_cast<size_t>(o * kC)]; }
 
+void expect_firsts(const Result& r, const std::vector<float>& want) {
+  ASSERT_EQ(r.sizes.size(), want.size());
+  for (size_t o = 0; o < want.size(); ++o)
+    EXPECT_FLOAT_EQ(first(r, static_cast<int>(o)), want[o]) << "token " << o;
+}
+
 TEST(RuntimeTokenMerge, SizeWeightedPairsInToMeOrder) {
   const std::vector<float> sizes = {1, 2, 1, 1, 3, 1, 1};
-  const Result r = merge(2, false, &sizes);  // [t0, t2, t1 + t4, t3 + t6, t5]
+  const Result r = merge(2, 1, &sizes);  // [t0, t2, t1 + t4, t3 + t6, t5]
   EXPECT_FLOAT_EQ(first(r, 0), 0.0f);
   EXPECT_FLOAT_EQ(first(r, 1), 2.0f);
   EXPECT_FLOAT_EQ(first(r, 2), (2 * 1 + 3 * 4) / 5.0f);
@@ -72,17 +89,62 @@ TEST(RuntimeTokenMerge, SizeWeightedPairsInToMeOrder) {
 }
 
 TEST(RuntimeTokenMerge, ThreeIntoOneAndDistillationTokenProtected) {
-  const Result r3 = merge(3, false, nullptr);  // [t0, t1 + t4, t2 + t3 + t6, t5]
+  const Result r3 = merge(3, 1, nullptr);  // [t0, t1 + t4, t2 + t3 + t6, t5]
   EXPECT_FLOAT_EQ(first(r3, 1), 2.5f);
   EXPECT_FLOAT_EQ(first(r3, 2), (2 + 3 + 6) / 3.0f);
   EXPECT_EQ(r3.sizes, (std::vector<float>{1, 2, 3, 1}));
-  const Result d = merge(2, true, nullptr);  // [cls, dist, t4, t2 + t3 + t6, t5]
+  const Result d = merge(2, 2, nullptr);  // [cls, dist, t4, t2 + t3 + t6, t5]
   EXPECT_FLOAT_EQ(first(d, 0), 0.0f);
   EXPECT_FLOAT_EQ(first(d, 1), 1.0f);
   EXPECT_FLOAT_EQ(first(d, 2), 4.0f);
   EXPECT_FLOAT_EQ(first(d, 3), (2 + 3 + 6) / 3.0f);
   EXPECT_FLOAT_EQ(first(d, 4), 5.0f);
   EXPECT_EQ(d.sizes, (std::vector<float>{1, 1, 1, 3, 1}));
+}
+
+// No class token (timm's class_token=False): token 0 is an ordinary A token, and the most
+// similar pair (t0, t1: 1.0) merges first.
+TEST(RuntimeTokenMerge, WithoutPrefixTokensTheFirstTokenMerges) {
+  const Result r1 = merge(1, 0, nullptr);  // [t2, t4, t6, t0 + t1, t3, t5]
+  EXPECT_EQ(r1.sizes, (std::vector<float>{1, 1, 1, 2, 1, 1}));
+  expect_firsts(r1, {2, 4, 6, 0.5f, 3, 5});
+  const std::vector<float> sizes = {1, 2, 1, 1, 3, 1, 1};
+  const Result r2 = merge(2, 0, &sizes);  // [t2, t6, t0 + t1 + t4, t3, t5]
+  expect_firsts(r2, {2, 6, (0 * 1 + 1 * 2 + 4 * 3) / 6.0f, 3, 5});
+  EXPECT_FLOAT_EQ(r2.x[2 * kC + 2], -(0 * 1 + 1 * 2 + 4 * 3) / 6.0f);
+  EXPECT_EQ(r2.sizes, (std::vector<float>{1, 1, 6, 1, 1}));
+}
+
+// Class token + two registers (prefix 3): t0, t2 (A) never merge and t1 (B) takes nothing, so
+// t4, whose best match would be t1 (.995), goes to t3 instead; the prefix tokens lead the output
+// in their order even though t1 is a B token.
+TEST(RuntimeTokenMerge, ClassAndRegisterTokensProtected) {
+  const Result r1 = merge(1, 3, nullptr);  // [t0, t1, t2, t4, t3 + t6, t5]
+  EXPECT_EQ(r1.sizes, (std::vector<float>{1, 1, 1, 1, 2, 1}));
+  expect_firsts(r1, {0, 1, 2, 4, 4.5f, 5});
+  const std::vector<float> sizes = {1, 1, 1, 2, 3, 1, 1};
+  const Result r2 = merge(2, 3, &sizes);  // [t0, t1, t2, t3 + t4 + t6, t5]: the cap (7 - 3) / 2
+  expect_firsts(r2, {0, 1, 2, (3 * 2 + 4 * 3 + 6 * 1) / 6.0f, 5});
+  EXPECT_FLOAT_EQ(r2.x[1 * kC + 1], 10.0f);  // prefix rows copied whole
+  EXPECT_EQ(r2.sizes, (std::vector<float>{1, 1, 1, 6, 1}));
+}
+
+// The engine's path: similarities on each level's fp32 GEMM pick the same pairs.
+TEST(RuntimeTokenMerge, GemmSimilaritiesAgreeWithScalar) {
+  std::vector<kernels::Isa> isas{kernels::Isa::kRef};
+  for (auto isa : testing::simd_levels()) isas.push_back(isa);
+  const std::vector<float> sizes = {1, 2, 1, 1, 3, 1, 1};
+  for (const auto isa : isas) {
+    const kernels::KernelTable* kt = &kernels::table(isa);
+    for (int prefix = 0; prefix <= 3; ++prefix) {
+      for (int r = 1; r <= (kN - prefix) / 2; ++r) {
+        const Result want = merge(r, prefix, &sizes), got = merge(r, prefix, &sizes, kt);
+        EXPECT_EQ(got.x, want.x) << kernels::isa_name(isa) << " prefix " << prefix << " r " << r;
+        EXPECT_EQ(got.sizes, want.sizes)
+            << kernels::isa_name(isa) << " prefix " << prefix << " r " << r;
+      }
+    }
+  }
 }
 
 }  // namespace

@@ -99,6 +99,20 @@ TEST(ModelFiles, Fp32FilesOfEveryShape) {
   auto avg_vit = random_vit(avg, 3);
   exporter::save_model(avg_vit, dir / "avg.safetensors");
   check_file(dir / "avg.safetensors", "fp32");
+  io::ViTConfig regs = io::preset("vit-tiny-test");  // timm layout: registers, no class token
+  regs.class_token = false;
+  regs.reg_tokens = 4;
+  regs.no_embed_class = true;
+  regs.fc_norm = true;
+  regs.pool = "avg";
+  auto regs_vit = random_vit(regs, 4);
+  exporter::save_model(regs_vit, dir / "regs.safetensors");
+  check_file(dir / "regs.safetensors", "fp32");
+  const auto names = io::SafeTensorsFile::load(dir / "regs.safetensors").names();
+  for (const char* want : {"reg_token", "fc_norm.weight", "pos_embed"})
+    EXPECT_NE(std::find(names.begin(), names.end(), want), names.end()) << want;
+  for (const char* absent : {"cls_token", "norm.weight"})
+    EXPECT_EQ(std::find(names.begin(), names.end(), absent), names.end()) << absent;
 }
 
 // Every width 2..16 on the edited model (low-rank factors quantized under their own names),

@@ -161,6 +161,41 @@ TEST(RuntimeParity, AveragePoolingMatchesLibTorch) {
   EXPECT_GE(check_parity(c, 3), 1);
 }
 
+// timm's layouts: no class token (average pool), register tokens, position embedding on the
+// patches only, final norm after pooling (fc_norm); each alone and together, with token merging
+// (prefix tokens never merge) and with a distillation token under fc_norm.
+TEST(RuntimeParity, TimmLayoutsMatchLibTorch) {
+  struct Layout {
+    const char* name;
+    bool class_token;
+    int reg_tokens;
+    bool no_embed_class, fc_norm, distill;
+    const char* pool;
+    const char* merge;
+  };
+  for (const Layout& l : {Layout{"gap-fc-norm", true, 0, false, true, false, "avg", "0"},
+                          Layout{"no-cls-regs", false, 4, true, true, false, "avg", "0"},
+                          Layout{"no-cls-regs-merged", false, 4, true, true, false, "avg", "3"},
+                          Layout{"cls-regs-token", true, 3, true, false, false, "token", "4"},
+                          Layout{"cls-regs-embedded", true, 2, false, false, false, "avg", "0"},
+                          Layout{"no-cls-merged", false, 0, false, false, false, "avg", "5"},
+                          Layout{"distilled-fc-norm", true, 1, false, true, true, "token", "2"}}) {
+    SCOPED_TRACE(l.name);
+    io::ViTConfig c = io::preset("vit-tiny-test");
+    c.name = l.name;
+    c.class_token = l.class_token;
+    c.reg_tokens = l.reg_tokens;
+    c.no_embed_class = l.no_embed_class;
+    c.fc_norm = l.fc_norm;
+    c.distill_token = l.distill;
+    c.pool = l.pool;
+    c.normalize(l.name);
+    io::set_merge_schedule(c, io::parse_merge_schedule(l.merge, c.depth, "test"));
+    c.normalize(l.name);
+    EXPECT_GE(check_parity(c, 21), 1);
+  }
+}
+
 // Quantized attention matmuls (extras.attention): the runtime's path computes what the LibTorch
 // simulation computes. A rounding that lands on a code boundary differently (fp32 summation
 // order) may move one value by one code, so the check is the median error and the predictions.

@@ -24,14 +24,31 @@ model::ViT slim_circuit(AblatedModel& ablated, const Circuit& k) {
   if (!k.embed) {
     // The embedding's output no longer depends on the image: the tokens' constant lives in
     // pos_embed (what slimming folded into it before is part of that constant already).
+    // With no_embed_class the prefix tokens carry their own rows (cls, dist, registers, in
+    // token order) and pos_embed the patches'; otherwise pos_embed carries every row.
     torch::NoGradGuard no_grad;
-    const auto folded = slim->pos_embed.clone() - ablated.model()->pos_embed;  // (1, N, C)
+    auto& orig = ablated.model();
+    const auto mean = ablated.embed_mean().unsqueeze(0);  // (1, N, C)
+    int64_t row = 0;
+    auto set_constant = [&](torch::Tensor& dst, const torch::Tensor& src, int64_t rows) {
+      const auto folded = dst.clone() - src;  // what slimming folded in (1, rows, C)
+      dst.copy_(folded + (zero ? torch::zeros_like(folded) : mean.slice(1, row, row + rows)));
+      row += rows;
+    };
+    const bool own_rows = slim->config().no_embed_class;
+    for (auto [dst, src] : {std::pair{&slim->cls_token, &orig->cls_token},
+                            std::pair{&slim->dist_token, &orig->dist_token},
+                            std::pair{&slim->reg_token, &orig->reg_token}}) {
+      if (!dst->defined()) continue;
+      if (own_rows) {
+        set_constant(*dst, *src, dst->size(1));
+      } else {
+        dst->zero_();  // its content is part of the token's mean in pos_embed's rows
+      }
+    }
     slim->patch_embed_proj->weight.zero_();
     slim->patch_embed_proj->bias.zero_();
-    slim->cls_token.zero_();
-    if (slim->dist_token.defined()) slim->dist_token.zero_();
-    slim->pos_embed.copy_(folded +
-                          (zero ? torch::zeros_like(folded) : ablated.embed_mean().unsqueeze(0)));
+    set_constant(slim->pos_embed, orig->pos_embed, slim->pos_embed.size(1));
   }
   return slim;
 }

@@ -83,7 +83,20 @@ void fold_means(model::ViT& src, model::ViT& dst, const StructurePlan& plan,
     core::throw_internal("fold_means: plan/means for {}/{} blocks, model has {}", plan.size(),
                          means.heads.size(), c.depth);
   // The residual stream's latest live writer: its bias is where a removed branch's constant goes.
-  torch::Tensor last_bias = dst->pos_embed;  // (1, N, C) broadcasts a (C) constant to every token
+  // Before any block writes, that is the embedding: pos_embed (1, N, C) broadcasts a (C) constant
+  // to every token, and when it covers the patches only (no_embed_class) the prefix tokens take
+  // the constant themselves.
+  torch::Tensor last_bias;
+  auto add_constant = [&](const torch::Tensor& v) {
+    if (last_bias.defined()) {
+      last_bias.add_(v);
+      return;
+    }
+    dst->pos_embed.add_(v);
+    if (c.no_embed_class)
+      for (torch::Tensor* t : {&dst->cls_token, &dst->dist_token, &dst->reg_token})
+        if (t->defined()) t->add_(v);
+  };
   for (int b = 0; b < c.depth; ++b) {
     auto& s = src->block(b);
     auto& d = dst->block(b);
@@ -100,7 +113,7 @@ void fold_means(model::ViT& src, model::ViT& dst, const StructurePlan& plan,
         }
         last_bias = d.attn->proj->bias;
       } else {
-        last_bias.add_(means.attn.at(b));
+        add_constant(means.attn.at(b));
       }
     }
     if (s.mlp) {
@@ -113,7 +126,7 @@ void fold_means(model::ViT& src, model::ViT& dst, const StructurePlan& plan,
         }
         last_bias = d.mlp->fc2->bias;
       } else {
-        last_bias.add_(means.mlp.at(b));
+        add_constant(means.mlp.at(b));
       }
     }
   }

@@ -42,7 +42,9 @@ model::ViT resize_input(model::ViT& src, int image_size) {
   for (auto& item : dst->named_parameters()) {
     const auto& s = src_params[item.key()];
     item.value().copy_(
-        item.key() == "pos_embed" ? resample_pos_embed(s, c.num_prefix_tokens(), c.grid()) : s);
+        item.key() == "pos_embed"
+            ? resample_pos_embed(s, c.no_embed_class ? 0 : c.num_prefix_tokens(), c.grid())
+            : s);
   }
   // Buffers: pruning masks exist only where set, so they are set again on the same Linears.
   auto dst_modules = dst->named_modules("", /*include_self=*/false);

@@ -75,8 +75,10 @@ model::ViT slim(model::ViT& src, const StructurePlan& plan, const AblationMeans*
   // Everything outside the blocks is unchanged.
   copy_into(dst->patch_embed_proj->weight, src->patch_embed_proj->weight);
   copy_into(dst->patch_embed_proj->bias, src->patch_embed_proj->bias);
-  copy_into(dst->cls_token, src->cls_token);
-  if (c0.distill_token) copy_into(dst->dist_token, src->dist_token);
+  for (auto [d, s] :
+       {std::pair{&dst->cls_token, &src->cls_token}, std::pair{&dst->dist_token, &src->dist_token},
+        std::pair{&dst->reg_token, &src->reg_token}})
+    if (d->defined()) copy_into(*d, *s);
   copy_into(dst->pos_embed, src->pos_embed);
   copy_layer_norm(dst->norm, src->norm);
   copy_into(dst->head->weight, src->head->effective_weight());

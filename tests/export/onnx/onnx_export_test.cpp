@@ -90,6 +90,16 @@ TEST(OnnxExport, Fp32KindsMatchRuntime) {
         {"image_size", 32},
         {"in_channels", 3},
         {"patch_size", 8}}},
+      // timm layouts: no class token + registers + positions on patches only + fc_norm; a class
+      // token with registers; fc_norm under a distillation token.
+      {"timm_no_cls_regs_fc_norm",
+       {{"class_token", false},
+        {"reg_tokens", 4},
+        {"no_embed_class", true},
+        {"fc_norm", true},
+        {"pool", "avg"}}},
+      {"timm_cls_regs", {{"reg_tokens", 2}}},
+      {"distilled_fc_norm", {{"distill_token", true}, {"fc_norm", true}}},
   };
   for (const auto& [name, j] : kinds) {
     SCOPED_TRACE(name);

@@ -45,7 +45,7 @@ class CheckpointImport : public ::testing::Test {
   }
 
   // Max |runtime logits - reference logits| of the converted checkpoint.
-  static float diff_after_import(const std::string& name, const CheckpointHints& hints = {}) {
+  static float diff_after_import(const std::string& name, const ImportHints& hints = {}) {
     const auto file = SafeTensorsFile::load(cased(name) / "model.safetensors");
     auto bytes = convert_checkpoint_bytes(file, hints);
     core::write_file_atomic(cased(name) / "vitopt.safetensors", bytes.data(), bytes.size());
@@ -62,7 +62,7 @@ class CheckpointImport : public ::testing::Test {
     return d;
   }
 
-  static std::string refusal(const std::string& name, const CheckpointHints& hints = {}) {
+  static std::string refusal(const std::string& name, const ImportHints& hints = {}) {
     try {
       convert_checkpoint(SafeTensorsFile::load(cased(name) / "model.safetensors"), hints);
     } catch (const core::InputError& e) {
@@ -97,10 +97,10 @@ TEST_F(CheckpointImport, NoConfigMeansRefusalOrExplicitHeads) {
   const std::string msg = refusal("timm_no_config");
   EXPECT_NE(msg.find("number of attention heads is not recorded"), std::string::npos) << msg;
   EXPECT_NE(msg.find("--import-heads"), std::string::npos) << msg;
-  CheckpointHints four;
+  ImportHints four;
   four.num_heads = 4;
   EXPECT_LE(diff_after_import("timm_no_config", four), 1e-4f);
-  CheckpointHints two;  // negative control: a wrong head count changes the logits
+  ImportHints two;  // negative control: a wrong head count changes the logits
   two.num_heads = 2;
   EXPECT_GT(diff_after_import("timm_no_config", two), 1e-3f);
   // A hint that contradicts config.json is refused.
@@ -124,11 +124,64 @@ TEST_F(CheckpointImport, HuggingFaceViTNames) {
   EXPECT_EQ(nlohmann::json::parse(*f.metadata_value("vitopt.class_names"))[9], "class9");
 }
 
+// timm's other layouts: fc_norm after average pooling; no class token with register tokens and
+// positions on the patches only; a class token with registers (DINOv2-style, token pooling).
+TEST_F(CheckpointImport, FcNormNoClassTokenAndRegisterLayouts) {
+  EXPECT_LE(diff_after_import("timm_avg_fc_norm"), 1e-4f);
+  auto c = config_of("timm_avg_fc_norm");
+  EXPECT_EQ(c["pool"], "avg");
+  EXPECT_EQ(c["fc_norm"], true);
+  EXPECT_LE(diff_after_import("timm_no_cls_reg"), 1e-4f);
+  c = config_of("timm_no_cls_reg");
+  EXPECT_EQ(c["class_token"], false);
+  EXPECT_EQ(c["reg_tokens"], 4);
+  EXPECT_EQ(c["no_embed_class"], true);
+  EXPECT_EQ(c.value("fc_norm", false), false);
+  EXPECT_LE(diff_after_import("timm_cls_reg_token"), 1e-4f);
+  c = config_of("timm_cls_reg_token");
+  EXPECT_EQ(c["pool"], "token");
+  EXPECT_EQ(c["reg_tokens"], 2);
+  EXPECT_EQ(c.value("class_token", true), true);
+  // The same file without its config.json: registers, positions and pooling read from the
+  // tensors (the row count says no_embed_class; no class token means average pooling).
+  const auto file = SafeTensorsFile::load(cased("timm_no_cls_reg") / "model.safetensors");
+  ImportHints heads;
+  heads.num_heads = 2;
+  heads.config_json = dir_->path() / "no-such-config.json";
+  const auto bare = convert_checkpoint(file, heads);
+  const auto bc = nlohmann::json::parse(*bare.metadata_value("vitopt.config"));
+  EXPECT_EQ(bc["reg_tokens"], 4);
+  EXPECT_EQ(bc["no_embed_class"], true);
+  EXPECT_EQ(bc["pool"], "avg");
+}
+
+// Layouts vitopt's ViT cannot run are refused by name, never imported approximately.
 TEST_F(CheckpointImport, UnsupportedLayoutsRefusedByName) {
-  std::string msg = refusal("timm_avg_fc_norm");
-  EXPECT_NE(msg.find("fc_norm"), std::string::npos) << msg;
-  msg = refusal("timm_no_cls_reg");
-  EXPECT_NE(msg.find("register tokens"), std::string::npos) << msg;
+  const auto src = SafeTensorsFile::load(cased("timm_heads4_dim128") / "model.safetensors");
+  auto with_extra = [&](const std::string& extra, const std::string& drop) {
+    SafeTensorsWriter w;
+    for (const auto& name : src.names()) {
+      if (name == drop) continue;
+      const auto& info = src.info(name);
+      w.add(name, info.dtype, info.shape, src.data(name), info.nbytes);
+    }
+    const std::vector<float> v(128, 1.0f);
+    if (!extra.empty()) w.add_f32(extra, {128}, v.data());
+    const auto path = cased("timm_heads4_dim128") / "edited.safetensors";
+    w.write(path);
+    try {
+      convert_checkpoint(SafeTensorsFile::load(path), {});
+    } catch (const core::InputError& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  std::string msg = with_extra("blocks.0.attn.q_norm.weight", "");
+  EXPECT_NE(msg.find("qk-norm"), std::string::npos) << msg;
+  msg = with_extra("fc_norm.weight", "");  // both final norms
+  EXPECT_NE(msg.find("exactly one final LayerNorm"), std::string::npos) << msg;
+  msg = with_extra("", "blocks.1.mlp.fc1.weight");
+  EXPECT_NE(msg.find("blocks.1.mlp.fc1.weight"), std::string::npos) << msg;
 }
 
 // A config.json with a field of the wrong type is refused naming the file and the field (these
@@ -148,7 +201,7 @@ TEST_F(CheckpointImport, BadlyTypedConfigFieldsAreRefusedByName) {
       {R"({"model_args": {"num_heads": 4}, "pretrained_cfg": {"label_names": [1, 2]}})",
        "pretrained_cfg.label_names[]"}};
   const auto config = dir_->path() / "bad_config.json";
-  CheckpointHints hints;
+  ImportHints hints;
   hints.config_json = config;
   for (const auto& [text, field] : cases) {
     core::write_file_atomic(config, text);
@@ -158,7 +211,8 @@ TEST_F(CheckpointImport, BadlyTypedConfigFieldsAreRefusedByName) {
 }
 
 TEST_F(CheckpointImport, VitoptFilesLoadBackIntoTheReference) {
-  for (const char* name : {"timm_heads4_dim128", "timm_avg_no_fc_norm", "hf_vit"}) {
+  for (const char* name : {"timm_heads4_dim128", "timm_avg_no_fc_norm", "hf_vit",
+                           "timm_avg_fc_norm", "timm_no_cls_reg", "timm_cls_reg_token"}) {
     SCOPED_TRACE(name);
     diff_after_import(name);  // writes vitopt.safetensors
     const fs::path out = cased(name) / "reference_logits.safetensors";
