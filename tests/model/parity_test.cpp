@@ -18,14 +18,19 @@ struct Case {
   bool distilled;
 };
 
-TEST(Parity, MatchesIndependentPyTorchViT) {
+// Runs tests/fixtures/make_vit_fixture.py (Debian's /usr/bin/python3 with PyTorch) into `dir`.
+void write_fixtures(const vitopt::testing::TempDir& dir) {
   ASSERT_EQ(std::system("/usr/bin/python3 -c 'import torch' >/dev/null 2>&1"), 0)
       << "/usr/bin/python3 cannot import torch: run scripts/install-deps.sh (python3-torch)";
-  vitopt::testing::TempDir dir;
   const auto script = vitopt::testing::source_dir() / "tests/fixtures/make_vit_fixture.py";
   const std::string cmd =
       "/usr/bin/python3 '" + script.string() + "' '" + dir.path().string() + "' >/dev/null";
   ASSERT_EQ(std::system(cmd.c_str()), 0) << "fixture script failed: " << cmd;
+}
+
+TEST(Parity, MatchesIndependentPyTorchViT) {
+  vitopt::testing::TempDir dir;
+  ASSERT_NO_FATAL_FAILURE(write_fixtures(dir));
 
   for (const Case& c : {Case{"fmnist_p4", 3, 50, false}, Case{"rgb224_p16", 2, 197, false},
                         Case{"distilled", 2, 18, true}}) {
@@ -65,13 +70,8 @@ TEST(Parity, MatchesIndependentPyTorchViT) {
 // scale, fc_norm, no class token, register tokens), loaded by the LibTorch loader directly: the
 // same one conversion as the import, so every command reads them as the reference computes.
 TEST(Parity, CheckpointLayoutsLoadFaithfullyIntoLibTorch) {
-  ASSERT_EQ(std::system("/usr/bin/python3 -c 'import torch' >/dev/null 2>&1"), 0)
-      << "/usr/bin/python3 cannot import torch: run scripts/install-deps.sh (python3-torch)";
   vitopt::testing::TempDir dir;
-  const auto script = vitopt::testing::source_dir() / "tests/fixtures/make_vit_fixture.py";
-  const std::string cmd =
-      "/usr/bin/python3 '" + script.string() + "' '" + dir.path().string() + "' >/dev/null";
-  ASSERT_EQ(std::system(cmd.c_str()), 0) << "fixture script failed: " << cmd;
+  ASSERT_NO_FATAL_FAILURE(write_fixtures(dir));
   torch::NoGradGuard no_grad;
   for (const char* name :
        {"timm_heads4_dim128", "timm_layer_scale", "timm_avg_fc_norm", "timm_avg_no_fc_norm",
