@@ -43,6 +43,18 @@ std::vector<std::string> levels() {
   return v;
 }
 
+// An engine on 2 threads at one ISA level, block schedule and --merge-r override ("": the file's).
+std::unique_ptr<Engine> two_thread_engine(const std::vector<uint8_t>& bytes, const char* name,
+                                          const std::string& isa, const char* schedule,
+                                          const char* merge) {
+  RuntimeOptions ro;
+  ro.isa = isa;
+  ro.threads = 2;
+  ro.schedule = schedule;
+  ro.merge_r = merge;
+  return Engine::load_bytes(bytes, name, ro);
+}
+
 // fp32 models, every structural feature, every level: logits within 1e-4 x logit scale of the
 // double-precision oracle.
 TEST(Engine, Fp32LogitsMatchNaiveForwardOnEveryLevel) {
@@ -137,20 +149,16 @@ TEST(Engine, TimmLayoutsMatchNaiveForwardWithAndWithoutMerging) {
       for (const auto& isa : levels()) {
         std::vector<float> by_schedule[2];
         for (int s = 0; s < 2; ++s) {
-          RuntimeOptions ro;
-          ro.isa = isa;
-          ro.threads = 2;
-          ro.schedule = s == 0 ? "layer" : "rows";
-          ro.merge_r = merge;
-          auto e = Engine::load_bytes(bytes, "layout", ro);
+          const char* schedule = s == 0 ? "layer" : "rows";
+          auto e = two_thread_engine(bytes, "layout", isa, schedule, merge);
           by_schedule[s] = run(*e, images, B);
           for (int b = 0; b < B; ++b) {
             const double tol = 1e-4 * std::max(1.0, max_abs(want[static_cast<size_t>(b)]));
             for (size_t k = 0; k < want[static_cast<size_t>(b)].size(); ++k)
               ASSERT_NEAR(by_schedule[s][static_cast<size_t>(b) * want[0].size() + k],
                           want[static_cast<size_t>(b)][k], tol)
-                  << l.label << " " << isa << " " << ro.schedule << " merge '" << merge
-                  << "' image " << b << " class " << k;
+                  << l.label << " " << isa << " " << schedule << " merge '" << merge << "' image "
+                  << b << " class " << k;
           }
         }
         EXPECT_EQ(by_schedule[0], by_schedule[1])
@@ -216,21 +224,17 @@ TEST(Engine, RowAndLayerSchedulesAgreeBitwise) {
       for (const char* merge : {"", "0", "2"}) {
         std::vector<float> by[2];
         for (int s = 0; s < 2; ++s) {
-          RuntimeOptions ro;
-          ro.isa = isa;
-          ro.threads = 2;
-          ro.schedule = s == 0 ? "layer" : "rows";
-          ro.merge_r = merge;
-          auto e = Engine::load_bytes(bytes, "slim", ro);
+          const char* schedule = s == 0 ? "layer" : "rows";
+          auto e = two_thread_engine(bytes, "slim", isa, schedule, merge);
           by[s] = run(*e, images, B);
           // Merged token counts put an image's last rows in a GEMM remainder tile (1-3 rows,
           // another summation order) at batch 1 but not at batch 3: equal up to rounding there.
           const auto one = run(*e, images, 1);
           for (size_t i = 0; i < one.size(); ++i) {
             if (*merge == '2') {
-              EXPECT_NEAR(one[i], by[s][i], 1e-5) << isa << " " << ro.schedule;
+              EXPECT_NEAR(one[i], by[s][i], 1e-5) << isa << " " << schedule;
             } else {
-              EXPECT_EQ(one[i], by[s][i]) << isa << " " << ro.schedule << " merge " << merge;
+              EXPECT_EQ(one[i], by[s][i]) << isa << " " << schedule << " merge " << merge;
             }
           }
         }
