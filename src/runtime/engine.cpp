@@ -60,6 +60,7 @@ struct ChainStep {
   RowStep step;
   const Block* block;
   int slot;
+  bool merge_metric = false;  // kPreAttn of a block that merges: also its tokens' merge metric
 };
 
 // Activation buffers use one row stride per role (the widest block's), whatever the block, so a
@@ -84,7 +85,8 @@ struct Plan {
   // bias). Sized for the unmerged N once, like every buffer here.
   int tokens = 0;
   bool sized = false;
-  AlignedBuffer<float> sizes, sizes_next, key_bias, merge_f;
+  // merge_metric: the metric rows (B x N, D) of the block about to merge, made next to its keys.
+  AlignedBuffer<float> sizes, sizes_next, key_bias, merge_metric, merge_f;
   AlignedBuffer<int> merge_i;
 };
 
@@ -126,7 +128,9 @@ struct Engine::Impl {
   kernels::AttentionArgs attention_args(const Block& blk, Plan& pl, int slot) const;
   void attention(const Block& blk, Plan& pl, int slot);
   void attention_rows(const Block& blk, Plan& pl, int slot, int chunk, int r0, int r1) const;
-  void merge_tokens(const Block& blk, Plan& pl, int slot, int r);
+  void merge_metric_rows(const Block& blk, Plan& pl, int slot, int r0, int r1) const;
+  int merge_parts(const Plan& pl) const;
+  void merge_tokens(const Block& blk, Plan& pl, int r);
   void blocks_by_layer(Plan& pl);
   void blocks_by_rows(Plan& pl);
   bool by_rows() const;
@@ -270,8 +274,10 @@ Plan& Engine::Impl::plan(int batch) {
     p->sizes.resize(rows);
     p->sizes_next.resize(rows);
     p->key_bias.resize(B * np);
-    p->merge_f.resize(B * merge_scratch_floats(c.num_tokens(), c.head_dim, kt));
-    p->merge_i.resize(B * merge_scratch_ints(c.num_tokens()));
+    p->merge_metric.resize(rows * static_cast<size_t>(c.head_dim));
+    const size_t tasks = B * static_cast<size_t>(merge_parts(*p));
+    p->merge_f.resize(tasks * merge_scratch_floats(c.num_tokens(), c.head_dim, kt));
+    p->merge_i.resize(tasks * merge_scratch_ints(c.num_tokens()));
   }
   slot = std::move(p);
   return *slot;
@@ -368,21 +374,37 @@ kernels::AttentionArgs Engine::Impl::attention_args(const Block& blk, Plan& pl, 
   return a;
 }
 
-// Token merging after block blk's attention (x holds the residual, qkv[slot] its keys): every
-// image in parallel into xn, then x and xn swap roles; sizes and the key bias follow.
-void Engine::Impl::merge_tokens(const Block& blk, Plan& pl, int slot, int r) {
+// The merge metric of token rows [r0, r1) (any cut, across images) from qkv[slot]'s keys.
+void Engine::Impl::merge_metric_rows(const Block& blk, Plan& pl, int slot, int r0, int r1) const {
+  const int D = config.head_dim;
+  runtime::merge_metric_rows(pl.qkv[slot].data() + static_cast<size_t>(blk.heads * D), pl.qkv_ld,
+                             blk.heads, D, r0, r1, pl.merge_metric.data());
+}
+
+// Threads per image in merge_tokens: with fewer images than threads each image's output columns
+// are split over several (every part picks the pairs itself: cheaper than a synchronisation).
+int Engine::Impl::merge_parts(const Plan& pl) const {
+  if (pl.batch >= pool->size()) return 1;
+  // At least 16 columns (a cache line) per part, so that every part's cut is its own.
+  return std::max(1, std::min(pool->size() / pl.batch, config.embed_dim / 16));
+}
+
+// Token merging after block blk's attention (x holds the residual, merge_metric its metric rows):
+// every image in parallel into xn, then x and xn swap roles; sizes and the key bias follow.
+void Engine::Impl::merge_tokens(const Block& blk, Plan& pl, int r) {
   const int N = pl.tokens, N0 = config.num_tokens(), C = config.embed_dim, D = config.head_dim;
   const size_t uC = static_cast<size_t>(C), uN = static_cast<size_t>(N),
-               uN0 = static_cast<size_t>(N0);
-  const size_t ld = static_cast<size_t>(pl.qkv_ld), out_n = uN - static_cast<size_t>(r);
+               uN0 = static_cast<size_t>(N0), uD = static_cast<size_t>(D);
+  const size_t out_n = uN - static_cast<size_t>(r);
   const size_t nf = merge_scratch_floats(N0, D, kt), ni = merge_scratch_ints(N0);
-  pool->run(pl.batch, [&](int task) {
-    const size_t b = static_cast<size_t>(task);
+  const int parts = merge_parts(pl);
+  pool->run(pl.batch * parts, [&](int task) {
+    const size_t b = static_cast<size_t>(task / parts);
+    const int part = task % parts;
     MergeImageArgs m;
     m.x = pl.x.data() + b * uN * uC;
     m.ldx = C;
-    m.keys = pl.qkv[slot].data() + b * uN * ld + static_cast<size_t>(blk.heads * D);
-    m.ldk = pl.qkv_ld;
+    m.metric = pl.merge_metric.data() + b * uN * uD;
     m.tokens = N;
     m.dim = C;
     m.heads = blk.heads;
@@ -392,10 +414,15 @@ void Engine::Impl::merge_tokens(const Block& blk, Plan& pl, int slot, int r) {
     m.sizes = pl.sized ? pl.sizes.data() + b * uN0 : nullptr;
     m.out = pl.xn.data() + b * out_n * uC;
     m.out_sizes = pl.sizes_next.data() + b * uN0;
-    m.scratch = pl.merge_f.data() + b * nf;
-    m.index_scratch = pl.merge_i.data() + b * ni;
+    m.scratch = pl.merge_f.data() + static_cast<size_t>(task) * nf;
+    m.index_scratch = pl.merge_i.data() + static_cast<size_t>(task) * ni;
     m.kt = kt;
+    // Column cuts on 16-float (cache line) boundaries: parts never write the same line.
+    auto cut = [&](int q) { return q == parts ? C : C * q / parts / 16 * 16; };
+    m.col0 = cut(part);
+    m.col1 = cut(part + 1);
     merge_image(m);
+    if (part != 0) return;
     // log(size): the proportional-attention bias of the next blocks (padding stays finite).
     const size_t np0 = (uN0 + 15) / 16 * 16;
     for (size_t t = 0; t < out_n; ++t) pl.key_bias[b * np0 + t] = std::log(m.out_sizes[t]);
@@ -454,11 +481,25 @@ void Engine::Impl::blocks_by_layer(Plan& pl) {
     if (blk.attn) {
       norm_all(blk.norm1);
       linear(blk.qkv, pl, pl.xn.data(), C, rows, pl.qkv[0].data(), pl.qkv_ld, false, false);
-      if (needs_key_transpose(blk)) tp.run(blk.heads, [&](int h) { transpose_keys(blk, pl, 0, rows, h, h + 1); });
+      const int r = config.merge_at(bi, pl.tokens);
+      // One pool job: the key transposes (a task per head) and, before a merge, the metric rows.
+      const int t_heads = needs_key_transpose(blk) ? blk.heads : 0,
+                t_metric = r > 0 ? tp.size() : 0;
+      if (t_heads + t_metric > 0) {
+        tp.run(t_heads + t_metric, [&](int task) {
+          if (task < t_heads) {
+            transpose_keys(blk, pl, 0, rows, task, task + 1);
+          } else {
+            const int64_t q = task - t_heads;
+            merge_metric_rows(blk, pl, 0, static_cast<int>(rows * q / t_metric),
+                              static_cast<int>(rows * (q + 1) / t_metric));
+          }
+        });
+      }
       attention(blk, pl, 0);
       linear(blk.proj, pl, pl.ctx.data(), pl.ctx_ld, rows, pl.x.data(), C, false, true);
-      if (const int r = config.merge_at(bi, pl.tokens); r > 0) {
-        merge_tokens(blk, pl, 0, r);
+      if (r > 0) {
+        merge_tokens(blk, pl, r);
         rows = pl.batch * pl.tokens;
       }
     }
@@ -488,11 +529,12 @@ void Engine::Impl::blocks_by_rows(Plan& pl) {
     pool->run(chunks, [&](int c) {
       const int r0 = static_cast<int>(int64_t{c} * tiles / chunks) * mr;
       const int r1 = std::min(rows, static_cast<int>(int64_t{c + 1} * tiles / chunks) * mr);
-      for (const auto& [step, b, slot] : pending) {
+      for (const auto& [step, b, slot, metric] : pending) {
         switch (step) {
           case Step::kPreAttn:
             layernorm_rows(b->norm1, pl.x.data(), pl.xn.data(), r0, r1);
             linear_rows(b->qkv, pl, pl.xn.data(), C, r0, r1, pl.qkv[slot].data(), pl.qkv_ld, false, false);
+            if (metric) merge_metric_rows(*b, pl, slot, r0, r1);  // keys still in cache
             break;
           case Step::kAttn:
             attention_rows(*b, pl, slot, c, r0, r1);
@@ -514,7 +556,8 @@ void Engine::Impl::blocks_by_rows(Plan& pl) {
     const Block& blk = owned[static_cast<size_t>(block_of[static_cast<size_t>(bi)])];
     if (blk.attn) {
       slot ^= 1;
-      pending.push_back({Step::kPreAttn, &blk, slot});
+      const int r = config.merge_at(bi, pl.tokens);
+      pending.push_back({Step::kPreAttn, &blk, slot, r > 0});
       flush();
       // The fp32 attention joins the chain: each thread attends its own query rows (all keys are
       // ready after the flush), so the block costs one synchronisation. The quantized one codes
@@ -526,9 +569,9 @@ void Engine::Impl::blocks_by_rows(Plan& pl) {
       }
       pending.push_back({Step::kPostAttn, &blk, slot});
       // Merging needs every token of an image after its attention: the chain ends here.
-      if (const int r = config.merge_at(bi, pl.tokens); r > 0) {
+      if (r > 0) {
         flush();
-        merge_tokens(blk, pl, slot, r);
+        merge_tokens(blk, pl, r);
       }
     }
     if (blk.mlp_on) pending.push_back({Step::kMlp, &blk, 0});

@@ -17,10 +17,11 @@ namespace {
 
 size_t round16(size_t n) { return (n + 15) / 16 * 16; }  // keeps every part 64-byte aligned
 
-// The scratch layout: unit metric (N, D), best similarity per A token, and with a kernel table
-// the B rows gathered (|B|, D), their packed panels and the (|A|, |B|) similarities.
+// The scratch layout: unit metric (N, D), best similarity per A token, each output token's size,
+// and with a kernel table the B rows gathered (|B|, D), their packed panels and the (|A|, |B|)
+// similarities.
 struct Scratch {
-  float *unit, *best, *b_rows = nullptr, *packed = nullptr, *scores = nullptr;
+  float *unit, *best, *slot_size, *b_rows = nullptr, *packed = nullptr, *scores = nullptr;
   size_t total;
   Scratch(float* base, int tokens, int head_dim, const kernels::KernelTable* kt) {
     const size_t n = static_cast<size_t>(tokens), d = static_cast<size_t>(head_dim);
@@ -33,6 +34,7 @@ struct Scratch {
     };
     unit = take(n * d);
     best = take(n);
+    slot_size = take(n);
     if (kt != nullptr) {
       b_rows = take(nb * d);
       packed = take(kt->packed_f32_floats(static_cast<int>(nb), head_dim));
@@ -50,30 +52,39 @@ size_t merge_scratch_floats(int tokens, int head_dim, const kernels::KernelTable
 
 size_t merge_scratch_ints(int tokens) { return 3 * static_cast<size_t>(tokens); }  // best B, order, group
 
+void merge_metric_rows(const float* keys, int ldk, int heads, int head_dim, int t0, int t1,
+                       float* metric) {
+  const size_t uD = static_cast<size_t>(head_dim);
+  for (int t = t0; t < t1; ++t) {
+    float* u = metric + static_cast<size_t>(t) * uD;
+    const float* k = keys + static_cast<size_t>(t) * static_cast<size_t>(ldk);
+    // Sum over heads, then / H (torch's mean), then / the L2 norm: LibTorch's order.
+    std::fill(u, u + head_dim, 0.0f);
+    for (int h = 0; h < heads; ++h)
+      for (int d = 0; d < head_dim; ++d)
+        u[d] += k[static_cast<size_t>(h) * uD + static_cast<size_t>(d)];
+    float norm = 0.0f;
+    for (int d = 0; d < head_dim; ++d) {
+      u[d] /= static_cast<float>(heads);
+      norm += u[d] * u[d];
+    }
+    norm = std::sqrt(norm);
+    for (int d = 0; d < head_dim; ++d) u[d] /= norm;
+  }
+}
+
 void merge_image(const MergeImageArgs& a) {
-  const int N = a.tokens, D = a.head_dim, C = a.dim, na = (N + 1) / 2, nb = N / 2;
-  const size_t uD = static_cast<size_t>(D), uC = static_cast<size_t>(C);
+  const int N = a.tokens, D = a.head_dim, na = (N + 1) / 2, nb = N / 2;
+  const size_t uD = static_cast<size_t>(D);
+  const size_t c0 = static_cast<size_t>(a.col0),
+               c1 = static_cast<size_t>(a.col1 < 0 ? a.dim : a.col1);
   const Scratch sc(a.scratch, N, D, a.kt);
-  float* unit = sc.unit;                                    // (N, D)
+  if (a.metric == nullptr) merge_metric_rows(a.keys, a.ldk, a.heads, D, 0, N, sc.unit);
+  const float* unit = a.metric != nullptr ? a.metric : sc.unit;  // (N, D)
   float* best = sc.best;                                    // (|A|)
   int* best_b = a.index_scratch;                            // (|A|)
   int* order = best_b + N;                                  // (|A|)
   int* group = order + N;                                   // (|A|) B index merged into, or -1
-  // Keys averaged over heads (sum, then / H, like torch's mean), then normalised.
-  for (int t = 0; t < N; ++t) {
-    float* u = unit + static_cast<size_t>(t) * uD;
-    const float* k = a.keys + static_cast<size_t>(t) * static_cast<size_t>(a.ldk);
-    std::fill(u, u + D, 0.0f);
-    for (int h = 0; h < a.heads; ++h)
-      for (int d = 0; d < D; ++d) u[d] += k[static_cast<size_t>(h) * uD + static_cast<size_t>(d)];
-    float norm = 0.0f;
-    for (int d = 0; d < D; ++d) {
-      u[d] /= static_cast<float>(a.heads);
-      norm += u[d] * u[d];
-    }
-    norm = std::sqrt(norm);
-    for (int d = 0; d < D; ++d) u[d] /= norm;
-  }
   // A token i is token 2i, B token j is token 2j + 1. The prefix tokens among them are the first
   // pa of A (never merged) and the first pb of B (never merged into).
   const int pre = a.prefix_tokens, pa = (pre + 1) / 2, pb = pre / 2;
@@ -130,11 +141,12 @@ void merge_image(const MergeImageArgs& a) {
   // Output slots: [prefix tokens in order, unmerged other A in order, other B in order].
   const int kept_a = na - pa - a.r;
   auto slot_b = [&](int j) { return pre + kept_a + (j - pb); };
+  float* slot_size = sc.slot_size;  // (N - r): B sizes plus the merged A sizes in chosen order
   auto keep = [&](int t, int o) {
     const float s = size_of(t), *x = row(t);
     float* y = out_row(o);
-    for (size_t c = 0; c < uC; ++c) y[c] = x[c] * s / s;  // as the weighted sum divides
-    a.out_sizes[o] = s;
+    for (size_t c = c0; c < c1; ++c) y[c] = x[c] * s / s;  // as the weighted sum divides
+    slot_size[o] = s;
   };
   for (int t = 0; t < pre; ++t) keep(t, t);
   for (int i = pa, k = pre; i < na; ++i)
@@ -143,22 +155,23 @@ void merge_image(const MergeImageArgs& a) {
   for (int j = pb; j < nb; ++j) {
     const float s = size_of(2 * j + 1), *x = row(2 * j + 1);
     float* o = out_row(slot_b(j));
-    for (size_t c = 0; c < uC; ++c) o[c] = x[c] * s;
-    a.out_sizes[slot_b(j)] = s;
+    for (size_t c = c0; c < c1; ++c) o[c] = x[c] * s;
+    slot_size[slot_b(j)] = s;
   }
   for (int e = 0; e < a.r; ++e) {
     const int i = order[e], o_slot = slot_b(group[i]);
     const float s = size_of(2 * i), *x = row(2 * i);
     float* o = out_row(o_slot);
-    for (size_t c = 0; c < uC; ++c) o[c] += x[c] * s;
-    a.out_sizes[o_slot] += s;
+    for (size_t c = c0; c < c1; ++c) o[c] += x[c] * s;
+    slot_size[o_slot] += s;
   }
   for (int j = pb; j < nb; ++j) {
     const int o_slot = slot_b(j);
-    const float s = a.out_sizes[o_slot];
+    const float s = slot_size[o_slot];
     float* o = out_row(o_slot);
-    for (size_t c = 0; c < uC; ++c) o[c] /= s;
+    for (size_t c = c0; c < c1; ++c) o[c] /= s;
   }
+  if (c0 == 0) std::copy(slot_size, slot_size + (N - a.r), a.out_sizes);
 }
 
 }  // namespace vitopt::runtime

@@ -1,7 +1,8 @@
 // Token merging (ToMe) on the runtime's buffers: the rule of src/model/token_merge.h (bipartite
 // soft matching of the keys averaged over heads, size-weighted averages, prefix tokens (class,
 // distillation, registers) never merged, the same output order) for one image, single-threaded;
-// the engine runs the images of a batch in parallel. LibTorch-free.
+// the engine runs the images of a batch in parallel, computes the metric rows where it produces
+// the keys, and at batch 1 splits an image's output columns over its threads. LibTorch-free.
 // Legend: N tokens in, r merged away, C embed dim, H heads, D head dim.
 #pragma once
 
@@ -31,7 +32,19 @@ struct MergeImageArgs {
   // The similarities (|A| x |B| dot products of D) on this table's fp32 GEMM (packed B); null:
   // a scalar loop (tests).
   const kernels::KernelTable* kt = nullptr;
+  // This image's metric rows (N, D) from merge_metric_rows, computed where the keys were made
+  // (in parallel, while they are in cache); null: computed here from `keys`.
+  const float* metric = nullptr;
+  // Output columns [col0, col1) only (col1 < 0: all `dim`), so several threads can share one
+  // image: each picks the same pairs (same inputs, same arithmetic) and writes its own columns.
+  // out_sizes is written by the part with col0 == 0 only.
+  int col0 = 0, col1 = -1;
 };
+
+// The merge metric of tokens [t0, t1): token t's keys (H, D) at keys + t * ldk averaged over
+// the heads and L2-normalised into metric + t * head_dim.
+void merge_metric_rows(const float* keys, int ldk, int heads, int head_dim, int t0, int t1,
+                       float* metric);
 
 size_t merge_scratch_floats(int tokens, int head_dim, const kernels::KernelTable* kt = nullptr);
 size_t merge_scratch_ints(int tokens);

@@ -36,34 +36,52 @@ struct Result {
   std::vector<float> x, sizes;
 };
 
+// How the engine may call merge_image: the metric rows computed beforehand (merge_metric_rows,
+// as next to the qkv GEMM) and the output columns split into `parts` calls (as at batch 1).
+struct Split {
+  bool metric_first = false;
+  int parts = 1;
+};
+
 // Null kt: the scalar similarities; otherwise that table's GEMM.
 Result merge(int r, int prefix, const std::vector<float>* sizes,
-             const kernels::KernelTable* kt = nullptr) {
+             const kernels::KernelTable* kt = nullptr, Split split = {}) {
   std::vector<float> x;
   for (int t = 0; t < kN; ++t)
     for (float v : {1.0f * t, 10.0f * t, -1.0f * t}) x.push_back(v);
   const auto k = keys();
-  Result out{std::vector<float>(static_cast<size_t>((kN - r) * kC)), std::vector<float>(static_cast<size_t>(kN - r))};
-  AlignedBuffer<float> scratch(merge_scratch_floats(kN, kD, kt));  // the GEMM wants 64-byte lines
-  std::vector<int> iscratch(merge_scratch_ints(kN));
-  MergeImageArgs a;
-  a.x = x.data();
-  a.keys = k.data();
-  a.ldx = kC;
-  a.ldk = kH * kD;
-  a.tokens = kN;
-  a.dim = kC;
-  a.heads = kH;
-  a.head_dim = kD;
-  a.r = r;
-  a.prefix_tokens = prefix;
-  a.sizes = sizes != nullptr ? sizes->data() : nullptr;
-  a.out = out.x.data();
-  a.out_sizes = out.sizes.data();
-  a.scratch = scratch.data();
-  a.index_scratch = iscratch.data();
-  a.kt = kt;
-  merge_image(a);
+  std::vector<float> metric(static_cast<size_t>(kN * kD));
+  if (split.metric_first) {  // in two calls, as two threads would
+    merge_metric_rows(k.data(), kH * kD, kH, kD, 0, 3, metric.data());
+    merge_metric_rows(k.data(), kH * kD, kH, kD, 3, kN, metric.data());
+  }
+  Result out{std::vector<float>(static_cast<size_t>((kN - r) * kC), -99.0f),
+             std::vector<float>(static_cast<size_t>(kN - r), -99.0f)};
+  for (int part = 0; part < split.parts; ++part) {
+    AlignedBuffer<float> scratch(merge_scratch_floats(kN, kD, kt));  // the GEMM wants 64-byte lines
+    std::vector<int> iscratch(merge_scratch_ints(kN));
+    MergeImageArgs a;
+    a.x = x.data();
+    a.keys = k.data();
+    a.ldx = kC;
+    a.ldk = kH * kD;
+    a.tokens = kN;
+    a.dim = kC;
+    a.heads = kH;
+    a.head_dim = kD;
+    a.r = r;
+    a.prefix_tokens = prefix;
+    a.sizes = sizes != nullptr ? sizes->data() : nullptr;
+    a.out = out.x.data();
+    a.out_sizes = out.sizes.data();
+    a.scratch = scratch.data();
+    a.index_scratch = iscratch.data();
+    a.kt = kt;
+    if (split.metric_first) a.metric = metric.data();
+    a.col0 = kC * part / split.parts;
+    a.col1 = split.parts == 1 ? -1 : kC * (part + 1) / split.parts;
+    merge_image(a);
+  }
   return out;
 }
 
@@ -142,6 +160,24 @@ TEST(RuntimeTokenMerge, GemmSimilaritiesAgreeWithScalar) {
         EXPECT_EQ(got.x, want.x) << kernels::isa_name(isa) << " prefix " << prefix << " r " << r;
         EXPECT_EQ(got.sizes, want.sizes)
             << kernels::isa_name(isa) << " prefix " << prefix << " r " << r;
+      }
+    }
+  }
+}
+
+// The engine's split of the work gives the same bytes: metric rows made beforehand in two
+// ranges, and one image's output columns written by 1, 2 or 3 calls (every column covered once,
+// the sizes by the first part only).
+TEST(RuntimeTokenMerge, PrecomputedMetricAndColumnPartsAgree) {
+  const kernels::KernelTable* kt = &kernels::table(kernels::Isa::kRef);
+  const std::vector<float> sizes = {1, 2, 1, 1, 3, 1, 1};
+  for (int prefix = 0; prefix <= 3; ++prefix) {
+    for (int r = 1; r <= (kN - prefix) / 2; ++r) {
+      const Result want = merge(r, prefix, &sizes, kt);
+      for (const Split split : {Split{true, 1}, Split{false, 2}, Split{true, 3}}) {
+        const Result got = merge(r, prefix, &sizes, kt, split);
+        EXPECT_EQ(got.x, want.x) << "prefix " << prefix << " r " << r << " parts " << split.parts;
+        EXPECT_EQ(got.sizes, want.sizes) << "prefix " << prefix << " r " << r;
       }
     }
   }

@@ -54,6 +54,7 @@ int check_parity(const io::ViTConfig& config, uint64_t seed) {
       runtime::RuntimeOptions ro;
       ro.isa = isa;
       ro.schedule = schedule;
+      ro.threads = 2;
       auto engine = runtime::Engine::load(path, ro);
       std::vector<float> got(static_cast<size_t>(B * c.num_classes));
       engine->run(x.data_ptr<float>(), B, got.data());
@@ -61,6 +62,13 @@ int check_parity(const io::ViTConfig& config, uint64_t seed) {
       const double diff = (got_t - want).abs().max().item<double>();
       EXPECT_LE(diff, 1e-4 * std::max(1.0, scale))
           << c.name << " level " << isa << " schedule " << schedule << " (scale " << scale << ")";
+      // Batch 1 on 2 threads: the path where one image's merge is split over the threads.
+      std::vector<float> one(static_cast<size_t>(c.num_classes));
+      engine->run(x.data_ptr<float>(), 1, one.data());
+      auto one_t = torch::from_blob(one.data(), {1, c.num_classes}, torch::kFloat32);
+      EXPECT_LE((one_t - want.slice(0, 0, 1)).abs().max().item<double>(),
+                1e-4 * std::max(1.0, scale))
+          << c.name << " level " << isa << " schedule " << schedule << " batch 1";
     }
   }
   return compared;
