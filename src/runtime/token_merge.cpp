@@ -55,21 +55,28 @@ size_t merge_scratch_ints(int tokens) { return 3 * static_cast<size_t>(tokens); 
 void merge_metric_rows(const float* keys, int ldk, int heads, int head_dim, int t0, int t1,
                        float* metric) {
   const size_t uD = static_cast<size_t>(head_dim);
+  const float hf = static_cast<float>(heads);
   for (int t = t0; t < t1; ++t) {
-    float* u = metric + static_cast<size_t>(t) * uD;
-    const float* k = keys + static_cast<size_t>(t) * static_cast<size_t>(ldk);
-    // Sum over heads, then / H (torch's mean), then / the L2 norm: LibTorch's order.
-    std::fill(u, u + head_dim, 0.0f);
-    for (int h = 0; h < heads; ++h)
-      for (int d = 0; d < head_dim; ++d)
-        u[d] += k[static_cast<size_t>(h) * uD + static_cast<size_t>(d)];
-    float norm = 0.0f;
-    for (int d = 0; d < head_dim; ++d) {
-      u[d] /= static_cast<float>(heads);
-      norm += u[d] * u[d];
+    float* __restrict u = metric + static_cast<size_t>(t) * uD;
+    const float* __restrict k = keys + static_cast<size_t>(t) * static_cast<size_t>(ldk);
+    // Sum over heads, / H (torch's mean), / the L2 norm, in loops without a carried dependence
+    // so that they vectorize (one serial chain of divisions and adds cost batch-32 merging 7% of
+    // vit-fmnist-56's time). The squares go to 8 partial sums: torch's order for the norm is its
+    // own too, and the metric only ranks similarities.
+    std::copy(k, k + head_dim, u);
+    for (int h = 1; h < heads; ++h) {
+      const float* __restrict kh = k + static_cast<size_t>(h) * uD;
+      for (int d = 0; d < head_dim; ++d) u[d] += kh[d];
     }
-    norm = std::sqrt(norm);
-    for (int d = 0; d < head_dim; ++d) u[d] /= norm;
+    for (int d = 0; d < head_dim; ++d) u[d] /= hf;
+    float part[8] = {};
+    int d = 0;
+    for (; d + 8 <= head_dim; d += 8)
+      for (int j = 0; j < 8; ++j) part[j] += u[d + j] * u[d + j];
+    for (; d < head_dim; ++d) part[0] += u[d] * u[d];
+    const float norm = std::sqrt(((part[0] + part[1]) + (part[2] + part[3])) +
+                                 ((part[4] + part[5]) + (part[6] + part[7])));
+    for (int e = 0; e < head_dim; ++e) u[e] /= norm;
   }
 }
 
