@@ -531,18 +531,20 @@ void Engine::Impl::blocks_by_rows(Plan& pl) {
       const int r1 = std::min(rows, static_cast<int>(int64_t{c + 1} * tiles / chunks) * mr);
       for (const auto& [step, b, slot, metric] : pending) {
         switch (step) {
-          case Step::kPreAttn:
+          case Step::kPreAttn: {
             layernorm_rows(b->norm1, pl.x.data(), pl.xn.data(), r0, r1);
             // Before a merge, the metric of every GEMM row block right after its keys, while
             // they are in L2 (after the whole chunk they were not: 8% of vit-fmnist-56 at
             // batch 32 went to those cache misses).
-            for (int p0 = r0; p0 < r1; p0 += metric ? 16 * mr : r1 - r0) {
-              const int p1 = metric ? std::min(r1, p0 + 16 * mr) : r1;
+            const int piece = metric ? 16 * mr : std::max(r1 - r0, 1);
+            for (int p0 = r0; p0 < r1; p0 += piece) {
+              const int p1 = std::min(r1, p0 + piece);
               linear_rows(b->qkv, pl, pl.xn.data(), C, p0, p1, pl.qkv[slot].data(), pl.qkv_ld,
                           false, false);
               if (metric) merge_metric_rows(*b, pl, slot, p0, p1);
             }
             break;
+          }
           case Step::kAttn:
             attention_rows(*b, pl, slot, c, r0, r1);
             break;
