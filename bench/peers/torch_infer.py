@@ -94,7 +94,7 @@ class ViT(nn.Module):
             self.dist_token = nn.Parameter(torch.randn(1, 1, C) * 0.02)
         self.pos_embed = nn.Parameter(torch.randn(1, n, C) * 0.02)
         blocks = c.get("blocks") or [{} for _ in range(c["depth"])]
-        if any(b.get("shared_with", -1) >= 0 or any(b.get(r, 0) for r in ("qkv_rank", "proj_rank", "fc1_rank", "fc2_rank")) for b in blocks):
+        if any(any(b.get(k, -1) >= 0 for k in ("attn_shared_with", "mlp_shared_with")) or any(b.get(r, 0) for r in ("qkv_rank", "proj_rank", "fc1_rank", "fc2_rank")) for b in blocks):
             raise SystemExit("torch_infer.py: low-rank/shared blocks are not modelled by this peer")
         self.blocks = nn.ModuleList([Block(c, b) for b in blocks])
         self.norm = nn.LayerNorm(C, eps=c.get("ln_eps", 1e-6))

@@ -55,7 +55,7 @@ class ViT(nn.Module):
         hd = c.get("head_dim") or C // c["num_heads"]
         blocks = c.get("blocks") or [{}] * c["depth"]
         for b in blocks:
-            if b.get("skip_attn") or b.get("skip_mlp") or b.get("shared_with", -1) >= 0 or \
+            if b.get("skip_attn") or b.get("skip_mlp") or any(b.get(k, -1) >= 0 for k in ("attn_shared_with", "mlp_shared_with")) or \
                any(b.get(k, 0) for k in ("qkv_rank", "proj_rank", "fc1_rank", "fc2_rank")) or c.get("distill_token"):
                 raise SystemExit("this peer models plain ViTs only (no skips, sharing, low rank, dist token)")
         self.patch_embed = nn.Module()

@@ -77,7 +77,9 @@ void register_info(CLI::App& app) {
                         {"mlp_dim", config.block_mlp(b)},
                         {"skip_attn", bc.skip_attn},
                         {"skip_mlp", bc.skip_mlp},
-                        {"shared_with", bc.shared_with},
+                        {"attn_shared_with", bc.attn_shared_with},
+                        {"mlp_shared_with", bc.mlp_shared_with},
+                        {"delta_rank", bc.delta_rank},
                         {"ranks",
                          {{"qkv", bc.qkv_rank},
                           {"proj", bc.proj_rank},
@@ -131,8 +133,11 @@ void register_info(CLI::App& app) {
       for (const char* l : {"qkv", "proj", "fc1", "fc2"})
         if (const int r = b["ranks"][l].get<int>(); r > 0)
           extra += fmt::format(" {}-rank {}", l, r);
-      if (const int o = b["shared_with"].get<int>(); o >= 0)
-        extra += fmt::format(" shares block {}", o);
+      for (const char* branch : {"attn", "mlp"})
+        if (const int o = b[fmt::format("{}_shared_with", branch)].get<int>(); o >= 0)
+          extra += fmt::format(" {} shares block {}", branch, o);
+      if (const int d = b["delta_rank"].get<int>(); d > 0)
+        extra += fmt::format(" delta-rank {}", d);
       if (const int m = b["merged"].get<int>(); m > 0)
         extra += fmt::format(" tokens {} -> {} (merging)", b["tokens"].get<int>(),
                              b["tokens"].get<int>() - m);

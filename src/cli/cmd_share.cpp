@@ -62,11 +62,11 @@ void register_share(CLI::App& app) {
       "--init", r.init,
       "Shared weights start from the group's central member, its mean, or its first block");
   cmd->add_option("--what", f->what,
-                  "What the blocks share: attn,mlp (whole blocks; sharing one branch alone is not "
-                  "in the model format yet)");
+                  "Weight matrices the blocks share: attn, mlp or attn,mlp (LayerNorms and biases "
+                  "stay per block)");
   cmd->add_option("--delta-rank", r.delta_rank,
-                  "Per-block low-rank delta rank (only 0 for now: the model format has no "
-                  "per-block deltas yet)")
+                  "Rank of each member's own low-rank delta on every shared Linear, initialized "
+                  "from its weight's difference to the group's (0: none)")
       ->check(at_least(0));
   cmd->add_option("--finetune-epochs", r.finetune_epochs,
                   "Weight-distillation epochs (fractions allowed; 0: none)")

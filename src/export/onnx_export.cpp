@@ -79,19 +79,18 @@ class VitGraph {
     }
 
     for (const runtime::BlockData& bd : m_.blocks) {
-      const int owner = bd.owner >= 0 ? bd.owner : bd.index;
-      const runtime::BlockData& w = m_.blocks[static_cast<size_t>(owner)];
-      const io::BlockConfig& s = c_.blocks[static_cast<size_t>(owner)];
-      const std::string pre = fmt::format("blocks.{}.", owner);
+      // A shared branch's weights are its owner's initializers (by tensor name), once.
+      const io::BlockConfig& s = c_.blocks[static_cast<size_t>(bd.index)];
+      const std::string pre = fmt::format("blocks.{}.", bd.index);
       if (!s.skip_attn) {
-        const std::string h = layernorm(w.norm1, pre + "norm1", x);
-        const std::string a = attention(w, owner, s.num_heads, h);
-        x = g_.op("Add", {x, linear(w.proj, a)}, {}, fmt::format("blocks.{}.attn_out", bd.index));
+        const std::string h = layernorm(bd.norm1, pre + "norm1", x);
+        const std::string a = attention(bd, bd.index, s.num_heads, h);
+        x = g_.op("Add", {x, linear(bd.proj, a, bd.proj_delta)}, {}, pre + "attn_out");
       }
       if (!s.skip_mlp) {
-        const std::string h = layernorm(w.norm2, pre + "norm2", x);
-        const std::string y = linear(w.fc2, gelu(linear(w.fc1, h)));
-        x = g_.op("Add", {x, y}, {}, fmt::format("blocks.{}.out", bd.index));
+        const std::string h = layernorm(bd.norm2, pre + "norm2", x);
+        const std::string y = linear(bd.fc2, gelu(linear(bd.fc1, h, bd.fc1_delta)), bd.fc2_delta);
+        x = g_.op("Add", {x, y}, {}, pre + "out");
       }
     }
 
@@ -141,8 +140,16 @@ class VitGraph {
                  name);
   }
 
-  // One Linear (1 dense or 2 low-rank factors) on x (..., in) -> (..., out).
-  std::string linear(const std::vector<LinearData>& factors, std::string x) {
+  // One Linear (1 dense or 2 low-rank factors) on x (..., in) -> (..., out), plus a shared
+  // Linear's delta (two fp32 factors) on the unquantized input, as the runtime computes it.
+  std::string linear(const std::vector<LinearData>& factors, std::string x,
+                     const std::vector<LinearData>& delta = {}) {
+    std::string d = x;
+    for (const LinearData& l : delta) {
+      std::string& w = params_[l.weight_name];
+      if (w.empty()) w = weight_for_matmul(g_, l);
+      d = g_.op("MatMul", {d, w}, {}, l.name);
+    }
     for (const LinearData& l : factors) {
       if (l.iq) x = fake_quant_input(g_, x, *l.iq, l.name + ".input");
       std::string& w = params_[l.weight_name];
@@ -151,7 +158,7 @@ class VitGraph {
       if (!l.bias.empty())
         x = g_.op("Add", {x, param(l.name + ".bias", {l.out}, l.bias)}, {}, l.name + ".out");
     }
-    return x;
+    return delta.empty() ? x : g_.op("Add", {x, d});
   }
 
   // Exact (erf) GELU by its definition at every opset (ONNX Runtime fuses it into one kernel;
@@ -166,7 +173,7 @@ class VitGraph {
   std::string attention(const runtime::BlockData& w, int b, int heads, const std::string& h) {
     const int64_t N = c_.num_tokens(), D = c_.head_dim, H = heads;
     const std::string pre = fmt::format("blocks.{}.attn.", b);
-    std::string qkv = linear(w.qkv, h);  // (B, N, 3*H*D)
+    std::string qkv = linear(w.qkv, h, w.qkv_delta);  // (B, N, 3*H*D)
     qkv = g_.op("Reshape", {qkv, g_.ints({0, N, 3, H, D})});
     qkv = g_.op("Transpose", {qkv}, {MakeAttribute("perm", std::vector<int64_t>{2, 0, 3, 1, 4})});
     auto part = [&](int i, const char* name) {  // (B, H, N, D)

@@ -39,17 +39,20 @@ std::vector<int64_t> block_params(const ViTConfig& c) {
   std::vector<int64_t> out;
   for (int b = 0; b < c.depth; ++b) {
     const BlockConfig bc = block_at(c, b);
+    const int64_t hd = c.block_heads(b) * D, m = c.block_mlp(b), dr = bc.delta_rank;
+    // A shared Linear stores its bias and its delta (rank dr), not the owner's weights.
+    auto lin = [&](int64_t in, int64_t out_f, bool bias, int rank, bool shared) {
+      if (!shared) return linear_params(in, out_f, bias, rank);
+      return (bias ? out_f : 0) + dr * (in + out_f);
+    };
     int64_t n = 0;
-    if (bc.shared_with < 0) {  // a shared block reuses an earlier block's tensors
-      const int64_t hd = c.block_heads(b) * D, m = c.block_mlp(b);
-      if (!bc.skip_attn) {
-        n += 2 * C + linear_params(C, 3 * hd, c.qkv_bias, bc.qkv_rank) +
-             linear_params(hd, C, true, bc.proj_rank);
-      }
-      if (!bc.skip_mlp) {
-        n += 2 * C + linear_params(C, m, true, bc.fc1_rank) +
-             linear_params(m, C, true, bc.fc2_rank);
-      }
+    if (!bc.skip_attn) {
+      const bool sh = bc.attn_shared_with >= 0;
+      n += 2 * C + lin(C, 3 * hd, c.qkv_bias, bc.qkv_rank, sh) + lin(hd, C, true, bc.proj_rank, sh);
+    }
+    if (!bc.skip_mlp) {
+      const bool sh = bc.mlp_shared_with >= 0;
+      n += 2 * C + lin(C, m, true, bc.fc1_rank, sh) + lin(m, C, true, bc.fc2_rank, sh);
     }
     out.push_back(n);
   }
@@ -78,16 +81,23 @@ int64_t count_macs(const ViTConfig& c) {
   for (int b = 0; b < c.depth; ++b) {
     const BlockConfig bc = block_at(c, b);
     const int64_t h = c.block_heads(b), hd = h * D, m = c.block_mlp(b);
+    // A shared Linear also runs its low-rank delta (delta_rank r: r * (in + out) per token).
+    const int64_t attn_delta = bc.attn_shared_with >= 0 ? bc.delta_rank : 0;
+    const int64_t mlp_delta = bc.mlp_shared_with >= 0 ? bc.delta_rank : 0;
     if (!bc.skip_attn) {
       n += linear_macs(N, C, 3 * hd, bc.qkv_rank);  // qkv
       n += 2 * h * N * N * D;                       // q @ k^T and attn @ v
       n += linear_macs(N, hd, C, bc.proj_rank);     // proj
+      n += N * attn_delta * (C + 3 * hd + hd + C);
     }
     if (const int r = c.blocks.empty() ? 0 : c.merge_at(b, static_cast<int>(N)); r > 0) {
       n += ((N + 1) / 2) * (N / 2) * D;  // token merging: cosine similarities of the two halves
       N -= r;                            // the MLP and every later block see N - r tokens
     }
-    if (!bc.skip_mlp) n += linear_macs(N, C, m, bc.fc1_rank) + linear_macs(N, m, C, bc.fc2_rank);
+    if (!bc.skip_mlp) {
+      n += linear_macs(N, C, m, bc.fc1_rank) + linear_macs(N, m, C, bc.fc2_rank);
+      n += N * mlp_delta * 2 * (C + m);
+    }
   }
   n += C * c.num_classes * (c.distill_token ? 2 : 1);  // head (+ head_dist)
   return n;

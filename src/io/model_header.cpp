@@ -85,12 +85,12 @@ void validate_quant_names(const QuantSpec& spec, const ViTConfig& c, const std::
   }
   if (spec.attention) {
     for (const auto& [index, b] : spec.attention->blocks) {
-      const bool ok = index < c.depth && c.blocks[static_cast<size_t>(index)].shared_with < 0 &&
-                      !c.blocks[static_cast<size_t>(index)].skip_attn;
+      const bool ok = index < c.depth && !c.blocks[static_cast<size_t>(index)].skip_attn;
       if (!ok) {
-        core::throw_input("{}: extras.attention.blocks['{}']: expected the index of a block with "
-                          "its own attention (depth {}; not skipped, not shared)",
-                          source, index, c.depth);
+        core::throw_input(
+            "{}: extras.attention.blocks['{}']: expected the index of a block with "
+            "an attention (depth {}; not skipped)",
+            source, index, c.depth);
       }
     }
   }

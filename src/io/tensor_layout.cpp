@@ -9,7 +9,7 @@ namespace vitopt::io {
 namespace {
 
 LinearLayout linear(const std::string& name, int64_t in, int64_t out, int64_t rank, bool bias) {
-  LinearLayout l{name, in, out, rank, bias, {}};
+  LinearLayout l{name, in, out, rank, bias, {}, {}, 0};
   if (rank > 0) {
     l.weights = {{name + ".weight_v", rank, in}, {name + ".weight_u", out, rank}};
   } else {
@@ -26,16 +26,25 @@ std::vector<LinearLayout> model_linears(const ViTConfig& c) {
   out.push_back(linear("patch_embed.proj", c.patch_features(), C, 0, true));
   for (int b = 0; b < c.depth; ++b) {
     const BlockConfig& s = c.blocks[static_cast<size_t>(b)];
-    if (s.shared_with >= 0) continue;  // runs an earlier block's modules
     const std::string pre = fmt::format("blocks.{}.", b);
     const int64_t hd = int64_t{s.num_heads} * c.head_dim, m = s.mlp_dim;
+    // A shared branch: the owner's weights, this block's biases and delta.
+    auto push = [&](int owner, LinearLayout l, const std::string& leaf) {
+      if (owner >= 0) {
+        l.weights.clear();
+        l.shared_from = fmt::format("blocks.{}.{}", owner, leaf);
+        l.delta_rank = s.delta_rank;
+      }
+      out.push_back(std::move(l));
+    };
     if (!s.skip_attn) {
-      out.push_back(linear(pre + "attn.qkv", C, 3 * hd, s.qkv_rank, c.qkv_bias));
-      out.push_back(linear(pre + "attn.proj", hd, C, s.proj_rank, true));
+      push(s.attn_shared_with, linear(pre + "attn.qkv", C, 3 * hd, s.qkv_rank, c.qkv_bias),
+           "attn.qkv");
+      push(s.attn_shared_with, linear(pre + "attn.proj", hd, C, s.proj_rank, true), "attn.proj");
     }
     if (!s.skip_mlp) {
-      out.push_back(linear(pre + "mlp.fc1", C, m, s.fc1_rank, true));
-      out.push_back(linear(pre + "mlp.fc2", m, C, s.fc2_rank, true));
+      push(s.mlp_shared_with, linear(pre + "mlp.fc1", C, m, s.fc1_rank, true), "mlp.fc1");
+      push(s.mlp_shared_with, linear(pre + "mlp.fc2", m, C, s.fc2_rank, true), "mlp.fc2");
     }
   }
   out.push_back(linear("head", C, c.num_classes, 0, true));
@@ -54,7 +63,6 @@ std::vector<TensorLayout> model_tensors(const ViTConfig& c) {
   if (c.reg_tokens > 0) t.push_back({"reg_token", {1, c.reg_tokens, C}});
   for (int b = 0; b < c.depth; ++b) {
     const BlockConfig& s = c.blocks[static_cast<size_t>(b)];
-    if (s.shared_with >= 0) continue;
     const std::string pre = fmt::format("blocks.{}.", b);
     for (const auto& [norm, on] : {std::pair{"norm1", !s.skip_attn}, {"norm2", !s.skip_mlp}}) {
       if (!on) continue;
@@ -71,6 +79,10 @@ std::vector<TensorLayout> model_tensors(const ViTConfig& c) {
       }
     }
     if (l.bias) t.push_back({l.name + ".bias", {l.out}});
+    if (l.delta_rank > 0) {
+      t.push_back({l.name + ".delta_u", {l.out, l.delta_rank}});
+      t.push_back({l.name + ".delta_v", {l.delta_rank, l.in}});
+    }
   }
   std::sort(t.begin(), t.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
   return t;

@@ -25,6 +25,9 @@ struct LinearLayout {
   int64_t rank = 0;                   // 0: dense
   bool bias = true;                   // "<name>.bias" (out)
   std::vector<WeightLayout> weights;  // dense: {(out, in)}; low-rank: {v (r, in), u (out, r)}
+                                      // empty when shared (the owner's hold the values)
+  std::string shared_from;            // the owner's Linear (weights shared), or empty
+  int64_t delta_rank = 0;  // shared only: "<name>.delta_u" (out, r) and ".delta_v" (r, in), fp32
 };
 
 struct TensorLayout {
@@ -32,8 +35,9 @@ struct TensorLayout {
   std::vector<int64_t> shape;  // as an fp32 file stores it (patch conv: (C, in_ch, P, P))
 };
 
-// Linears in module order: patch_embed.proj, per block (own weights, not skipped) attn.qkv,
-// attn.proj, mlp.fc1, mlp.fc2, then head and head_dist. `c` must be normalized.
+// Linears in module order: patch_embed.proj, per block (not skipped) attn.qkv, attn.proj,
+// mlp.fc1, mlp.fc2, then head and head_dist. A Linear of a shared branch is listed with its bias
+// and delta and no weights of its own. `c` must be normalized.
 std::vector<LinearLayout> model_linears(const ViTConfig& c);
 // Every tensor of an fp32 file, sorted by name (the writer's order).
 std::vector<TensorLayout> model_tensors(const ViTConfig& c);

@@ -31,9 +31,10 @@ const std::vector<std::string> kConfigFields = {
     "name",     "image_size", "in_channels", "patch_size", "embed_dim",      "depth",  "num_heads",
     "head_dim", "mlp_dim",    "num_classes", "qkv_bias",   "distill_token",  "pool",   "ln_eps",
     "blocks",   "preprocess", "class_token", "reg_tokens", "no_embed_class", "fc_norm"};
-const std::vector<std::string> kBlockFields = {"num_heads", "kept_heads",  "mlp_dim",   "skip_attn",
-                                               "skip_mlp",  "qkv_rank",    "proj_rank", "fc1_rank",
-                                               "fc2_rank",  "shared_with", "merge_r"};
+const std::vector<std::string> kBlockFields = {
+    "num_heads", "kept_heads",       "mlp_dim",         "skip_attn", "skip_mlp",
+    "qkv_rank",  "proj_rank",        "fc1_rank",        "fc2_rank",  "shared_with",
+    "merge_r",   "attn_shared_with", "mlp_shared_with", "delta_rank"};
 const std::vector<std::string> kPreprocessFields = {"mean", "std", "interpolation", "crop_pct"};
 
 void require(bool ok, const std::string& source, const std::string& field,
@@ -53,13 +54,16 @@ void require_in(int v, int lo, int hi, const std::string& source, const std::str
 }
 
 json block_to_json(const BlockConfig& b) {
-  json j{{"num_heads", b.num_heads},    {"kept_heads", b.kept_heads}, {"mlp_dim", b.mlp_dim},
-         {"skip_attn", b.skip_attn},    {"skip_mlp", b.skip_mlp},     {"qkv_rank", b.qkv_rank},
-         {"proj_rank", b.proj_rank},    {"fc1_rank", b.fc1_rank},     {"fc2_rank", b.fc2_rank},
-         {"shared_with", b.shared_with}};
-  // Written only when set: files without merging keep the header older readers accept, and a
-  // file that merges is refused by them (unknown field) instead of silently run unmerged.
+  json j{{"num_heads", b.num_heads}, {"kept_heads", b.kept_heads}, {"mlp_dim", b.mlp_dim},
+         {"skip_attn", b.skip_attn}, {"skip_mlp", b.skip_mlp},     {"qkv_rank", b.qkv_rank},
+         {"proj_rank", b.proj_rank}, {"fc1_rank", b.fc1_rank},     {"fc2_rank", b.fc2_rank}};
+  // Written only when set: files without merging or sharing keep the header older readers
+  // accept, and a file that merges or shares is refused by them (unknown field) instead of
+  // silently run wrongly.
   if (b.merge_r != 0) j["merge_r"] = b.merge_r;
+  if (b.attn_shared_with >= 0) j["attn_shared_with"] = b.attn_shared_with;
+  if (b.mlp_shared_with >= 0) j["mlp_shared_with"] = b.mlp_shared_with;
+  if (b.delta_rank != 0) j["delta_rank"] = b.delta_rank;
   return j;
 }
 
@@ -81,15 +85,43 @@ BlockConfig block_from_json(const json& j, const std::string& source, const std:
   b.proj_rank = get_int("proj_rank", b.proj_rank);
   b.fc1_rank = get_int("fc1_rank", b.fc1_rank);
   b.fc2_rank = get_int("fc2_rank", b.fc2_rank);
-  b.shared_with = get_int("shared_with", b.shared_with);
+  // Files of older versions wrote "shared_with" on every block: -1 (no sharing) reads as before;
+  // their whole-block sharing (LayerNorms and biases too) is not this format's per-branch one.
+  const int legacy_shared = get_int("shared_with", -1);
+  if (legacy_shared != -1)
+    throw_bad_field(source, where + ".shared_with",
+                    "-1 (whole-block sharing from an older vitopt is no longer read: run `vitopt "
+                    "share` again on the unshared model)",
+                    str(legacy_shared));
+  b.attn_shared_with = get_int("attn_shared_with", b.attn_shared_with);
+  b.mlp_shared_with = get_int("mlp_shared_with", b.mlp_shared_with);
+  b.delta_rank = get_int("delta_rank", b.delta_rank);
   b.merge_r = get_int("merge_r", b.merge_r);
   return b;
 }
 
-bool same_structure(const BlockConfig& a, const BlockConfig& b) {
-  return a.num_heads == b.num_heads && a.mlp_dim == b.mlp_dim && a.skip_attn == b.skip_attn &&
-         a.skip_mlp == b.skip_mlp && a.qkv_rank == b.qkv_rank && a.proj_rank == b.proj_rank &&
-         a.fc1_rank == b.fc1_rank && a.fc2_rank == b.fc2_rank;
+// One branch's sharing: `owner` is -1 or an earlier block whose branch has its own weights of
+// the same shapes, neither branch skipped.
+void check_branch_owner(const ViTConfig& c, int b, bool attn, const std::string& source) {
+  const BlockConfig& bc = c.blocks[static_cast<size_t>(b)];
+  const int owner = attn ? bc.attn_shared_with : bc.mlp_shared_with;
+  if (owner == -1) return;
+  const std::string field =
+      fmt::format("blocks[{}].{}", b, attn ? "attn_shared_with" : "mlp_shared_with");
+  require(owner >= 0 && owner < b, source, field,
+          fmt::format("-1 or an earlier block index in [0, {})", b), str(owner));
+  const BlockConfig& o = c.blocks[static_cast<size_t>(owner)];
+  const int owners_owner = attn ? o.attn_shared_with : o.mlp_shared_with;
+  require(owners_owner == -1, source, field, "a block whose branch has its own weights",
+          fmt::format("block {} which shares block {}", owner, owners_owner));
+  const bool same = attn ? !bc.skip_attn && !o.skip_attn && o.num_heads == bc.num_heads &&
+                               o.qkv_rank == bc.qkv_rank && o.proj_rank == bc.proj_rank
+                         : !bc.skip_mlp && !o.skip_mlp && o.mlp_dim == bc.mlp_dim &&
+                               o.fc1_rank == bc.fc1_rank && o.fc2_rank == bc.fc2_rank;
+  require(same, source, field,
+          fmt::format("block {} with the same {} (neither skipped)", owner,
+                      attn ? "num_heads/qkv_rank/proj_rank" : "mlp_dim/fc1_rank/fc2_rank"),
+          "a block of a different structure");
 }
 
 void normalize_preprocess(Preprocess& pp, int in_channels, const std::string& source) {
@@ -149,16 +181,19 @@ void normalize_block(ViTConfig& c, int b, const std::string& source) {
   }
   require_in(bc.merge_r, 0, kMaxTokens, source, f + "merge_r",
              " (tokens merged after the attention)");
-  if (bc.shared_with != -1) {
-    require(bc.shared_with >= 0 && bc.shared_with < b, source, f + "shared_with",
-            fmt::format("-1 or an earlier block index in [0, {})", b), str(bc.shared_with));
-    const BlockConfig& t = c.blocks[static_cast<size_t>(bc.shared_with)];
-    require(t.shared_with == -1, source, f + "shared_with",
-            "a block with its own weights (not itself shared)",
-            fmt::format("block {} which shares block {}", bc.shared_with, t.shared_with));
-    require(same_structure(t, bc), source, f + "shared_with",
-            fmt::format("block {} with the same heads/mlp_dim/skips/ranks", bc.shared_with),
-            "a block with a different structure");
+  check_branch_owner(c, b, true, source);
+  check_branch_owner(c, b, false, source);
+  if (bc.delta_rank != 0) {
+    // Every shared Linear gets a rank-r delta: r at most the smallest side among them.
+    int most = 0;
+    if (bc.attn_shared_with >= 0) most = std::min(c.embed_dim, hd);
+    if (bc.mlp_shared_with >= 0)
+      most = std::min(most > 0 ? most : c.embed_dim, std::min(c.embed_dim, m));
+    require(bc.delta_rank > 0 && bc.delta_rank <= most, source, f + "delta_rank",
+            most == 0
+                ? std::string("0 (the block shares no weights)")
+                : fmt::format("0 or a rank in [1, {}] (the shared Linears' smallest side)", most),
+            str(bc.delta_rank));
   }
 }
 

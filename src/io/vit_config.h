@@ -29,12 +29,19 @@ struct BlockConfig {
   bool skip_attn = false;       // attention sub-block removed (identity residual)
   bool skip_mlp = false;        // MLP sub-block removed
   int qkv_rank = 0, proj_rank = 0, fc1_rank = 0, fc2_rank = 0;  // low-rank factors (0: dense)
-  int shared_with = -1;  // reuse the weights of an earlier block (-1: own weights)
+  // Weight sharing (MiniViT-style): the attention's weight matrices (qkv, proj; dense or their
+  // factors) and/or the MLP's (fc1, fc2) are an earlier block's (-1: own). Biases and LayerNorms
+  // always stay the block's own. delta_rank > 0 adds a per-block low-rank correction to every
+  // Linear this block shares, W_b = W_owner + delta_u (out, r) @ delta_v (r, in), stored fp32.
+  int attn_shared_with = -1;
+  int mlp_shared_with = -1;
+  int delta_rank = 0;
   // Token merging (ToMe): tokens merged away between this block's attention and its MLP. The
   // effective count is capped at half the mergeable (non-prefix) tokens and is 0 in a block whose
   // attention is skipped (the keys are the similarity metric): see ViTConfig::merge_at.
   int merge_r = 0;
   bool operator==(const BlockConfig&) const = default;
+  bool shares() const { return attn_shared_with >= 0 || mlp_shared_with >= 0; }
 };
 
 struct ViTConfig {

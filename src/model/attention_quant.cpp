@@ -36,7 +36,6 @@ void apply_attention_quant(ViT& model, const io::AttentionQuant* aq) {
       if (auto it = aq->blocks.find(i); it != aq->blocks.end()) found = &it->second;
     }
     if (found == nullptr) {
-      if (blk.shared_with >= 0) continue;  // the owner's hooks stay
       at.q_transform = at.k_transform = at.v_transform = at.probs_transform = nullptr;
       continue;
     }

@@ -153,11 +153,15 @@ std::vector<std::string> quantizable_linears(ViT& model) {
 std::string unit_weight_name(ViT& model, const std::string& unit) {
   if (unit == "patch_embed.proj") return unit + ".weight";
   const std::string u = ".weight_u";
-  if (unit.size() > u.size() && unit.compare(unit.size() - u.size(), u.size(), u) == 0) return unit;
+  const bool second =
+      unit.size() > u.size() && unit.compare(unit.size() - u.size(), u.size(), u) == 0;
+  const std::string linear = second ? unit.substr(0, unit.size() - u.size()) : unit;
   auto mods = model->named_modules("", false);
-  const auto* found = mods.find(unit);
+  const auto* found = mods.find(linear);
   const auto* lin = found ? (*found)->as<LinearImpl>() : nullptr;
   if (lin == nullptr) core::throw_internal("unit_weight_name: no Linear '{}'", unit);
+  if (lin->shares_weights()) return "";
+  if (second) return unit;
   return unit + (lin->rank > 0 ? ".weight_v" : ".weight");
 }
 

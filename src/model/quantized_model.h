@@ -60,7 +60,8 @@ torch::Tensor fake_quant_patch_input(const torch::Tensor& x, const io::InputQuan
 // a low-rank Linear as two units, "<name>" (weight_v, on the Linear's input) and
 // "<name>.weight_u" (weight_u, on the (tokens, r) activation between the factors).
 std::vector<std::string> quantizable_linears(ViT& model);
-// The weight tensor name of a unit: "<name>.weight", "<name>.weight_v" or "<name>.weight_u".
+// The weight tensor name of a unit: "<name>.weight", "<name>.weight_v" or "<name>.weight_u"; ""
+// for a Linear that shares another block's weights (the owner's unit quantizes them, once).
 std::string unit_weight_name(ViT& model, const std::string& unit);
 // Sets each named unit's input hook (input_transform, mid_transform for "<name>.weight_u", or the
 // patch hook) to fake_quant_input; clears the hooks of units not in `inputs`.

@@ -40,9 +40,16 @@ void trunc_normal(torch::Tensor& t, double stddev, at::Generator& gen) {
 
 // ---- Linear -------------------------------------------------------------------------------------
 
-LinearImpl::LinearImpl(int64_t in, int64_t out, bool with_bias, int64_t r)
-    : in_features(in), out_features(out), rank(r) {
-  if (rank > 0) {
+LinearImpl::LinearImpl(int64_t in, int64_t out, bool with_bias, int64_t r, bool own,
+                       int64_t delta_rank)
+    : in_features(in), out_features(out), rank(r), own_weights(own) {
+  if (!own_weights) {
+    // share_weights() sets weight / weight_u / weight_v; the delta starts at zero (W = W_owner).
+    if (delta_rank > 0) {
+      delta_u = register_parameter("delta_u", torch::zeros({out, delta_rank}));  // (out, dr)
+      delta_v = register_parameter("delta_v", torch::zeros({delta_rank, in}));   // (dr, in)
+    }
+  } else if (rank > 0) {
     weight_u = register_parameter("weight_u", torch::empty({out, rank}));  // (out, r)
     weight_v = register_parameter("weight_v", torch::empty({rank, in}));   // (r, in)
   } else {
@@ -51,25 +58,47 @@ LinearImpl::LinearImpl(int64_t in, int64_t out, bool with_bias, int64_t r)
   if (with_bias) bias = register_parameter("bias", torch::zeros({out}));  // (out)
 }
 
+void LinearImpl::share_weights(const LinearImpl& owner) {
+  if (own_weights || owner.shares_weights() || owner.rank != rank ||
+      owner.in_features != in_features || owner.out_features != out_features)
+    core::throw_internal("Linear::share_weights: [{}, {}] rank {} cannot share [{}, {}] rank {}",
+                         out_features, in_features, rank, owner.out_features, owner.in_features,
+                         owner.rank);
+  // The same tensors (not copies): in-place updates, .to() and loads of the owner reach here.
+  weight = owner.weight;
+  weight_u = owner.weight_u;
+  weight_v = owner.weight_v;
+}
+
 torch::Tensor LinearImpl::effective_weight() const {
   torch::Tensor w = rank > 0 ? weight_u.mm(weight_v) : weight;  // (out, in)
   if (mask.defined()) w = w * mask;
   if (weight_transform) w = weight_transform(w);
+  if (delta_u.defined()) w = w + delta_u.mm(delta_v);  // fp32, after the shared weight's quant
   return w;
 }
 
 torch::Tensor LinearImpl::forward(const torch::Tensor& x) {
   const torch::Tensor& in = input_transform ? input_transform(x) : x;  // (..., in)
+  torch::Tensor y;
   if (rank > 0 && !mask.defined() && !weight_transform) {
     // Two thin matmuls: (..., in) -> (..., r) -> (..., out).
     auto mid = torch::linear(in, weight_v);  // (..., r)
     if (mid_transform) mid = mid_transform(mid);
-    return torch::linear(mid, weight_u, bias);
+    y = torch::linear(mid, weight_u, bias);
+  } else {
+    if (mid_transform)
+      core::throw_internal(
+          "Linear: an intermediate hook needs the two-factor path (no mask or "
+          "weight transform)");
+    torch::Tensor w = rank > 0 ? weight_u.mm(weight_v) : weight;  // (out, in)
+    if (mask.defined()) w = w * mask;
+    if (weight_transform) w = weight_transform(w);
+    y = torch::linear(in, w, bias);  // (..., out)
   }
-  if (mid_transform)
-    core::throw_internal("Linear: an intermediate hook needs the two-factor path (no mask or "
-                         "weight transform)");
-  return torch::linear(in, effective_weight(), bias);  // (..., out)
+  // A shared Linear's delta runs on the unquantized input in fp32 (as the runtime runs it).
+  if (delta_u.defined()) y = y + torch::linear(torch::linear(x, delta_v), delta_u);
+  return y;
 }
 
 void LinearImpl::set_mask(const torch::Tensor& mask01) {
@@ -94,10 +123,10 @@ void LinearImpl::set_mask(const torch::Tensor& mask01) {
 // ---- Attention ----------------------------------------------------------------------------------
 
 AttentionImpl::AttentionImpl(int64_t dim, int64_t h, int64_t d, bool qkv_bias, int64_t qkv_rank,
-                             int64_t proj_rank)
+                             int64_t proj_rank, bool shared, int64_t delta_rank)
     : heads(h), head_dim(d) {
-  qkv = register_module("qkv", Linear(dim, 3 * h * d, qkv_bias, qkv_rank));
-  proj = register_module("proj", Linear(h * d, dim, true, proj_rank));
+  qkv = register_module("qkv", Linear(dim, 3 * h * d, qkv_bias, qkv_rank, !shared, delta_rank));
+  proj = register_module("proj", Linear(h * d, dim, true, proj_rank, !shared, delta_rank));
 }
 
 torch::Tensor AttentionImpl::forward(const torch::Tensor& x, Trace* trace, int block,
@@ -142,9 +171,10 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, Trace* trace, int b
 
 // ---- Mlp ----------------------------------------------------------------------------------------
 
-MlpImpl::MlpImpl(int64_t dim, int64_t hidden, int64_t fc1_rank, int64_t fc2_rank) {
-  fc1 = register_module("fc1", Linear(dim, hidden, true, fc1_rank));
-  fc2 = register_module("fc2", Linear(hidden, dim, true, fc2_rank));
+MlpImpl::MlpImpl(int64_t dim, int64_t hidden, int64_t fc1_rank, int64_t fc2_rank, bool shared,
+                 int64_t delta_rank) {
+  fc1 = register_module("fc1", Linear(dim, hidden, true, fc1_rank, !shared, delta_rank));
+  fc2 = register_module("fc2", Linear(hidden, dim, true, fc2_rank, !shared, delta_rank));
 }
 
 torch::Tensor MlpImpl::forward(const torch::Tensor& x, Trace* trace, int block) {
@@ -161,27 +191,24 @@ torch::Tensor MlpImpl::forward(const torch::Tensor& x, Trace* trace, int block) 
 
 BlockImpl::BlockImpl(const io::ViTConfig& c, int i) : index(i) {
   const io::BlockConfig& bc = c.blocks.at(i);
-  shared_with = bc.shared_with;
+  attn_shared_with = bc.attn_shared_with;
+  mlp_shared_with = bc.mlp_shared_with;
   merge_r = bc.skip_attn ? 0 : bc.merge_r;  // the keys are the merge metric
   prefix_tokens = c.num_prefix_tokens();
-  if (shared_with >= 0) return;  // modules come from share_from(); nothing registered here
   const auto ln = torch::nn::LayerNormOptions({c.embed_dim}).eps(c.ln_eps);
   if (!bc.skip_attn) {
+    const bool shared = attn_shared_with >= 0;
     norm1 = register_module("norm1", torch::nn::LayerNorm(ln));
-    attn = register_module("attn", Attention(c.embed_dim, c.block_heads(i), c.head_dim, c.qkv_bias,
-                                             bc.qkv_rank, bc.proj_rank));
+    attn = register_module(
+        "attn", Attention(c.embed_dim, c.block_heads(i), c.head_dim, c.qkv_bias, bc.qkv_rank,
+                          bc.proj_rank, shared, shared ? bc.delta_rank : 0));
   }
   if (!bc.skip_mlp) {
+    const bool shared = mlp_shared_with >= 0;
     norm2 = register_module("norm2", torch::nn::LayerNorm(ln));
-    mlp = register_module("mlp", Mlp(c.embed_dim, c.block_mlp(i), bc.fc1_rank, bc.fc2_rank));
+    mlp = register_module("mlp", Mlp(c.embed_dim, c.block_mlp(i), bc.fc1_rank, bc.fc2_rank, shared,
+                                     shared ? bc.delta_rank : 0));
   }
-}
-
-void BlockImpl::share_from(const BlockImpl& other) {
-  norm1 = other.norm1;
-  attn = other.attn;
-  norm2 = other.norm2;
-  mlp = other.mlp;
 }
 
 torch::Tensor BlockImpl::forward(const torch::Tensor& input, Trace* trace, torch::Tensor* sizes) {
@@ -237,7 +264,16 @@ ViTImpl::ViTImpl(io::ViTConfig config) : config_(std::move(config)) {
   blocks = register_module("blocks", torch::nn::ModuleList());
   for (int i = 0; i < c.depth; ++i) {
     auto block = Block(c, i);
-    if (block->shared_with >= 0) block->share_from(*blocks[block->shared_with]->as<BlockImpl>());
+    if (block->attn_shared_with >= 0) {
+      const BlockImpl& o = *blocks[block->attn_shared_with]->as<BlockImpl>();
+      block->attn->qkv->share_weights(*o.attn->qkv);
+      block->attn->proj->share_weights(*o.attn->proj);
+    }
+    if (block->mlp_shared_with >= 0) {
+      const BlockImpl& o = *blocks[block->mlp_shared_with]->as<BlockImpl>();
+      block->mlp->fc1->share_weights(*o.mlp->fc1);
+      block->mlp->fc2->share_weights(*o.mlp->fc2);
+    }
     blocks->push_back(block);
   }
   norm = register_module(c.final_norm_name(),
@@ -268,7 +304,14 @@ void ViTImpl::init_weights(uint64_t seed) {
     if (t->defined()) trunc_normal(*t, sd, gen);
   for (auto& module : modules(/*include_self=*/false)) {
     if (auto* lin = module->as<LinearImpl>()) {
-      if (lin->rank > 0) {
+      if (lin->shares_weights()) {
+        // The owner initialized the weights. The delta starts as LoRA does: delta_u zero (so
+        // W = W_owner) and delta_v random (so delta_u gets gradients).
+        if (lin->delta_u.defined()) {
+          lin->delta_u.zero_();
+          trunc_normal(lin->delta_v, sd, gen);
+        }
+      } else if (lin->rank > 0) {
         // Factors with std s give a product of std sqrt(r) * s^2: aim for timm's 0.02.
         const double s = std::sqrt(sd / std::sqrt(static_cast<double>(lin->rank)));
         trunc_normal(lin->weight_u, s, gen);

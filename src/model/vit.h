@@ -39,28 +39,39 @@ struct Trace {
 // as weight) zeroes pruned weights in forward and keeps them zero; `weight_transform` /
 // `input_transform` let quantization insert fake-quant (STE) without the forward code knowing.
 // rank > 0: low-rank, the weight is weight_u (out, r) @ weight_v (r, in) and `weight` is undefined.
+// Weight sharing: a Linear made with own_weights = false registers only its bias (and delta);
+// share_weights() points its weight tensors at the owner's, so forward runs those and gradients
+// of every user accumulate into the owner's parameters. delta_rank > 0 (shared only) adds the
+// Linear's own low-rank correction: W = W_owner + delta_u (out, r) @ delta_v (r, in).
 class LinearImpl : public torch::nn::Module {
  public:
-  LinearImpl(int64_t in_features, int64_t out_features, bool bias = true, int64_t rank = 0);
+  LinearImpl(int64_t in_features, int64_t out_features, bool bias = true, int64_t rank = 0,
+             bool own_weights = true, int64_t delta_rank = 0);
   torch::Tensor forward(const torch::Tensor& x);  // (..., in) -> (..., out)
-  torch::Tensor effective_weight() const;         // weight with mask/transform applied (out, in)
+  // Weight with mask/transform applied, plus the delta of a shared Linear (out, in).
+  torch::Tensor effective_weight() const;
+  void share_weights(const LinearImpl& owner);  // same shapes (InternalError otherwise)
+  bool shares_weights() const { return !own_weights; }
   // Registers (or overwrites) the `mask` buffer (out, in) and zeroes the masked weights.
   void set_mask(const torch::Tensor& mask01);
   torch::Tensor weight, bias;        // (out, in), (out) or undefined
   torch::Tensor weight_u, weight_v;  // low-rank factors (out, r), (r, in) or undefined
+  torch::Tensor delta_u, delta_v;    // a shared Linear's delta (out, dr), (dr, in) or undefined
   torch::Tensor mask;                // optional buffer (out, in)
   std::function<torch::Tensor(const torch::Tensor&)> weight_transform, input_transform;
   // Low-rank only: applied to the (..., r) activation between the factors, i.e. the input of
   // weight_u (its input quantization in a quantized file). Unset: no cost.
   std::function<torch::Tensor(const torch::Tensor&)> mid_transform;
   int64_t in_features, out_features, rank;
+  bool own_weights = true;
 };
 TORCH_MODULE(Linear);
 
 class AttentionImpl : public torch::nn::Module {
  public:
+  // shared: the Linears' weights come from another block (share_weights); delta_rank as Linear's.
   AttentionImpl(int64_t dim, int64_t heads, int64_t head_dim, bool qkv_bias, int64_t qkv_rank = 0,
-                int64_t proj_rank = 0);
+                int64_t proj_rank = 0, bool shared = false, int64_t delta_rank = 0);
   // x (B,N,C) -> (B,N,C). trace/block index used only when trace != nullptr. key_bias (B, N),
   // when defined, is added to every score of its key (token merging's log(size)); key_metric,
   // when given, receives the keys averaged over heads (B, N, D), token merging's similarity input.
@@ -77,14 +88,16 @@ TORCH_MODULE(Attention);
 
 class MlpImpl : public torch::nn::Module {
  public:
-  MlpImpl(int64_t dim, int64_t hidden, int64_t fc1_rank = 0, int64_t fc2_rank = 0);
+  MlpImpl(int64_t dim, int64_t hidden, int64_t fc1_rank = 0, int64_t fc2_rank = 0,
+          bool shared = false, int64_t delta_rank = 0);
   torch::Tensor forward(const torch::Tensor& x, Trace* trace = nullptr, int block = 0);
   Linear fc1{nullptr}, fc2{nullptr};
 };
 TORCH_MODULE(Mlp);
 
-// A block with shared_with >= 0 registers nothing: ViTImpl points its (unregistered) members at
-// the earlier block's modules, so forward runs those weights and named_parameters() has no entry.
+// A block whose attention (attn_shared_with >= 0) or MLP (mlp_shared_with >= 0) shares an
+// earlier block's weights has its own LayerNorms, biases and deltas; ViTImpl points the shared
+// Linears' weights at the owner's (share_weights), so named_parameters() lists them once.
 class BlockImpl : public torch::nn::Module {
  public:
   BlockImpl(const io::ViTConfig& c, int index);
@@ -93,9 +106,8 @@ class BlockImpl : public torch::nn::Module {
   // starts from size 1 everywhere); a block that does not merge leaves it as is.
   torch::Tensor forward(const torch::Tensor& x, Trace* trace = nullptr,
                         torch::Tensor* sizes = nullptr);
-  void share_from(const BlockImpl& other);  // use other's modules (for shared_with)
   int index;
-  int shared_with = -1;
+  int attn_shared_with = -1, mlp_shared_with = -1;
   int merge_r = 0;        // BlockConfig::merge_r (capped per call by the token count)
   int prefix_tokens = 1;  // class, distillation and register tokens, never merged
   torch::nn::LayerNorm norm1{nullptr}, norm2{nullptr};  // null when the sub-block is skipped

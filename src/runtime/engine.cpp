@@ -16,6 +16,7 @@
 #include <cstring>
 #include <map>
 #include <optional>
+#include <set>
 
 #include "core/error.h"
 #include "core/threads.h"
@@ -38,12 +39,14 @@ struct PackedNorm {
   }
 };
 
-// A Linear with 1 (dense) or 2 (low-rank: v then u) factors.
+// A Linear with 1 (dense) or 2 (low-rank: v then u) factors, and, when it shares another
+// block's weights with a delta, the delta's two fp32 factors (v then u, no bias).
 struct Proj {
-  std::vector<LinearOp> f;
+  std::vector<LinearOp> f, delta;
   bool empty() const { return f.empty(); }
   int out() const { return f.back().out(); }
   int rank() const { return f.size() == 2 ? f.front().out() : 0; }
+  int delta_rank() const { return delta.empty() ? 0 : delta.front().out(); }
 };
 
 struct Block {
@@ -101,8 +104,7 @@ struct Engine::Impl {
   // layout gives them one (the same float sum forward would do); pos: the patches' (Np, C) rows.
   AlignedBuffer<float> prefix, pos;
   LinearOp patch, head, head_dist;
-  std::vector<Block> owned;       // blocks with their own weights
-  std::vector<int> block_of;      // depth -> index into owned
+  std::vector<Block> blocks;  // by depth; shared weights are packed once (LinearOp)
   PackedNorm norm;  // the final LayerNorm ("norm" or "fc_norm": config.fc_norm says where)
   std::map<int, std::unique_ptr<Plan>> plans;
   enum class Schedule { kAuto, kLayer, kRows } schedule = Schedule::kAuto;
@@ -110,9 +112,16 @@ struct Engine::Impl {
   bool packed_int4 = false;  // <= 4-bit integer Linears run the nibble-packed kernels
 
   LinearOp make_op(const LinearData& d, bool simulate) const { return LinearOp(d, *kt, simulate, packed_int4); }
-  Proj make_proj(const std::vector<LinearData>& d, bool simulate) const {
+  // `packed`: ops already built, by weight tensor name; a Linear of a shared branch reuses its
+  // owner's packed weights through them.
+  Proj make_proj(const std::vector<LinearData>& d, const std::vector<LinearData>& delta,
+                 bool simulate, const std::map<std::string, const LinearOp*>& packed) const {
     Proj p;
-    for (const auto& l : d) p.f.push_back(make_op(l, simulate));
+    for (const auto& l : d) {
+      const auto it = packed.find(l.weight_name);
+      p.f.emplace_back(l, *kt, simulate, packed_int4, it == packed.end() ? nullptr : it->second);
+    }
+    for (const auto& l : delta) p.delta.push_back(make_op(l, simulate));
     return p;
   }
   Plan& plan(int batch);
@@ -177,11 +186,11 @@ size_t int8_kernel_bytes(const LoadedModel& m, bool simulate) {
   add(m.patch);
   add(m.head);
   if (m.config.distill_token) add(m.head_dist);
-  for (const BlockData& b : m.blocks) {
-    if (b.owner >= 0) continue;  // shared weights are read once
+  std::set<std::string> seen;  // shared weights are read once
+  for (const BlockData& b : m.blocks)
     for (const auto* p : {&b.qkv, &b.proj, &b.fc1, &b.fc2})
-      for (const LinearData& d : *p) add(d);
-  }
+      for (const LinearData& d : *p)
+        if (seen.insert(d.weight_name).second) add(d);
   return total;
 }
 
@@ -217,9 +226,10 @@ Plan& Engine::Impl::plan(int batch) {
   };
   auto need = [&](const Proj& pr) {
     for (const auto& f : pr.f) need_op(f);
-    low = std::max(low, static_cast<size_t>(pr.rank()));
+    for (const auto& f : pr.delta) need_op(f);
+    low = std::max({low, static_cast<size_t>(pr.rank()), static_cast<size_t>(pr.delta_rank())});
   };
-  for (const Block& b : owned) {
+  for (const Block& b : blocks) {
     if (b.attn) {
       qkv_ld = std::max(qkv_ld, static_cast<size_t>(b.qkv.out()));
       hd = std::max(hd, static_cast<size_t>(b.proj.f.front().in()));
@@ -283,25 +293,46 @@ Plan& Engine::Impl::plan(int batch) {
   return *slot;
 }
 
+// A delta (shared Linear) is added before the GELU, which the GEMM epilogue would apply first:
+// with one, the product runs without GELU, the delta accumulates onto it, then the GELU.
 void Engine::Impl::linear(const Proj& p, Plan& pl, const float* x, int ldx, int m, float* y,
                           int ldy, bool gelu, bool accumulate) {
+  const bool epilogue_gelu = gelu && p.delta.empty();
   if (p.f.size() == 1) {
-    p.f[0].run(*pool, pl.scratch, x, ldx, m, y, ldy, gelu, accumulate);
-    return;
+    p.f[0].run(*pool, pl.scratch, x, ldx, m, y, ldy, epilogue_gelu, accumulate);
+  } else {
+    // (m, in) -> (m, rank) -> (m, out)
+    p.f[0].run(*pool, pl.scratch, x, ldx, m, pl.low.data(), pl.low_ld, false, false);
+    p.f[1].run(*pool, pl.scratch, pl.low.data(), pl.low_ld, m, y, ldy, epilogue_gelu, accumulate);
   }
-  // (m, in) -> (m, rank) -> (m, out)
-  p.f[0].run(*pool, pl.scratch, x, ldx, m, pl.low.data(), pl.low_ld, false, false);
-  p.f[1].run(*pool, pl.scratch, pl.low.data(), pl.low_ld, m, y, ldy, gelu, accumulate);
+  if (p.delta.empty()) return;
+  p.delta[0].run(*pool, pl.scratch, x, ldx, m, pl.low.data(), pl.low_ld, false, false);
+  p.delta[1].run(*pool, pl.scratch, pl.low.data(), pl.low_ld, m, y, ldy, false, true);
+  if (gelu) {
+    const int out = p.out();
+    parallel_rows(*pool, m, out, [&](int r0, int r1) {
+      for (int r = r0; r < r1; ++r)
+        kt->gelu(y + static_cast<size_t>(r) * static_cast<size_t>(ldy), static_cast<size_t>(out));
+    });
+  }
 }
 
 void Engine::Impl::linear_rows(const Proj& p, Plan& pl, const float* x, int ldx, int r0, int r1,
                                float* y, int ldy, bool gelu, bool accumulate) {
+  const bool epilogue_gelu = gelu && p.delta.empty();
   if (p.f.size() == 1) {
-    p.f[0].run_rows(pl.scratch, x, ldx, r0, r1, y, ldy, gelu, accumulate);
-    return;
+    p.f[0].run_rows(pl.scratch, x, ldx, r0, r1, y, ldy, epilogue_gelu, accumulate);
+  } else {
+    p.f[0].run_rows(pl.scratch, x, ldx, r0, r1, pl.low.data(), pl.low_ld, false, false);
+    p.f[1].run_rows(pl.scratch, pl.low.data(), pl.low_ld, r0, r1, y, ldy, epilogue_gelu,
+                    accumulate);
   }
-  p.f[0].run_rows(pl.scratch, x, ldx, r0, r1, pl.low.data(), pl.low_ld, false, false);
-  p.f[1].run_rows(pl.scratch, pl.low.data(), pl.low_ld, r0, r1, y, ldy, gelu, accumulate);
+  if (p.delta.empty()) return;
+  p.delta[0].run_rows(pl.scratch, x, ldx, r0, r1, pl.low.data(), pl.low_ld, false, false);
+  p.delta[1].run_rows(pl.scratch, pl.low.data(), pl.low_ld, r0, r1, y, ldy, false, true);
+  if (gelu)
+    for (int r = r0; r < r1; ++r)
+      kt->gelu(y + static_cast<size_t>(r) * static_cast<size_t>(ldy), static_cast<size_t>(p.out()));
 }
 
 void Engine::Impl::layernorm_rows(const PackedNorm& n, const float* x, float* y, int r0, int r1) const {
@@ -476,7 +507,7 @@ void Engine::Impl::blocks_by_layer(Plan& pl) {
     parallel_rows(tp, rows, C, [&](int r0, int r1) { layernorm_rows(n, pl.x.data(), pl.xn.data(), r0, r1); });
   };
   for (int bi = 0; bi < config.depth; ++bi) {
-    const Block& blk = owned[static_cast<size_t>(block_of[static_cast<size_t>(bi)])];
+    const Block& blk = blocks[static_cast<size_t>(bi)];
     rows = pl.batch * pl.tokens;
     if (blk.attn) {
       norm_all(blk.norm1);
@@ -562,7 +593,7 @@ void Engine::Impl::blocks_by_rows(Plan& pl) {
     pending.clear();
   };
   for (int bi = 0, slot = 0; bi < config.depth; ++bi) {
-    const Block& blk = owned[static_cast<size_t>(block_of[static_cast<size_t>(bi)])];
+    const Block& blk = blocks[static_cast<size_t>(bi)];
     if (blk.attn) {
       slot ^= 1;
       const int r = config.merge_at(bi, pl.tokens);
@@ -767,11 +798,11 @@ std::unique_ptr<Engine> Engine::load_bytes(std::vector<uint8_t> bytes, const std
   impl->head = impl->make_op(m.head, sim);
   if (c.distill_token) impl->head_dist = impl->make_op(m.head_dist, sim);
   impl->norm = PackedNorm(m.norm);
+  // Ops by weight tensor name, for the blocks that share them. The pointers stay valid: `blocks`
+  // never reallocates (reserved) and moving a Block keeps its ops' storage.
+  std::map<std::string, const LinearOp*> packed;
+  impl->blocks.reserve(m.blocks.size());
   for (const BlockData& bd : m.blocks) {
-    if (bd.owner >= 0) {
-      impl->block_of.push_back(impl->block_of[static_cast<size_t>(bd.owner)]);
-      continue;
-    }
     const io::BlockConfig& s = c.blocks[static_cast<size_t>(bd.index)];
     Block b;
     b.heads = s.num_heads;
@@ -780,10 +811,10 @@ std::unique_ptr<Engine> Engine::load_bytes(std::vector<uint8_t> bytes, const std
     b.mlp_on = !s.skip_mlp;
     b.norm1 = PackedNorm(bd.norm1);
     b.norm2 = PackedNorm(bd.norm2);
-    b.qkv = impl->make_proj(bd.qkv, sim);
-    b.proj = impl->make_proj(bd.proj, sim);
-    b.fc1 = impl->make_proj(bd.fc1, sim);
-    b.fc2 = impl->make_proj(bd.fc2, sim);
+    b.qkv = impl->make_proj(bd.qkv, bd.qkv_delta, sim, packed);
+    b.proj = impl->make_proj(bd.proj, bd.proj_delta, sim, packed);
+    b.fc1 = impl->make_proj(bd.fc1, bd.fc1_delta, sim, packed);
+    b.fc2 = impl->make_proj(bd.fc2, bd.fc2_delta, sim, packed);
     if (m.quant && m.quant->attention) {
       const auto& aq = *m.quant->attention;
       if (auto it = aq.blocks.find(bd.index); it != aq.blocks.end()) {
@@ -798,13 +829,22 @@ std::unique_ptr<Engine> Engine::load_bytes(std::vector<uint8_t> bytes, const std
         b.attn_quant = qa;
       }
     }
-    impl->block_of.push_back(static_cast<int>(impl->owned.size()));
-    impl->owned.push_back(std::move(b));
+    impl->blocks.push_back(std::move(b));
+    const Block& placed = impl->blocks.back();
+    const std::vector<LinearData>* data[] = {&bd.qkv, &bd.proj, &bd.fc1, &bd.fc2};
+    const Proj* projs[] = {&placed.qkv, &placed.proj, &placed.fc1, &placed.fc2};
+    for (int k = 0; k < 4; ++k)
+      for (size_t i = 0; i < data[k]->size(); ++i)
+        packed.emplace((*data[k])[i].weight_name, &projs[k]->f[i]);
   }
   for (const LinearOp* l : {&impl->patch, &impl->head, &impl->head_dist}) impl->weight_bytes += l->weight_bytes();
-  for (const Block& b : impl->owned)
-    for (const Proj* p : {&b.qkv, &b.proj, &b.fc1, &b.fc2})
-      for (const LinearOp& f : p->f) impl->weight_bytes += f.weight_bytes();
+  std::set<const void*> counted;  // packed weights shared by several blocks count once
+  for (const Block& b : impl->blocks)
+    for (const Proj* p : {&b.qkv, &b.proj, &b.fc1, &b.fc2}) {
+      for (const LinearOp& f : p->f)
+        if (counted.insert(f.weights_id()).second) impl->weight_bytes += f.weight_bytes();
+      for (const LinearOp& f : p->delta) impl->weight_bytes += f.weight_bytes();
+    }
   bool small_int = false;  // <= 4-bit weights on the integer path (packed or as int8)
   auto small = [&](const LinearData& d) { small_int = small_int || (runs_integer(d, sim) && d.wq->bits <= 4); };
   small(m.patch);

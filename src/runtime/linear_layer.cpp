@@ -76,7 +76,8 @@ bool runs_integer(const LinearData& d, bool simulate) {
   return !simulate && d.wq && d.wq->bits <= 8 && d.iq && d.iq->bits <= 8;
 }
 
-LinearOp::LinearOp(const LinearData& d, const kernels::KernelTable& kt, bool simulate, bool packed_int4)
+LinearOp::LinearOp(const LinearData& d, const kernels::KernelTable& kt, bool simulate,
+                   bool packed_int4, const LinearOp* same_weights)
     : name_(d.name), kt_(&kt), in_(d.in), out_(d.out) {
   const int nr = std::max({kt.f32_nr, kt.q8.nr, kt.q4.nr});
   const size_t padded_out = static_cast<size_t>((out_ + nr - 1) / nr * nr);
@@ -87,31 +88,42 @@ LinearOp::LinearOp(const LinearData& d, const kernels::KernelTable& kt, bool sim
     has_input_quant_ = true;
     aq_ = to_act_quant(*d.iq);
   }
-  if (runs_integer(d, simulate)) {
-    path_ = Path::kInt;
+  const bool integer = runs_integer(d, simulate);
+  path_ = integer ? Path::kInt : (d.wq || d.iq) ? Path::kSimulated : Path::kF32;
+  if (integer) {
     ik_ = packed_int4 && d.wq->bits <= kt.q4.max_bits ? &kt.q4 : &kt.q8;
     kp_ = (in_ + ik_->kgroup - 1) / ik_->kgroup * ik_->kgroup;
+  }
+  // The simulated and fp32 paths pack the same dequantized floats.
+  if (same_weights != nullptr && same_weights->w_ && same_weights->in_ == in_ &&
+      same_weights->out_ == out_ && (same_weights->path_ == Path::kInt) == integer &&
+      same_weights->ik_ == ik_) {
+    w_ = same_weights->w_;
+    return;
+  }
+  auto pw = std::make_shared<PackedWeights>();
+  w_ = pw;
+  if (integer) {
     std::vector<int8_t> codes(d.q.size());
     for (size_t i = 0; i < codes.size(); ++i) codes[i] = static_cast<int8_t>(d.q[i]);
-    wq_.resize(ik_->packed_bytes(out_, kp_));
-    ik_->pack(codes.data(), out_, in_, kp_, wq_.data());
+    pw->wq.resize(ik_->packed_bytes(out_, kp_));
+    ik_->pack(codes.data(), out_, in_, kp_, pw->wq.data());
     // Sums and zero points over the stored values (code + offset): the offset cancels (kernels.h).
-    colsum_.resize(padded_out);
-    wzp_.resize(padded_out);
-    wscale_.resize(padded_out);
+    pw->colsum.resize(padded_out);
+    pw->wzp.resize(padded_out);
+    pw->wscale.resize(padded_out);
     for (int o = 0; o < out_; ++o) {
       int32_t sum = 0;
       for (int i = 0; i < in_; ++i) sum += codes[static_cast<size_t>(o) * static_cast<size_t>(in_) + static_cast<size_t>(i)];
-      colsum_[static_cast<size_t>(o)] = sum + in_ * ik_->code_offset;
-      wzp_[static_cast<size_t>(o)] = d.zero[static_cast<size_t>(o)] + ik_->code_offset;
-      wscale_[static_cast<size_t>(o)] = d.scale[static_cast<size_t>(o)];
+      pw->colsum[static_cast<size_t>(o)] = sum + in_ * ik_->code_offset;
+      pw->wzp[static_cast<size_t>(o)] = d.zero[static_cast<size_t>(o)] + ik_->code_offset;
+      pw->wscale[static_cast<size_t>(o)] = d.scale[static_cast<size_t>(o)];
     }
     return;
   }
-  path_ = (d.wq || d.iq) ? Path::kSimulated : Path::kF32;
   const std::vector<float> w = d.dequantized();
-  wf_.resize(kt.packed_f32_floats(out_, in_));
-  kt.pack_f32(w.data(), out_, in_, wf_.data());
+  pw->wf.resize(kt.packed_f32_floats(out_, in_));
+  kt.pack_f32(w.data(), out_, in_, pw->wf.data());
 }
 
 int LinearOp::act_row_bytes() const { return path_ == Path::kInt ? kp_ * ik_->act_bytes : 0; }
@@ -166,16 +178,16 @@ kernels::GemmIntArgs LinearOp::int_args(LinearScratch& s, int m, float* y, int l
   kernels::GemmIntArgs g;
   g.a = s.act.data();
   g.lda = s.act_ld / ik_->act_bytes;
-  g.w = wq_.data();
+  g.w = w_->wq.data();
   g.m = m;
   g.n = out_;
   g.kp = kp_;
   g.row_a = s.row_a.data();
   g.row_b = s.row_b.data();
   g.row_scale = s.row_scale.data();
-  g.colsum = colsum_.data();
-  g.wzp = wzp_.data();
-  g.wscale = wscale_.data();
+  g.colsum = w_->colsum.data();
+  g.wzp = w_->wzp.data();
+  g.wscale = w_->wscale.data();
   g.c = y;
   g.ldc = ldy;
   g.ep = ep;
@@ -188,7 +200,7 @@ kernels::GemmF32Args LinearOp::f32_args(LinearScratch& s, const float* x, int ld
   const bool fake = path_ == Path::kSimulated && has_input_quant_;
   g.a = fake ? s.fake.data() : x;
   g.lda = fake ? s.fake_ld : ldx;
-  g.w = wf_.data();
+  g.w = w_->wf.data();
   g.m = m;
   g.n = out_;
   g.k = in_;

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include "runtime/aligned_buffer.h"
@@ -39,7 +40,11 @@ class LinearOp {
   enum class Path { kF32, kInt, kSimulated };
   LinearOp() = default;
   // packed_int4: weights of <= 4 bits run the nibble-packed kernel (else the int8 one).
-  LinearOp(const LinearData& d, const kernels::KernelTable& kt, bool simulate, bool packed_int4);
+  // same_weights: an op built from the same weight tensor (a block sharing another's weights);
+  // when it runs the same path, its packed weights are reused (one copy in memory) and only
+  // this op's bias and input quantization are its own.
+  LinearOp(const LinearData& d, const kernels::KernelTable& kt, bool simulate, bool packed_int4,
+           const LinearOp* same_weights = nullptr);
 
   int in() const { return in_; }
   int out() const { return out_; }
@@ -49,7 +54,9 @@ class LinearOp {
   const kernels::GemmIntKernels* int_kernels() const { return ik_; }
   // Scratch row widths this op needs: quantized activations (bytes), fake-quantized input.
   int act_row_bytes() const;
-  size_t weight_bytes() const { return wf_.size() * sizeof(float) + wq_.size(); }  // as packed
+  size_t weight_bytes() const { return w_ ? w_->wf.size() * sizeof(float) + w_->wq.size() : 0; }
+  // Identifies the packed weights (ops that share them return the same pointer).
+  const void* weights_id() const { return w_.get(); }
   int fake_row_floats() const;
 
   // y (m, out), row stride ldy  =  epilogue(x (m, in), row stride ldx  @ W^T + bias).
@@ -66,10 +73,14 @@ class LinearOp {
   const kernels::GemmIntKernels* ik_ = nullptr;  // int path: q8 or q4 of kt_
   Path path_ = Path::kF32;
   int in_ = 0, out_ = 0, kp_ = 0;
-  AlignedBuffer<float> wf_;        // packed fp32 (F32 and simulated paths)
-  AlignedBuffer<uint8_t> wq_;      // packed int weights (int path)
-  AlignedBuffer<int32_t> colsum_, wzp_;
-  AlignedBuffer<float> wscale_, bias_;
+  struct PackedWeights {
+    AlignedBuffer<float> wf;    // packed fp32 (F32 and simulated paths)
+    AlignedBuffer<uint8_t> wq;  // packed int weights (int path)
+    AlignedBuffer<int32_t> colsum, wzp;
+    AlignedBuffer<float> wscale;
+  };
+  std::shared_ptr<const PackedWeights> w_;
+  AlignedBuffer<float> bias_;
   bool has_bias_ = false;
   bool has_input_quant_ = false;
   kernels::ActQuant aq_;

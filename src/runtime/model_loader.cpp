@@ -13,6 +13,7 @@
 #include "core/error.h"
 #include "io/checkpoint_convert.h"
 #include "io/code_packing.h"
+#include "io/model_counts.h"
 
 namespace vitopt::runtime {
 namespace {
@@ -49,7 +50,6 @@ class Reader {
         core::throw_input("{}: tensor '{}': element {} is {} (weights must be finite)",
                           file_.source(), name, i, v[i]);
     }
-    params_ += static_cast<int64_t>(v.size());
     return v;
   }
 
@@ -79,7 +79,6 @@ class Reader {
                           file_.source(), name);
     }
   }
-  int64_t params() const { return params_; }
 
  private:
   // Codes, scales and zero points through io (every check there), expanded to one scale and zero
@@ -97,13 +96,11 @@ class Reader {
       l.scale[static_cast<size_t>(o)] = w.scale_of(o);
       l.zero[static_cast<size_t>(o)] = w.zero_of(o);
     }
-    params_ += int64_t{l.out} * l.in;
   }
 
   const io::SafeTensorsFile& file_;
   const std::optional<io::QuantSpec>& quant_;
   std::set<std::string> claimed_;
-  int64_t params_ = 0;
 };
 
 }  // namespace
@@ -135,14 +132,23 @@ LoadedModel load_model_data(const io::SafeTensorsFile& file, const io::ImportHin
   const io::ViTConfig& c = m.config;
   const int C = c.embed_dim;
   Reader r(file, m.quant);
-  auto linear = [&](const std::string& name, int in, int out, bool bias, int rank) {
+  // `weights`: the Linear whose weight tensors it multiplies by (itself, or a shared owner's).
+  auto linear = [&](const std::string& name, int in, int out, bool bias, int rank,
+                    const std::string& weights) {
     std::vector<LinearData> f;
     if (rank > 0) {
-      f.push_back(r.linear(name, name + ".weight_v", in, rank, false));
-      f.push_back(r.linear(name, name + ".weight_u", rank, out, bias));
+      f.push_back(r.linear(name, weights + ".weight_v", in, rank, false));
+      f.push_back(r.linear(name, weights + ".weight_u", rank, out, bias));
     } else {
-      f.push_back(r.linear(name, name + ".weight", in, out, bias));
+      f.push_back(r.linear(name, weights + ".weight", in, out, bias));
     }
+    return f;
+  };
+  auto delta = [&](const std::string& name, int in, int out, int rank) {
+    std::vector<LinearData> f;
+    if (rank == 0) return f;
+    f.push_back(r.linear(name + ".delta", name + ".delta_v", in, rank, false));
+    f.push_back(r.linear(name + ".delta", name + ".delta_u", rank, out, false));
     return f;
   };
   // Only the tensors this layout has: a stray one (a cls_token in a class-token-free file) is
@@ -158,20 +164,27 @@ LoadedModel load_model_data(const io::SafeTensorsFile& file, const io::ImportHin
     const io::BlockConfig& s = c.blocks[static_cast<size_t>(b)];
     BlockData bd;
     bd.index = b;
-    bd.owner = s.shared_with;
-    if (s.shared_with < 0) {
-      const std::string pre = fmt::format("blocks.{}.", b);
-      const int hd = s.num_heads * c.head_dim;
-      if (!s.skip_attn) {
-        bd.norm1 = {r.floats(pre + "norm1.weight", {C}), r.floats(pre + "norm1.bias", {C})};
-        bd.qkv = linear(pre + "attn.qkv", C, 3 * hd, c.qkv_bias, s.qkv_rank);
-        bd.proj = linear(pre + "attn.proj", hd, C, true, s.proj_rank);
-      }
-      if (!s.skip_mlp) {
-        bd.norm2 = {r.floats(pre + "norm2.weight", {C}), r.floats(pre + "norm2.bias", {C})};
-        bd.fc1 = linear(pre + "mlp.fc1", C, s.mlp_dim, true, s.fc1_rank);
-        bd.fc2 = linear(pre + "mlp.fc2", s.mlp_dim, C, true, s.fc2_rank);
-      }
+    const std::string pre = fmt::format("blocks.{}.", b);
+    const int hd = s.num_heads * c.head_dim;
+    // A shared branch reads its owner's weight tensors and its own biases and delta.
+    auto owner_pre = [&](int owner) { return owner >= 0 ? fmt::format("blocks.{}.", owner) : pre; };
+    if (!s.skip_attn) {
+      const std::string w = owner_pre(s.attn_shared_with);
+      const int dr = s.attn_shared_with >= 0 ? s.delta_rank : 0;
+      bd.norm1 = {r.floats(pre + "norm1.weight", {C}), r.floats(pre + "norm1.bias", {C})};
+      bd.qkv = linear(pre + "attn.qkv", C, 3 * hd, c.qkv_bias, s.qkv_rank, w + "attn.qkv");
+      bd.proj = linear(pre + "attn.proj", hd, C, true, s.proj_rank, w + "attn.proj");
+      bd.qkv_delta = delta(pre + "attn.qkv", C, 3 * hd, dr);
+      bd.proj_delta = delta(pre + "attn.proj", hd, C, dr);
+    }
+    if (!s.skip_mlp) {
+      const std::string w = owner_pre(s.mlp_shared_with);
+      const int dr = s.mlp_shared_with >= 0 ? s.delta_rank : 0;
+      bd.norm2 = {r.floats(pre + "norm2.weight", {C}), r.floats(pre + "norm2.bias", {C})};
+      bd.fc1 = linear(pre + "mlp.fc1", C, s.mlp_dim, true, s.fc1_rank, w + "mlp.fc1");
+      bd.fc2 = linear(pre + "mlp.fc2", s.mlp_dim, C, true, s.fc2_rank, w + "mlp.fc2");
+      bd.fc1_delta = delta(pre + "mlp.fc1", C, s.mlp_dim, dr);
+      bd.fc2_delta = delta(pre + "mlp.fc2", s.mlp_dim, C, dr);
     }
     m.blocks.push_back(std::move(bd));
   }
@@ -203,7 +216,7 @@ LoadedModel load_model_data(const io::SafeTensorsFile& file, const io::ImportHin
       if (auto it = m.quant->inputs.find(l->name); it != m.quant->inputs.end() && l->out > 0) l->iq = it->second;
     }
   }
-  m.params = r.params();
+  m.params = io::count_params(c);  // (the reader reads a shared weight once per user)
   return m;
 }
 

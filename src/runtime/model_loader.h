@@ -38,11 +38,15 @@ struct Norm {
   std::vector<float> gamma, beta;  // (C)
 };
 
+// A shared branch's Linears carry the owner's weights (weight_name is the owner's tensor, read
+// again) with this block's bias and input quantization; the engine packs such weights once.
 struct BlockData {
   int index = 0;
-  int owner = -1;  // shared_with: weights live in blocks[owner]
   Norm norm1, norm2;
   std::vector<LinearData> qkv, proj, fc1, fc2;  // 1 or 2 factors each; empty when skipped
+  // A shared Linear's low-rank delta (delta_rank > 0): delta_v (r, in) then delta_u (out, r),
+  // fp32, no bias; empty otherwise. y = Linear(x) + (x @ delta_v^T) @ delta_u^T.
+  std::vector<LinearData> qkv_delta, proj_delta, fc1_delta, fc2_delta;
 };
 
 struct LoadedModel {

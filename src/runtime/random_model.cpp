@@ -49,6 +49,18 @@ class Writer {
     }
     if (bias) add(name + ".bias", {out}, normal(static_cast<size_t>(out), 0.0f, 0.05f));
   }
+  // A Linear of a shared branch: its own input quantization, bias and fp32 delta; the weights are
+  // its owner's (not written again).
+  void shared_linear(const std::string& name, int in, int out, bool bias, int delta_rank) {
+    input_quant(name);
+    if (bias) add(name + ".bias", {out}, normal(static_cast<size_t>(out), 0.0f, 0.05f));
+    if (delta_rank == 0) return;
+    const size_t r = static_cast<size_t>(delta_rank);
+    add(name + ".delta_u", {out, delta_rank},
+        normal(static_cast<size_t>(out) * r, 0.0f, o_.weight_std));
+    add(name + ".delta_v", {delta_rank, in},
+        normal(r * static_cast<size_t>(in), 0.0f, o_.weight_std));
+  }
   void finish(const io::ViTConfig& c) {
     w_.set_metadata(io::kFormatKey, io::kFormatValue);
     w_.set_metadata(io::kFormatVersionKey, std::to_string(io::kFormatVersion));
@@ -61,24 +73,26 @@ class Writer {
   io::SafeTensorsWriter& writer() { return w_; }
 
  private:
+  void input_quant(const std::string& lname) {
+    if (o_.input_bits <= 0) return;
+    io::InputQuant iq;
+    iq.bits = o_.input_bits;
+    iq.symmetric = o_.input_symmetric;
+    iq.dynamic = o_.input_dynamic;
+    if (!iq.dynamic) {
+      const io::QParams p =
+          io::choose_qparams(-o_.input_range, 0.8f * o_.input_range, iq.bits, iq.symmetric);
+      iq.scale = p.scale;
+      iq.zero_point = p.zero_point;
+    }
+    spec_.inputs[lname] = iq;
+  }
   void weight(const std::string& lname, const std::string& wname, int in, int out, bool quantizable,
               const std::vector<int64_t>& conv) {
     const auto w = normal(static_cast<size_t>(in) * static_cast<size_t>(out), 0.0f, o_.weight_std);
     // Input quantization keys on the Linear name; the second low-rank factor ("#u") has none.
     const bool first_factor = lname.find('#') == std::string::npos;
-    if (quantizable && o_.input_bits > 0 && first_factor) {
-      io::InputQuant iq;
-      iq.bits = o_.input_bits;
-      iq.symmetric = o_.input_symmetric;
-      iq.dynamic = o_.input_dynamic;
-      if (!iq.dynamic) {
-        const io::QParams p =
-            io::choose_qparams(-o_.input_range, 0.8f * o_.input_range, iq.bits, iq.symmetric);
-        iq.scale = p.scale;
-        iq.zero_point = p.zero_point;
-      }
-      spec_.inputs[lname] = iq;
-    }
+    if (quantizable && first_factor) input_quant(lname);
     if (!quantizable || o_.weight_bits == 0) {
       add(wname, conv.empty() ? std::vector<int64_t>{out, in} : conv, w);
       return;
@@ -132,18 +146,27 @@ std::vector<uint8_t> random_model_bytes(const RandomModelOptions& o) {
   w.linear("patch_embed.proj", c.patch_features(), C, true, 0, qe, {C, c.in_channels, P, P});
   for (int b = 0; b < c.depth; ++b) {
     const io::BlockConfig& s = c.blocks[static_cast<size_t>(b)];
-    if (s.shared_with >= 0) continue;
     const std::string pre = fmt::format("blocks.{}.", b);
     const int hd = s.num_heads * c.head_dim;
+    // A Linear with its own weights, or (shared branch) its bias, input quantization and delta.
+    auto lin = [&](bool shared, const std::string& name, int in, int out, bool bias, int rank) {
+      if (shared) {
+        w.shared_linear(name, in, out, bias, s.delta_rank);
+      } else {
+        w.linear(name, in, out, bias, rank, true);
+      }
+    };
     if (!s.skip_attn) {
+      const bool sh = s.attn_shared_with >= 0;
       w.norm(pre + "norm1", C);
-      w.linear(pre + "attn.qkv", C, 3 * hd, c.qkv_bias, s.qkv_rank, true);
-      w.linear(pre + "attn.proj", hd, C, true, s.proj_rank, true);
+      lin(sh, pre + "attn.qkv", C, 3 * hd, c.qkv_bias, s.qkv_rank);
+      lin(sh, pre + "attn.proj", hd, C, true, s.proj_rank);
     }
     if (!s.skip_mlp) {
+      const bool sh = s.mlp_shared_with >= 0;
       w.norm(pre + "norm2", C);
-      w.linear(pre + "mlp.fc1", C, s.mlp_dim, true, s.fc1_rank, true);
-      w.linear(pre + "mlp.fc2", s.mlp_dim, C, true, s.fc2_rank, true);
+      lin(sh, pre + "mlp.fc1", C, s.mlp_dim, true, s.fc1_rank);
+      lin(sh, pre + "mlp.fc2", s.mlp_dim, C, true, s.fc2_rank);
     }
   }
   w.norm(c.final_norm_name(), C);

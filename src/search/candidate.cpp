@@ -120,11 +120,13 @@ model::ViT build_fp32(model::ViT& base, const Inheritance& inh, const Genome& ge
     dst.proj_rank = want.proj_rank;
     dst.fc1_rank = want.fc1_rank;
     dst.fc2_rank = want.fc2_rank;
-    dst.shared_with = want.shared_with;
+    dst.attn_shared_with = want.attn_shared_with;
+    dst.mlp_shared_with = want.mlp_shared_with;
+    dst.delta_rank = want.delta_rank;
     dst.merge_r = want.merge_r;
-    // A sharing block runs its owner's heads: say so in the bookkeeping.
-    if (want.shared_with >= 0)
-      dst.kept_heads = cfg.blocks[static_cast<size_t>(want.shared_with)].kept_heads;
+    // A block sharing its attention runs its owner's heads: say so in the bookkeeping.
+    if (want.attn_shared_with >= 0)
+      dst.kept_heads = cfg.blocks[static_cast<size_t>(want.attn_shared_with)].kept_heads;
   }
   cfg.normalize(cfg.name);
   auto out = edit::rebuild(slimmed, cfg);
@@ -164,7 +166,8 @@ std::optional<quant::QuantizedState> quantize_candidate(model::ViT& fp32, const 
   for (const auto& unit : units) {
     const int b = block_of(unit);
     const bool keep_w = b >= 0 && genome.blocks[static_cast<size_t>(b)].wbits < 32;
-    if (!keep_w) s.weights.erase(model::unit_weight_name(s.fp32, unit));
+    if (const auto wname = model::unit_weight_name(s.fp32, unit); !keep_w && !wname.empty())
+      s.weights.erase(wname);
     const bool keep_a = keep_w && genome.blocks[static_cast<size_t>(b)].abits < 32;
     if (!keep_a) s.inputs.erase(unit);
   }

@@ -382,10 +382,10 @@ std::vector<BlockChoices> block_choices(const SpaceSpec& spec, const io::ViTConf
   bool any_kept = false;
   for (int b = 0; b < base.depth; ++b) {
     const io::BlockConfig& bc = base.blocks[static_cast<size_t>(b)];
-    if (bc.shared_with != -1 || bc.qkv_rank || bc.proj_rank || bc.fc1_rank || bc.fc2_rank)
+    if (bc.shares() || bc.qkv_rank || bc.proj_rank || bc.fc1_rank || bc.fc2_rank)
       core::throw_input(
           "{}: block {} is {}: the search edits a plain model (no shared or low-rank blocks)",
-          base.name, b, bc.shared_with != -1 ? "shared" : "low-rank");
+          base.name, b, bc.shares() ? "shared" : "low-rank");
     any_kept = any_kept || !bc.skip_attn || !bc.skip_mlp;
     BlockChoices ch;
     // A sub-block the base model already dropped stays dropped: there are no weights to keep.
@@ -797,11 +797,16 @@ io::ViTConfig genome_config(const io::ViTConfig& base, const Genome& g) {
     bc.fc1_rank = x.mlp ? rank_for(x.rank_ratio, m, C) : 0;
     bc.fc2_rank = x.mlp ? rank_for(x.rank_ratio, C, m) : 0;
     bc.merge_r = x.attn ? x.merge_r : 0;
-    if (x.share) {  // a run of shared blocks all point at its first block, which owns the weights
+    bc.attn_shared_with = bc.mlp_shared_with = -1;
+    if (x.share) {
+      // A run of shared blocks all point at its first block, which owns the weight matrices of
+      // both branches (the blocks keep their own LayerNorms and biases).
       const io::BlockConfig& prev = c.blocks[static_cast<size_t>(b - 1)];
-      bc.shared_with = prev.shared_with >= 0 ? prev.shared_with : b - 1;
-    } else {
-      bc.shared_with = -1;
+      const int owner = prev.attn_shared_with >= 0  ? prev.attn_shared_with
+                        : prev.mlp_shared_with >= 0 ? prev.mlp_shared_with
+                                                    : b - 1;
+      if (x.attn) bc.attn_shared_with = owner;
+      if (x.mlp) bc.mlp_shared_with = owner;
     }
   }
   if (g.resolution != 0) {

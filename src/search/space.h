@@ -147,8 +147,8 @@ int rank_for(double ratio, int out, int in);
 
 // The base config edited as the genome says (`base` is the genome's own base: Space::base(
 // g.student)): image_size when g.resolution != 0, per block heads (kept_heads left empty: which
-// heads is the importance order's business), mlp_dim, skips, ranks (rank_for), shared_with (the
-// owner of a run of shared blocks), merge_r. Normalized. Exact params / MACs follow from it
+// heads is the importance order's business), mlp_dim, skips, ranks (rank_for), attn/mlp_shared_with
+// (the owner of a run of shared blocks), merge_r. Normalized. Exact params / MACs follow from it
 // (io/model_counts).
 io::ViTConfig genome_config(const io::ViTConfig& base, const Genome& g);
 

@@ -59,7 +59,7 @@ TEST(LowRankCli, BadValuesAreRefusedNamingTheFlag) {
   expect_bad("factorize --model " + m + " --param-budget lots", "--param-budget");
   expect_bad("factorize --model " + m + " --energy 0.9 --rank-ratio 0.5", "excludes");
   expect_bad("share --model " + m + " --groups 0-9", "--groups");
-  expect_bad("share --model " + m + " --what attn", "--what");
+  expect_bad("share --model " + m + " --what ffn", "--what");
   expect_bad("share --model " + m + " --init median", "--init");
 }
 

@@ -157,7 +157,7 @@ TEST(ModelHeader, QuantNamesAreCheckedAgainstTheConfig) {
   AttentionQuant a;
   a.blocks[1] = {};
   q.attention = a;
-  expect_input_error(header_with(q), {"extras.attention.blocks['1']", "its own attention"});
+  expect_input_error(header_with(q), {"extras.attention.blocks['1']", "with an attention"});
   a.blocks.clear();
   a.blocks[2] = {};
   q.attention = a;

@@ -53,7 +53,9 @@ ViTConfig unusual_config() {
   c.blocks[1].skip_mlp = true;
   c.blocks[2] = c.blocks[0];
   c.blocks[2].kept_heads = {0, 2};
-  c.blocks[2].shared_with = 0;
+  c.blocks[2].attn_shared_with = 0;
+  c.blocks[2].mlp_shared_with = 0;
+  c.blocks[2].delta_rank = 3;
   return c;
 }
 
@@ -149,15 +151,38 @@ TEST(ViTConfig, NormalizeErrorsNameTheField) {
                      {"blocks[3].num_heads", "got -1"});
   expect_input_error(bad([](ViTConfig& c) {
                        c.blocks.resize(6);
-                       c.blocks[2].shared_with = 2;
+                       c.blocks[2].attn_shared_with = 2;
                      }),
-                     {"blocks[2].shared_with", "earlier block"});
+                     {"blocks[2].attn_shared_with", "earlier block"});
   expect_input_error(bad([](ViTConfig& c) {
                        c.blocks.resize(6);
                        c.blocks[1].mlp_dim = 10;
-                       c.blocks[2].shared_with = 1;
+                       c.blocks[2].mlp_shared_with = 1;
                      }),
-                     {"blocks[2].shared_with", "same heads"});
+                     {"blocks[2].mlp_shared_with", "same mlp_dim"});
+  expect_input_error(bad([](ViTConfig& c) {
+                       c.blocks.resize(6);
+                       c.blocks[1].attn_shared_with = 0;
+                       c.blocks[2].attn_shared_with = 1;  // a chain: 1 is not an owner
+                     }),
+                     {"blocks[2].attn_shared_with", "its own weights"});
+  expect_input_error(bad([](ViTConfig& c) {
+                       c.blocks.resize(6);
+                       c.blocks[0].skip_attn = true;
+                       c.blocks[2].attn_shared_with = 0;
+                     }),
+                     {"blocks[2].attn_shared_with", "neither skipped"});
+  expect_input_error(bad([](ViTConfig& c) {
+                       c.blocks.resize(6);
+                       c.blocks[2].delta_rank = 2;  // shares nothing
+                     }),
+                     {"blocks[2].delta_rank", "shares no weights"});
+  expect_input_error(bad([](ViTConfig& c) {
+                       c.blocks.resize(6);
+                       c.blocks[2].mlp_shared_with = 0;
+                       c.blocks[2].delta_rank = 129;  // fc1 (256, 128): smallest side 128
+                     }),
+                     {"blocks[2].delta_rank", "[1, 128]", "got 129"});
   expect_input_error(bad([](ViTConfig& c) {
                        c.blocks.resize(6);
                        c.blocks[0].fc1_rank = 1000;
@@ -207,6 +232,27 @@ TEST(ViTConfig, FromJsonErrorsNameTheField) {
   expect_input_error([] { ViTConfig::from_json(json::array(), "c.json"); }, {"c.json", "object"});
 }
 
+TEST(ViTConfig, OlderWholeBlockSharingIsRefusedAndUnsharedStillReads) {
+  // Older files wrote "shared_with" on every block: -1 still reads, a whole-block share does not.
+  const ViTConfig plain = ViTConfig::from_json(
+      json{{"depth", 2}, {"blocks", json::array({{{"shared_with", -1}}, {{"shared_with", -1}}})}},
+      "old");
+  EXPECT_EQ(plain.blocks[1].attn_shared_with, -1);
+  expect_input_error(
+      [] {
+        ViTConfig::from_json(
+            json{{"depth", 2}, {"blocks", json::array({json::object(), {{"shared_with", 0}}})}},
+            "old.json");
+      },
+      {"old.json", "blocks[1].shared_with", "vitopt share"});
+  // Sharing fields are written only when set (older readers then refuse such a file).
+  ViTConfig c = preset("vit-tiny-test");
+  c.normalize("c");
+  EXPECT_FALSE(c.to_json()["blocks"][1].contains("attn_shared_with"));
+  c.blocks[1].mlp_shared_with = 0;
+  EXPECT_EQ(c.to_json()["blocks"][1]["mlp_shared_with"], 0);
+}
+
 TEST(ViTConfig, SizeLimitsKeepArithmeticInRange) {
   auto bad = [](const std::function<void(ViTConfig&)>& edit) {
     return [edit] {
@@ -244,6 +290,13 @@ TEST(ViTConfig, CountsByHandForTinyTest) {
   r.blocks[0].fc1_rank = 4;  // (64, 4) x (4, 32) instead of (64, 32)
   EXPECT_EQ(count_params(r), count_params(c) - 64 * 32 + 4 * (64 + 32));
   EXPECT_EQ(count_macs(r), count_macs(c) - 17 * 64 * 32 + 17 * 4 * (64 + 32));
+  // Block 1 shares block 0's attention weights with a rank-2 delta: it keeps norm1 (64) and the
+  // biases (96 + 32), drops qkv (96, 32) and proj (32, 32), adds 2 * (32 + 96) + 2 * (32 + 32).
+  ViTConfig sh = c;
+  sh.blocks[1].attn_shared_with = 0;
+  sh.blocks[1].delta_rank = 2;
+  EXPECT_EQ(count_params(sh), count_params(c) - 96 * 32 - 32 * 32 + 2 * (32 + 96) + 2 * (32 + 32));
+  EXPECT_EQ(count_macs(sh), count_macs(c) + 17 * 2 * (32 + 96 + 32 + 32));
 }
 
 // timm layouts: registers add tokens (and their own parameters), positions on the patches only

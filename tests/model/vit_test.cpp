@@ -149,30 +149,83 @@ TEST(ViT, SkippedSubBlocksHaveNoParametersAndRun) {
   EXPECT_EQ(t.mlp_act[0].sizes(), (std::vector<int64_t>{2, 17, 24}));
 }
 
-TEST(ViT, SharedBlockReusesWeights) {
+// Block 1 runs block 0's attention weight matrices; its LayerNorms, biases and MLP are its own.
+TEST(ViT, SharedAttentionReusesWeightsAndKeepsNormsAndBiases) {
   io::ViTConfig c = io::preset("vit-tiny-test");
-  c.blocks[1].shared_with = 0;
+  c.blocks[1].attn_shared_with = 0;
   ViT shared(c);
   randomize(shared, 5);
   EXPECT_EQ(numel_of_parameters(shared), io::count_params(shared->config()));
-  EXPECT_LT(io::count_params(c), io::count_params(io::preset("vit-tiny-test")));
-  for (const auto& item : shared->named_parameters()) {
-    EXPECT_NE(item.key().rfind("blocks.1.", 0), 0u) << item.key();
-  }
-  // The same network written out with two identical blocks.
+  const auto params = shared->named_parameters();
+  EXPECT_EQ(params.find("blocks.1.attn.qkv.weight"), nullptr);
+  EXPECT_EQ(params.find("blocks.1.attn.proj.weight"), nullptr);
+  for (const char* own : {"blocks.1.norm1.weight", "blocks.1.attn.qkv.bias",
+                          "blocks.1.attn.proj.bias", "blocks.1.mlp.fc1.weight"})
+    EXPECT_NE(params.find(own), nullptr) << own;
+  // The same network written out with block 0's attention weights copied into block 1.
   ViT plain(io::preset("vit-tiny-test"));
   {
     torch::NoGradGuard no_grad;
-    auto src = shared->named_parameters();
     for (auto& item : plain->named_parameters()) {
       std::string key = item.key();
-      if (key.rfind("blocks.1.", 0) == 0) key = "blocks.0." + key.substr(9);
-      item.value().copy_(src[key]);
+      if (!params.contains(key)) key = "blocks.0." + key.substr(9);  // blocks.1.attn.*.weight
+      item.value().copy_(params[key]);
     }
   }
-  torch::NoGradGuard no_grad;
   const auto x = input_for(c, 2);
-  EXPECT_LT(max_abs_diff(shared->forward(x), plain->forward(x)), 1e-6);
+  {
+    torch::NoGradGuard no_grad;
+    EXPECT_LT(max_abs_diff(shared->forward(x), plain->forward(x)), 1e-6);
+  }
+  // One parameter, two users: its gradient is the sum of what each block's copy would get.
+  shared->zero_grad();
+  plain->zero_grad();
+  shared->forward(x).square().sum().backward();
+  plain->forward(x).square().sum().backward();
+  const auto pp = plain->named_parameters();
+  for (const char* w : {"attn.qkv.weight", "attn.proj.weight"}) {
+    const auto sum =
+        pp[std::string("blocks.0.") + w].grad() + pp[std::string("blocks.1.") + w].grad();
+    EXPECT_LT(max_abs_diff(params[std::string("blocks.0.") + w].grad(), sum), 1e-5) << w;
+  }
+  EXPECT_LT(
+      max_abs_diff(params["blocks.1.attn.qkv.bias"].grad(), pp["blocks.1.attn.qkv.bias"].grad()),
+      1e-5);
+}
+
+// A shared Linear with a delta multiplies by W_owner + delta_u delta_v; the delta gets gradients.
+TEST(ViT, SharedMlpDeltaAddsItsLowRankProduct) {
+  io::ViTConfig c = io::preset("vit-tiny-test");
+  c.blocks[1].mlp_shared_with = 0;
+  c.blocks[1].delta_rank = 3;
+  ViT shared(c);
+  randomize(shared, 7);
+  EXPECT_EQ(numel_of_parameters(shared), io::count_params(shared->config()));
+  auto params = shared->named_parameters();
+  EXPECT_EQ(params["blocks.1.mlp.fc1.delta_u"].sizes(), (std::vector<int64_t>{64, 3}));
+  EXPECT_EQ(params["blocks.1.mlp.fc1.delta_v"].sizes(), (std::vector<int64_t>{3, 32}));
+  EXPECT_EQ(params.find("blocks.1.attn.qkv.delta_u"), nullptr);  // the attention is not shared
+  ViT plain(io::preset("vit-tiny-test"));
+  {
+    torch::NoGradGuard no_grad;
+    for (auto& item : plain->named_parameters()) {
+      const std::string& key = item.key();
+      if (params.contains(key)) {
+        item.value().copy_(params[key]);
+        continue;
+      }
+      const std::string linear = key.substr(0, key.rfind('.'));  // blocks.1.mlp.fc1
+      item.value().copy_(params["blocks.0." + key.substr(9)] +
+                         params[linear + ".delta_u"].mm(params[linear + ".delta_v"]));
+    }
+  }
+  const auto x = input_for(c, 2);
+  {
+    torch::NoGradGuard no_grad;
+    EXPECT_LT(max_abs_diff(shared->forward(x), plain->forward(x)), 1e-5);
+  }
+  shared->forward(x).square().sum().backward();
+  EXPECT_GT(params["blocks.1.mlp.fc1.delta_u"].grad().abs().max().item<double>(), 0);
 }
 
 TEST(ViT, LowRankLinearEqualsItsProduct) {

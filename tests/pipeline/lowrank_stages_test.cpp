@@ -84,7 +84,8 @@ quantize:
     EXPECT_NE(std::find(labels.begin(), labels.end(), want), labels.end()) << want;
   const auto shared_half = model::load_model(tmp / "run" / "factorize" / "shared-half.safetensors");
   const auto& c = shared_half->config();
-  EXPECT_EQ(c.blocks[1].shared_with, 0);  // sharing carried through the factorization
+  EXPECT_EQ(c.blocks[1].attn_shared_with, 0);  // sharing carried through the factorization
+  EXPECT_EQ(c.blocks[1].mlp_shared_with, 0);
   EXPECT_EQ(c.blocks[0].qkv_rank, 16);
   EXPECT_EQ(c.blocks[1].qkv_rank, 16);
   EXPECT_TRUE(std::filesystem::exists(tmp / "run" / "factorize" / "half" / "factorize.json"));

@@ -256,6 +256,32 @@ TEST(Engine, RowAndLayerSchedulesAgreeBitwise) {
   EXPECT_THROW(Engine::load_bytes(random_model_bytes(tiny), "m", bad), core::InputError);
 }
 
+// Weights shared between blocks are packed once: the engine holds one copy, each block only its
+// own LayerNorms and biases (vit-tiny-test: block 1's qkv 96x32, proj 32x32, fc1 64x32 and fc2
+// 32x64 are 8192 floats).
+TEST(Engine, SharedWeightsArePackedOnce) {
+  RandomModelOptions o;
+  o.config = io::preset("vit-tiny-test");
+  o.config.normalize("tiny");
+  auto loaded_bytes = [&] {
+    const size_t before = allocated_bytes();
+    auto engine = Engine::load_bytes(random_model_bytes(o), "m");
+    return allocated_bytes() - before;
+  };
+  const size_t plain = loaded_bytes();
+  o.config.blocks[1].attn_shared_with = 0;
+  o.config.blocks[1].mlp_shared_with = 0;
+  const size_t shared = loaded_bytes();
+  ASSERT_LT(shared, plain);
+  EXPECT_GE(plain - shared, size_t{8192} * 4);
+  EXPECT_LT(plain - shared, size_t{8192} * 4 * 3 / 2);  // packing pads, it does not duplicate
+  // A delta adds its own two small fp32 factors, nothing else.
+  o.config.blocks[1].delta_rank = 2;
+  const size_t with_delta = loaded_bytes();
+  EXPECT_GE(with_delta, shared + 4 * size_t{2 * ((32 + 96) + (32 + 32) + 2 * (32 + 64))});
+  EXPECT_LT(with_delta, plain);
+}
+
 struct QuantCase {
   int wbits;
   bool wsym, per_channel;

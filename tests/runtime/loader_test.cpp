@@ -172,6 +172,13 @@ TEST(Loader, RefusesBadConfigs) {
   expect_refused(with_config([](nlohmann::json& j) { j["mlp_dims"] = 3; }), "mlp_dims");
   expect_refused(with_config([](nlohmann::json& j) { j["patch_size"] = 5; }), "patch_size");
   expect_refused(with_config([](nlohmann::json& j) { j["blocks"][1]["shared_with"] = 1; }), "shared_with");
+  expect_refused(with_config([](nlohmann::json& j) { j["blocks"][1]["attn_shared_with"] = 1; }),
+                 "attn_shared_with");
+  expect_refused(with_config([](nlohmann::json& j) {
+                   j["blocks"][1]["mlp_shared_with"] = 0;
+                   j["blocks"][1]["delta_rank"] = 3;
+                 }),
+                 "blocks.1.mlp.fc1.delta_v");  // config and tensors disagree
   expect_refused(with_config([](nlohmann::json& j) { j["head_dim"] = 4096; }), "head_dim");
   expect_refused(with_config([](nlohmann::json& j) { j["blocks"][0]["mlp_dim"] = 65; }),
                  "blocks.0.mlp.fc1.weight");  // config and tensors disagree

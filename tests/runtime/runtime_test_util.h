@@ -143,6 +143,16 @@ inline std::vector<double> naive_forward(const LoadedModel& m, const float* imag
     }
     return cur;
   };
+  // A Linear plus, when it shares weights with a delta, the delta's product on the same input.
+  auto linear = [&](const std::vector<LinearData>& f, const std::vector<LinearData>& delta,
+                    const Mat& x) {
+    Mat y = apply(f, x);
+    if (delta.empty()) return y;
+    const Mat d = apply(delta, x);
+    for (size_t r = 0; r < y.size(); ++r)
+      for (size_t o = 0; o < y[r].size(); ++o) y[r][o] += d[r][o];
+    return y;
+  };
   auto ln = [&](const Mat& x, const Norm& n) {
     Mat y = x;
     for (auto& row : y) {
@@ -184,11 +194,11 @@ inline std::vector<double> naive_forward(const LoadedModel& m, const float* imag
   std::vector<double> sizes(x.size(), 1.0);  // tokens each row stands for (token merging)
   for (int b = 0; b < c.depth; ++b) {
     const io::BlockConfig& s = c.blocks[static_cast<size_t>(b)];
-    const BlockData& bd = m.blocks[static_cast<size_t>(s.shared_with >= 0 ? s.shared_with : b)];
+    const BlockData& bd = m.blocks[static_cast<size_t>(b)];
     const int N = static_cast<int>(x.size());
     if (!s.skip_attn) {
       const int H = s.num_heads, HD = H * D;
-      const Mat qkv = apply(bd.qkv, ln(x, bd.norm1));
+      const Mat qkv = linear(bd.qkv, bd.qkv_delta, ln(x, bd.norm1));
       Mat ctx(static_cast<size_t>(N), std::vector<double>(static_cast<size_t>(HD)));
       for (int h = 0; h < H; ++h)
         for (int i = 0; i < N; ++i) {
@@ -210,7 +220,7 @@ inline std::vector<double> naive_forward(const LoadedModel& m, const float* imag
             ctx[static_cast<size_t>(i)][static_cast<size_t>(h * D + e)] = o;
           }
         }
-      const Mat a = apply(bd.proj, ctx);
+      const Mat a = linear(bd.proj, bd.proj_delta, ctx);
       for (int t = 0; t < N; ++t)
         for (int j = 0; j < C; ++j) x[static_cast<size_t>(t)][static_cast<size_t>(j)] += a[static_cast<size_t>(t)][static_cast<size_t>(j)];
       if (const int r = c.merge_at(b, N); r > 0) {
@@ -220,10 +230,10 @@ inline std::vector<double> naive_forward(const LoadedModel& m, const float* imag
       }
     }
     if (!s.skip_mlp) {
-      Mat h = apply(bd.fc1, ln(x, bd.norm2));
+      Mat h = linear(bd.fc1, bd.fc1_delta, ln(x, bd.norm2));
       for (auto& row : h)
         for (auto& v : row) v = 0.5 * v * (1.0 + std::erf(v / std::sqrt(2.0)));
-      const Mat o = apply(bd.fc2, h);
+      const Mat o = linear(bd.fc2, bd.fc2_delta, h);
       for (size_t t = 0; t < x.size(); ++t)
         for (int j = 0; j < C; ++j) x[t][static_cast<size_t>(j)] += o[t][static_cast<size_t>(j)];
     }
@@ -252,15 +262,27 @@ inline std::vector<double> naive_forward(const LoadedModel& m, const float* imag
 // A small config exercising every structural feature: per-block heads/MLP widths, skipped
 // sub-blocks, low-rank factors, a shared block, the distillation token.
 inline io::ViTConfig slimmed_config(bool distill = true, const std::string& pool = "token") {
-  nlohmann::json j = {
-      {"name", "slim"}, {"image_size", 12}, {"in_channels", 3}, {"patch_size", 3},
-      {"embed_dim", 24}, {"depth", 5}, {"num_heads", 3}, {"mlp_dim", 40}, {"num_classes", 7},
-      {"distill_token", distill}, {"pool", pool},
-      {"blocks", {{{"num_heads", 2}, {"mlp_dim", 17}},
-                  {{"skip_attn", true}, {"mlp_dim", 33}},
-                  {{"num_heads", 1}, {"skip_mlp", true}},
-                  {{"qkv_rank", 5}, {"fc2_rank", 3}},
-                  {{"shared_with", 0}, {"num_heads", 2}, {"mlp_dim", 17}}}}};
+  nlohmann::json j = {{"name", "slim"},
+                      {"image_size", 12},
+                      {"in_channels", 3},
+                      {"patch_size", 3},
+                      {"embed_dim", 24},
+                      {"depth", 5},
+                      {"num_heads", 3},
+                      {"mlp_dim", 40},
+                      {"num_classes", 7},
+                      {"distill_token", distill},
+                      {"pool", pool},
+                      {"blocks",
+                       {{{"num_heads", 2}, {"mlp_dim", 17}},
+                        {{"skip_attn", true}, {"mlp_dim", 33}},
+                        {{"num_heads", 1}, {"skip_mlp", true}},
+                        {{"qkv_rank", 5}, {"fc2_rank", 3}},
+                        {{"attn_shared_with", 0},
+                         {"mlp_shared_with", 0},
+                         {"delta_rank", 2},
+                         {"num_heads", 2},
+                         {"mlp_dim", 17}}}}};
   auto c = io::ViTConfig::from_json(j, "test config");
   c.normalize("test config");
   return c;

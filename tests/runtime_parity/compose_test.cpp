@@ -236,7 +236,7 @@ TEST(Compose, ShareJobThenW8A8MatchesOnTheRuntime) {
   lowrank::run_share(r);
   const auto sc = model::load_model(r.out)->config();
   int sharing = 0;
-  for (const auto& b : sc.blocks) sharing += b.shared_with >= 0;
+  for (const auto& b : sc.blocks) sharing += b.attn_shared_with >= 0 && b.mlp_shared_with >= 0;
   EXPECT_EQ(sharing, 2);  // 4 blocks in 2 groups
   EXPECT_LT(std::filesystem::file_size(r.out), std::filesystem::file_size(r.model));
   expect_runtime_matches(r.out);

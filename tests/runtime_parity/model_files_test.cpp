@@ -77,7 +77,9 @@ io::ViTConfig edited_config() {
   c.blocks[3].fc1_rank = 7;
   c.blocks[3].fc2_rank = 9;
   c.blocks[4] = c.blocks[3];
-  c.blocks[4].shared_with = 3;
+  c.blocks[4].attn_shared_with = 3;  // low-rank factors shared, with a delta on each
+  c.blocks[4].mlp_shared_with = 3;
+  c.blocks[4].delta_rank = 2;
   c.normalize("edited");
   return c;
 }

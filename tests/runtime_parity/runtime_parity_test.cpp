@@ -103,7 +103,8 @@ TEST(RuntimeParity, SlimmedModelWithDistillTokenMatchesLibTorch) {
   c.blocks[3].qkv_rank = 8;
   c.blocks[3].fc1_rank = 6;
   c.blocks[4] = c.blocks[0];
-  c.blocks[4].shared_with = 0;
+  c.blocks[4].attn_shared_with = 0;  // the MLP stays block 4's own
+  c.blocks[4].delta_rank = 3;
   c.normalize("slimmed");
   EXPECT_GE(check_parity(c, 2), 1);
 }

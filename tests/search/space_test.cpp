@@ -222,7 +222,7 @@ TEST(Space, ResolvesChoicesPerBlockOfTheBase) {
 
 TEST(Space, RefusesBasesItCannotEdit) {
   io::ViTConfig shared = tiny_base(2, 2);
-  shared.blocks[1].shared_with = 0;
+  shared.blocks[1].mlp_shared_with = 0;
   expect_input_error([&] { Space(SpaceSpec{}, shared); }, {"block 1", "shared"});
   io::ViTConfig low_rank = tiny_base(2, 2);
   low_rank.blocks[0].fc1_rank = 8;
@@ -772,16 +772,18 @@ TEST(GenomeConfig, SharingPointsAtTheOwnerAndMergingNeedsAttention) {
               gene(false, true, 0, 16, 1, 32, 32)};
   space.check(g, "t");
   const io::ViTConfig c = genome_config(base, g);
-  EXPECT_EQ(c.blocks[0].shared_with, -1);
-  EXPECT_EQ(c.blocks[1].shared_with, 0);  // a run of shares: all point at its first block
-  EXPECT_EQ(c.blocks[2].shared_with, 0);
-  EXPECT_EQ(c.blocks[3].shared_with, -1);
+  EXPECT_EQ(c.blocks[0].attn_shared_with, -1);
+  EXPECT_EQ(c.blocks[1].attn_shared_with, 0);  // a run of shares: all point at its first block
+  EXPECT_EQ(c.blocks[2].attn_shared_with, 0);
+  EXPECT_EQ(c.blocks[2].mlp_shared_with, 0);
+  EXPECT_EQ(c.blocks[3].mlp_shared_with, -1);
   EXPECT_EQ((std::vector<int>{c.blocks[0].merge_r, c.blocks[1].merge_r, c.blocks[2].merge_r,
                               c.blocks[3].merge_r}),
             (std::vector<int>{2, 4, 0, 0}));
   const auto bp = io::block_params(c);
-  EXPECT_EQ(bp[1], 0);
-  EXPECT_EQ(bp[2], 0);
+  // A shared block keeps its LayerNorms (4 C) and biases (qkv 3 H D, proj C, fc1 M, fc2 C).
+  EXPECT_EQ(bp[1], 4 * 32 + 3 * 16 + 32 + 32 + 32);
+  EXPECT_EQ(bp[2], bp[1]);
   // qkv (48, 32) at 0.5: rank 16; proj (32, 16): 8 * 48 = 384 < 512 -> 8; fc1/fc2 (32, 32): dense.
   EXPECT_EQ(c.blocks[0].qkv_rank, 16);
   EXPECT_EQ(c.blocks[0].proj_rank, 8);

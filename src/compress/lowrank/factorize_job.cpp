@@ -47,6 +47,19 @@ model::LinearImpl* block_linear(model::ViT& m, int b, const std::string& kind) {
   return blk.mlp ? blk.mlp->fc2.get() : nullptr;
 }
 
+// The Linears that multiply by block b's `kind` weights: its own and those of the blocks whose
+// branch shares them (a truncation is felt by all of them).
+std::vector<model::LinearImpl*> weight_users(model::ViT& m, int b, const std::string& kind) {
+  std::vector<model::LinearImpl*> out{block_linear(m, b, kind)};
+  const bool attn = kind == "qkv" || kind == "proj";
+  const auto& c = m->config();
+  for (int j = b + 1; j < c.depth; ++j) {
+    const auto& bc = c.blocks[static_cast<size_t>(j)];
+    if ((attn ? bc.attn_shared_with : bc.mlp_shared_with) == b) out.push_back(block_linear(m, j, kind));
+  }
+  return out;
+}
+
 std::string linear_name(int b, const std::string& kind) {
   return fmt::format("blocks.{}.{}.{}", b, kind == "qkv" || kind == "proj" ? "attn" : "mlp", kind);
 }
@@ -73,10 +86,10 @@ std::vector<Candidate> find_candidates(model::ViT& m, const std::vector<std::str
   std::vector<Candidate> out;
   const auto& c = m->config();
   for (int b = 0; b < c.depth; ++b) {
-    if (c.blocks[b].shared_with >= 0) continue;  // runs its owner's Linears: decided there
     for (const auto& kind : kinds) {
       auto* lin = block_linear(m, b, kind);
       if (lin == nullptr) continue;  // skipped sub-block
+      if (lin->shares_weights()) continue;  // runs its owner's weights: decided there
       if (lin->rank > 0) {
         skipped.push_back(
             {{"name", linear_name(b, kind)}, {"reason", "already low-rank"}, {"rank", lin->rank}});
@@ -162,7 +175,7 @@ void choose_for_budget(std::vector<Candidate>& ks, model::ViT& m, int64_t to_sav
   for (auto& k : ks) {
     const int64_t dense = static_cast<int64_t>(k.out) * k.in;
     k.options = {{0, dense, 0.0}};
-    auto* lin = block_linear(m, k.block, k.kind);
+    const auto users = weight_users(m, k.block, k.kind);
     nlohmann::json tried = nlohmann::json::array();
     for (int rank = kRankMultiple; rank <= max_useful_rank(k.out, k.in); rank += kRankMultiple) {
       const auto refusal = rank_refusal(k, rank, r.require_speedup, speed);
@@ -171,9 +184,9 @@ void choose_for_budget(std::vector<Candidate>& ks, model::ViT& m, int64_t to_sav
         continue;
       }
       const auto approx = k.spectrum->approximation(rank);
-      lin->weight_transform = [approx](const torch::Tensor&) { return approx; };
+      for (auto* u : users) u->weight_transform = [approx](const torch::Tensor&) { return approx; };
       const double kl = prune::mean_kl(reference, prune::logits_of(m, images));
-      lin->weight_transform = nullptr;
+      for (auto* u : users) u->weight_transform = nullptr;
       k.options.push_back({rank, factor_params(k.out, k.in, rank), kl});
       tried.push_back({{"rank", rank}, {"kl", kl}});
     }
@@ -307,9 +320,15 @@ model::ViT factorize_model(model::ViT& dense, const FactorizeRequest& r, nlohman
 
   auto ranks = edit::model_ranks(c);
   for (const auto& k : ks) rank_field(ranks[static_cast<size_t>(k.block)], k.kind) = k.rank;
-  for (int b = 0; b < c.depth; ++b)  // a sharing block runs its owner's Linears
-    if (c.blocks[b].shared_with >= 0)
-      ranks[b] = ranks[static_cast<size_t>(c.blocks[b].shared_with)];
+  for (int b = 0; b < c.depth; ++b) {  // a shared branch runs its owner's weights
+    auto& rb = ranks[static_cast<size_t>(b)];
+    if (const int o = c.blocks[b].attn_shared_with; o >= 0)
+      std::tie(rb.qkv, rb.proj) =
+          std::pair{ranks[static_cast<size_t>(o)].qkv, ranks[static_cast<size_t>(o)].proj};
+    if (const int o = c.blocks[b].mlp_shared_with; o >= 0)
+      std::tie(rb.fc1, rb.fc2) =
+          std::pair{ranks[static_cast<size_t>(o)].fc1, ranks[static_cast<size_t>(o)].fc2};
+  }
   auto factored = edit::factorize(dense, ranks);
   torch::NoGradGuard no_grad;
   log["layers"] = nlohmann::json::array();

@@ -63,21 +63,6 @@ double cosine(const torch::Tensor& a, const torch::Tensor& b) {
   return na > 0 && nb > 0 ? (a * b).sum().item<double>() / (na * nb) : 0;
 }
 
-// Copies block `from`'s parameters in `src` onto block `to`'s in `dst` (same structure).
-void copy_block(model::ViT& dst, int to, model::ViT& src, int from) {
-  torch::NoGradGuard no_grad;
-  const std::string to_prefix = fmt::format("blocks.{}.", to),
-                    from_prefix = fmt::format("blocks.{}.", from);
-  auto src_params = src->named_parameters();
-  for (auto& item : dst->named_parameters()) {
-    if (item.key().rfind(to_prefix, 0) != 0) continue;
-    const auto* s = src_params.find(from_prefix + item.key().substr(to_prefix.size()));
-    if (s == nullptr || s->sizes() != item.value().sizes())
-      core::throw_internal("share: block {} has no '{}' of block {}'s shape", from, item.key(), to);
-    item.value().copy_(*s);
-  }
-}
-
 // The runtime's packed-weight bytes and peak buffer bytes for one batch-1 forward of a file.
 nlohmann::json runtime_memory(const std::filesystem::path& path, int threads) {
   runtime::RuntimeOptions o;
@@ -219,18 +204,8 @@ void validate_request(const ShareRequest& r) {
   for (const auto& w : r.what)
     if (w != "attn" && w != "mlp")
       core::throw_input("--what: expected a comma list of attn, mlp, got '{}'", w);
-  const bool attn = std::count(r.what.begin(), r.what.end(), "attn") > 0;
-  const bool mlp = std::count(r.what.begin(), r.what.end(), "mlp") > 0;
-  if (!attn || !mlp)
-    core::throw_input(
-        "--what {}: sharing only the attention or only the MLP is not supported yet: "
-        "the model format shares whole blocks (shared_with), so use --what attn,mlp",
-        fmt::format("{}", fmt::join(r.what, ",")));
-  if (r.delta_rank != 0)
-    core::throw_input(
-        "--delta-rank {}: per-block low-rank deltas are not in the model format yet; "
-        "use 0",
-        r.delta_rank);
+  if (r.what.empty()) core::throw_input("--what: expected a comma list of attn, mlp, got nothing");
+  if (r.delta_rank < 0) core::throw_input("--delta-rank: expected >= 0, got {}", r.delta_rank);
   if (r.init != "central" && r.init != "mean" && r.init != "first")
     core::throw_input("--init: expected central, mean or first, got '{}'", r.init);
   if (r.num_groups < 0) core::throw_input("--num-groups: expected >= 0, got {}", r.num_groups);
@@ -245,11 +220,8 @@ model::ViT share_model(model::ViT& model, const ShareRequest& r, nlohmann::json&
   validate_request(r);
   const auto& c = model->config();
   for (int b = 0; b < c.depth; ++b)
-    if (c.blocks[b].shared_with >= 0)
-      core::throw_input(
-          "--model: block {} already shares block {}'s weights; share an unshared "
-          "model",
-          b, c.blocks[b].shared_with);
+    if (c.blocks[b].shares())
+      core::throw_input("--model: block {} already shares weights; share an unshared model", b);
   std::vector<std::vector<double>> distance;
   if (r.groups == "auto" || r.init == "central") {
     const auto images = train::batch_inputs(
@@ -271,26 +243,25 @@ model::ViT share_model(model::ViT& model, const ShareRequest& r, nlohmann::json&
     comm->broadcast_string(text);
     groups = parse_groups(text, c.depth);
   }
-  std::vector<int> shared_with(static_cast<size_t>(c.depth), -1);
+  edit::ShareSpec spec;
+  spec.attn = std::count(r.what.begin(), r.what.end(), "attn") > 0;
+  spec.mlp = std::count(r.what.begin(), r.what.end(), "mlp") > 0;
+  spec.delta_rank = r.delta_rank;
   nlohmann::json glog = nlohmann::json::array();
-  std::vector<std::pair<int, int>> centre_of_owner;
   for (const auto& g : groups) {
-    const int owner = g.front();
-    for (int b : g)
-      if (b != owner) shared_with[static_cast<size_t>(b)] = owner;
-    nlohmann::json e = {{"blocks", g}, {"owner", owner}};
-    if (r.init == "central" && g.size() > 1) {
-      const int centre = group_centre(distance, g);
-      e["initialized_from"] = centre;
-      centre_of_owner.emplace_back(owner, centre);
-    }
+    edit::ShareGroup sg{g, g.front()};  // "first"
+    if (r.init == "mean") sg.init_from = -1;
+    if (r.init == "central") sg.init_from = group_centre(distance, g);
+    nlohmann::json e = {{"blocks", g}, {"owner", g.front()}};
+    e["initialized_from"] =
+        sg.init_from >= 0 ? nlohmann::json(sg.init_from) : nlohmann::json("mean");
     glog.push_back(e);
+    if (g.size() > 1) spec.groups.push_back(sg);
   }
   log["groups"] = glog;
-  auto shared = edit::share_blocks(
-      model, shared_with, r.init == "mean" ? edit::ShareInit::Mean : edit::ShareInit::Owner);
-  for (const auto& [owner, centre] : centre_of_owner)
-    if (owner != centre) copy_block(shared, owner, model, centre);
+  log["what"] = r.what;
+  log["delta_rank"] = r.delta_rank;
+  auto shared = edit::share_blocks(model, spec);
   shared->eval();
   return shared;
 }
@@ -333,6 +304,8 @@ nlohmann::json run_share(const ShareRequest& request) {
   if (!root) return j;
   j["shared"] = prune::size_json(shared);
   const nlohmann::json record = {{"groups", log["groups"]},
+                                 {"what", r.what},
+                                 {"delta_rank", r.delta_rank},
                                  {"init", r.init},
                                  {"finetune_epochs", r.finetune_epochs},
                                  {"distill_modes", r.distill_modes}};

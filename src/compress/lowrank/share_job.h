@@ -1,6 +1,8 @@
 // The weight-sharing job (`vitopt share` and the recipe's `share:` stage): groups of consecutive
-// blocks run one set of weights (given, or chosen from how alike the blocks' weights and outputs
-// are), initialized from the group's most central member, its mean or its first block, then
+// blocks run one set of attention and/or MLP weight matrices (given, or chosen from how alike the
+// blocks' weights and outputs are), initialized from the group's most central member, its mean
+// or its first block, each member keeping its LayerNorms, biases and an optional low-rank delta,
+// then
 // recovered by weight distillation from the unshared model (logits, attention maps, hidden
 // states). The file stores a shared tensor once and the runtime packs it once.
 #pragma once
@@ -16,14 +18,14 @@
 namespace vitopt::lowrank {
 
 struct ShareRequest {
-  std::filesystem::path model;       // input model file (fp32, no block sharing yet)
+  std::filesystem::path model;       // input model file (fp32, no sharing yet)
   std::filesystem::path out;         // shared model file
   std::filesystem::path report_dir;  // share.json, fine-tune runs (default <out>_share/)
   std::string groups = "auto";       // "0-1,2-3,4-5" (ranges of consecutive blocks) or "auto"
   int num_groups = 0;                // auto: groups to form (0: depth / 2)
   std::string init = "central";      // central | mean | first
-  std::vector<std::string> what{"attn", "mlp"};
-  int delta_rank = 0;          // per-block low-rank delta (not in the model format yet)
+  std::vector<std::string> what{"attn", "mlp"};  // the branches shared
+  int delta_rank = 0;          // members' low-rank delta on each shared Linear (0: none)
   double finetune_epochs = 0;  // fractional allowed; 0: none
   std::string distill_modes =
       "logit,attention,feature";  // teacher terms; "none": plain fine-tuning

@@ -58,7 +58,7 @@ std::map<int, std::array<ActivationObserver, 3>> observe_attention_inputs(
   std::vector<std::pair<Hook*, Hook>> saved;  // every hook replaced, to restore afterwards
   for (int i = 0; i < model->config().depth; ++i) {
     auto& blk = model->block(i);
-    if (!blk.attn || blk.shared_with >= 0) continue;
+    if (!blk.attn) continue;
     const uint64_t s = seed + 1000 + 3 * static_cast<uint64_t>(i);
     auto [it, inserted] = obs.emplace(
         i, std::array<ActivationObserver, 3>{ActivationObserver(max_rows, s),

@@ -17,7 +17,10 @@ std::vector<Sensitivity> layer_sensitivity(model::ViT& folded, const torch::Tens
                                            const std::vector<int>& bits, const PtqOptions& o,
                                            bool quiet) {
   torch::NoGradGuard no_grad;
-  const auto names = model::quantizable_linears(folded);
+  // Units with weights of their own: a shared weight is allocated bits once, through its owner.
+  std::vector<std::string> names;
+  for (const auto& unit : model::quantizable_linears(folded))
+    if (!model::unit_weight_name(folded, unit).empty()) names.push_back(unit);
   const auto ref = predict(folded, images);  // (S, K)
   const auto ref_logp = torch::log_softmax(ref, 1);
   const double ref_top1 = ref.argmax(1).eq(labels).to(torch::kDouble).mean().item<double>();

@@ -92,6 +92,8 @@ QuantizedState run_ptq(model::ViT& source, const torch::Tensor& calib, const Ptq
       core::throw_input("bit allocation: no quantizable Linear '{}' in this model", name.first);
   }
   for (const auto& name : names) {
+    const std::string wname = model::unit_weight_name(s.fp32, name);
+    if (wname.empty()) continue;  // shares another block's weights: quantized as the owner's
     torch::NoGradGuard no_grad;
     io::WeightQuant spec;
     spec.bits = o.layer_wbits.count(name) ? o.layer_wbits.at(name) : o.wbits;
@@ -105,7 +107,7 @@ QuantizedState run_ptq(model::ViT& source, const torch::Tensor& calib, const Ptq
     layer["weight_bits"] = spec.bits;
     layer["weight_sqnr_db"] = sqnr_db(w, qw.dequantize());
     layer["weight_params"] = w.numel();
-    s.weights[model::unit_weight_name(s.fp32, name)] = std::move(qw);
+    s.weights[wname] = std::move(qw);
   }
   if (o.abits) {
     QuantizedState weights_only = s;

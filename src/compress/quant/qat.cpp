@@ -4,6 +4,7 @@
 #include "compress/quant/calibration.h"
 #include "compress/quant/quantizer.h"
 #include "core/error.h"
+#include "io/tensor_layout.h"
 #include "model/edit/copy.h"
 #include "train/data_bridge.h"
 #include "train/torch_env.h"
@@ -63,6 +64,12 @@ QuantizedState run_qat(const QuantizedState& ptq, const QatOptions& o, nlohmann:
     }
     weight_scale[wname] = s;
   }
+  // A Linear sharing another block's weights fake-quantizes them as their owner does (one set of
+  // codes in the file); its delta stays fp32 (LinearImpl adds it after the transform).
+  for (const io::LinearLayout& l : io::model_linears(m->config()))
+    if (!l.shared_from.empty())
+      modules[l.name]->as<model::LinearImpl>()->weight_transform =
+          modules[l.shared_from]->as<model::LinearImpl>()->weight_transform;
   const int patch = m->config().patch_size;
   for (const auto& [lname, iq] : ptq.inputs) {
     if (lname == "patch_embed.proj") {  // the image needs no gradient
@@ -146,6 +153,9 @@ QuantizedState run_qat(const QuantizedState& ptq, const QatOptions& o, nlohmann:
     qw.scale = s.reshape({-1}).clone();
     qw.codes = model::quantize_codes(lin->weight.detach(), s, rows_view(qw.zero_point), range);
   }
+  for (const io::LinearLayout& l : io::model_linears(m->config()))
+    if (!l.shared_from.empty())
+      modules[l.name]->as<model::LinearImpl>()->weight_transform = nullptr;
   for (auto& [lname, iq] : out.inputs) {
     if (lname == "patch_embed.proj") continue;
     modules[lname]->as<model::LinearImpl>()->input_transform = nullptr;

@@ -52,9 +52,11 @@ int64_t fixed_file_bytes(model::ViT& folded, const PtqOptions& o,
   int64_t weight_bytes = 0;
   for (const auto& name : model::quantizable_linears(folded)) {
     const io::WeightQuant spec{8, o.w_symmetric, o.w_per_channel};
-    auto w = linear_weight(folded, name);
-    s.weights[model::unit_weight_name(folded, name)] = model::quantize_weight(w, spec);
-    weight_bytes += io::quantized_weight_bytes(w.size(0), w.size(1), spec);
+    if (const std::string wname = model::unit_weight_name(folded, name); !wname.empty()) {
+      auto w = linear_weight(folded, name);
+      s.weights[wname] = model::quantize_weight(w, spec);
+      weight_bytes += io::quantized_weight_bytes(w.size(0), w.size(1), spec);
+    }
     if (o.abits)
       s.inputs[name] = io::InputQuant{*o.abits, o.a_symmetric, o.a_dynamic, 0.0123456f, 0};
   }

@@ -47,16 +47,28 @@ nlohmann::json fold_layernorm_scales(model::ViT& model,
     return it == observers.end() || it->second.empty() ? nullptr : &it->second;
   };
   const auto& c = model->config();
+  // A weight shared between blocks follows several LayerNorms: folding one norm's scales into it
+  // would change the others' blocks, so shared branches (owners included) are left alone.
+  std::vector<bool> attn_shared(static_cast<size_t>(c.depth)),
+      mlp_shared(static_cast<size_t>(c.depth));
+  for (int i = 0; i < c.depth; ++i) {
+    const auto& bc = c.blocks[static_cast<size_t>(i)];
+    if (bc.attn_shared_with >= 0)
+      attn_shared[static_cast<size_t>(i)] = attn_shared[static_cast<size_t>(bc.attn_shared_with)] =
+          true;
+    if (bc.mlp_shared_with >= 0)
+      mlp_shared[static_cast<size_t>(i)] = mlp_shared[static_cast<size_t>(bc.mlp_shared_with)] =
+          true;
+  }
   for (int i = 0; i < c.depth; ++i) {
     auto& block = model->block(i);
-    if (block.shared_with >= 0) continue;  // its modules were folded with the block it shares
-    if (block.attn && block.attn->qkv->rank == 0) {
+    if (block.attn && block.attn->qkv->rank == 0 && !attn_shared[static_cast<size_t>(i)]) {
       if (const auto* ob = find(fmt::format("blocks.{}.attn.qkv", i))) {
         summary[fmt::format("blocks.{}.norm1", i)] = fold_one(
             *block.norm1, {block.attn->qkv.get()}, ob->channel_min(), ob->channel_max(), options);
       }
     }
-    if (block.mlp && block.mlp->fc1->rank == 0) {
+    if (block.mlp && block.mlp->fc1->rank == 0 && !mlp_shared[static_cast<size_t>(i)]) {
       if (const auto* ob = find(fmt::format("blocks.{}.mlp.fc1", i))) {
         summary[fmt::format("blocks.{}.norm2", i)] = fold_one(
             *block.norm2, {block.mlp->fc1.get()}, ob->channel_min(), ob->channel_max(), options);

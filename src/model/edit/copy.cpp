@@ -14,17 +14,6 @@
 namespace vitopt::edit {
 namespace {
 
-// "blocks.3.attn.qkv.weight" in a model where block 3 shares block 1's weights is found under
-// "blocks.1.attn.qkv.weight".
-std::string owner_key(const io::ViTConfig& c, const std::string& key) {
-  static const std::regex re(R"(^blocks\.(\d+)\.(.*)$)");
-  std::smatch m;
-  if (!std::regex_match(key, m, re)) return key;
-  const int b = std::stoi(m[1]);
-  if (b < 0 || b >= c.depth || c.blocks[b].shared_with < 0) return key;
-  return fmt::format("blocks.{}.{}", c.blocks[b].shared_with, m[2].str());
-}
-
 model::LinearImpl* find_linear(model::ViT& m, const std::string& name) {
   auto mods = m->named_modules("", /*include_self=*/false);
   auto* found = mods.find(name);
@@ -35,7 +24,8 @@ model::LinearImpl* find_linear(model::ViT& m, const std::string& name) {
 
 torch::Tensor plain_weight(const model::LinearImpl& lin) {
   torch::Tensor w = lin.rank > 0 ? lin.weight_u.mm(lin.weight_v) : lin.weight;  // (out, in)
-  return lin.mask.defined() ? w * lin.mask : w;
+  if (lin.mask.defined()) w = w * lin.mask;
+  return lin.delta_u.defined() ? w + lin.delta_u.mm(lin.delta_v) : w;
 }
 
 model::ViT rebuild(model::ViT& src, const io::ViTConfig& config) {
@@ -47,15 +37,16 @@ model::ViT rebuild(model::ViT& src, const io::ViTConfig& config) {
   for (auto& item : dst->named_parameters()) {
     const std::string& key = item.key();
     auto& t = item.value();
-    const std::string skey = owner_key(sc, key);
-    if (const auto* s = src_params.find(skey); s && s->sizes() == t.sizes()) {
+    if (const auto* s = src_params.find(key); s && s->sizes() == t.sizes()) {
       t.copy_(*s);
       continue;
     }
-    const auto dot = skey.rfind('.');
-    const std::string module = skey.substr(0, dot), leaf = skey.substr(dot + 1);
+    // Not a parameter of the source: a Linear whose rank or sharing changed. A source Linear that
+    // shared its weights gives what it multiplied by (the owner's weights plus its delta).
+    const auto dot = key.rfind('.');
+    const std::string module = key.substr(0, dot), leaf = key.substr(dot + 1);
     auto* slin = find_linear(src, module);
-    auto* dlin = find_linear(dst, key.substr(0, key.rfind('.')));
+    auto* dlin = find_linear(dst, module);
     if (slin && dlin && (leaf == "weight" || leaf == "weight_u" || leaf == "weight_v")) {
       const auto w = plain_weight(*slin);  // (out, in)
       if (leaf == "weight") {
@@ -67,6 +58,9 @@ model::ViT rebuild(model::ViT& src, const io::ViTConfig& config) {
       }
       continue;
     }
+    // A delta the source lacks (sharing just introduced) keeps its initial value: delta_u is
+    // zero, so the Linear multiplies by its owner's weights; the share edit sets it.
+    if (dlin && dlin->shares_weights() && (leaf == "delta_u" || leaf == "delta_v")) continue;
     core::throw_internal("rebuild: no source for '{}' [{}] in model '{}'", key,
                          fmt::join(t.sizes(), ", "), sc.name);
   }

@@ -57,10 +57,12 @@ nlohmann::json structure_json(const io::ViTConfig& c) {
 void check_structured_supported(const io::ViTConfig& c, const std::string& source) {
   for (int b = 0; b < c.depth; ++b) {
     const auto& bc = c.blocks.at(b);
-    if (bc.shared_with >= 0)
-      core::throw_input("{}: block {} shares the weights of block {}; structured pruning needs "
-                        "blocks with their own weights (prune first, then share)",
-                        source, b, bc.shared_with);
+    if (bc.shares())
+      core::throw_input(
+          "{}: block {} shares the {} weights of block {}; structured pruning needs "
+          "blocks with their own weights (prune first, then share)",
+          source, b, bc.attn_shared_with >= 0 ? "attention" : "MLP",
+          bc.attn_shared_with >= 0 ? bc.attn_shared_with : bc.mlp_shared_with);
     if (bc.qkv_rank || bc.proj_rank || bc.fc1_rank || bc.fc2_rank)
       core::throw_input("{}: block {} has low-rank layers; structured pruning needs dense layers "
                         "(prune first, then factorize)",
@@ -73,10 +75,10 @@ std::vector<std::pair<std::string, model::LinearImpl*>> prunable_linears(model::
   const auto& c = model->config();
   for (int b = 0; b < c.depth; ++b) {
     auto& blk = model->block(b);
-    if (blk.shared_with >= 0) continue;  // its weights are pruned through the owning block
     const std::string p = fmt::format("blocks.{}.", b);
+    // A shared Linear's weights are pruned through the owning block.
     auto add = [&](const std::string& name, model::Linear& lin) {
-      if (lin && lin->rank == 0) out.emplace_back(p + name, lin.get());
+      if (lin && lin->rank == 0 && !lin->shares_weights()) out.emplace_back(p + name, lin.get());
     };
     if (blk.attn) {
       add("attn.qkv", blk.attn->qkv);

@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "export/model_writer.h"
+#include "io/model_counts.h"
 #include "io/safetensors.h"
 #include "model/edit/copy.h"
 #include "model/edit/share.h"
@@ -58,25 +59,42 @@ TEST(Share, SharedTensorStoredOnceAndGradientsSum) {
   testing::TempDir tmp;
   auto c = testing::tiny_config(2, 2);
   auto m = testing::random_vit(c, 4, 0.1);
-  auto shared = edit::share_blocks(m, {-1, 0}, edit::ShareInit::Owner);
+  edit::ShareSpec spec;
+  spec.groups = {{{0, 1}, 0}};
+  auto shared = edit::share_blocks(m, spec);
   exporter::save_model(shared, tmp / "s.safetensors");
   const auto file = io::SafeTensorsFile::load(tmp / "s.safetensors");
-  for (const auto& name : file.names()) EXPECT_NE(name.rfind("blocks.1.", 0), 0u) << name;
-  // An unshared model whose block 1 is a copy of block 0: the shared parameter's gradient is the
-  // sum of the two copies' gradients.
+  // Block 1 stores its LayerNorms and biases only: the weight matrices are block 0's.
+  auto is_matrix = [](const std::string& name) {
+    return name.size() > 7 && name.compare(name.size() - 7, 7, ".weight") == 0 &&
+           name.find("norm") == std::string::npos;
+  };
+  int block1 = 0;
+  for (const auto& name : file.names()) {
+    if (name.rfind("blocks.1.", 0) != 0) continue;
+    EXPECT_FALSE(is_matrix(name)) << name;
+    ++block1;
+  }
+  EXPECT_EQ(block1, 8);
+  EXPECT_LT(std::filesystem::file_size(tmp / "s.safetensors"),
+            static_cast<uintmax_t>(4 * io::count_params(m->config())));
+  // An unshared model whose block 1 multiplies by block 0's weight matrices: the shared
+  // parameter's gradient is the sum of the two copies' gradients.
   auto twin = edit::copy_model(m);
   {
     torch::NoGradGuard no_grad;
-    auto p = twin->named_parameters();
-    for (auto& q : twin->named_parameters())
-      if (q.key().rfind("blocks.1.", 0) == 0) q.value().copy_(p["blocks.0." + q.key().substr(9)]);
+    auto p = shared->named_parameters();
+    for (auto& q : twin->named_parameters()) {
+      const bool moved = q.key().rfind("blocks.1.", 0) == 0 && is_matrix(q.key());
+      q.value().copy_(p[moved ? "blocks.0." + q.key().substr(9) : q.key()]);
+    }
   }
   const auto x = testing::random_images(c, 3, 5);
   shared->forward(x).pow(2).sum().backward();
   twin->forward(x).pow(2).sum().backward();
   auto sp = shared->named_parameters();
   auto tp = twin->named_parameters();
-  for (const char* leaf : {"attn.qkv.weight", "mlp.fc1.weight", "norm2.bias"}) {
+  for (const char* leaf : {"attn.qkv.weight", "mlp.fc1.weight"}) {
     const auto expected =
         tp[std::string("blocks.0.") + leaf].grad() + tp[std::string("blocks.1.") + leaf].grad();
     const auto got = sp[std::string("blocks.0.") + leaf].grad();
@@ -108,14 +126,25 @@ TEST(Share, CentralInitTakesTheCentreWeights) {
   auto s = share_model(m, r, log);
   EXPECT_EQ(log["groups"][0]["initialized_from"].get<int>(), 1);
   const auto& cs = s->config();
-  EXPECT_EQ(cs.blocks[1].shared_with, 0);
-  EXPECT_EQ(cs.blocks[2].shared_with, 0);
+  EXPECT_EQ(cs.blocks[1].attn_shared_with, 0);
+  EXPECT_EQ(cs.blocks[2].mlp_shared_with, 0);
   EXPECT_TRUE(torch::equal(s->block(0).attn->qkv->weight, m->block(1).attn->qkv->weight));
+  // The owner keeps its own LayerNorm: the centre gives weight matrices only.
+  EXPECT_TRUE(torch::equal(s->block(0).norm1->weight, m->block(0).norm1->weight));
+  // The MLP alone, with deltas.
+  auto mlp = r;
+  mlp.what = {"mlp"};
+  mlp.delta_rank = 4;
+  auto sm = share_model(m, mlp, log);
+  EXPECT_EQ(sm->config().blocks[2].attn_shared_with, -1);
+  EXPECT_EQ(sm->config().blocks[2].mlp_shared_with, 0);
+  EXPECT_EQ(sm->config().blocks[2].delta_rank, 4);
+  EXPECT_EQ(log["delta_rank"].get<int>(), 4);
   auto bad = r;
-  bad.what = {"attn"};
+  bad.what = {"ffn"};
   EXPECT_THROW(share_model(m, bad, log), core::InputError);
   bad = r;
-  bad.delta_rank = 4;
+  bad.delta_rank = -1;
   EXPECT_THROW(share_model(m, bad, log), core::InputError);
   EXPECT_THROW(share_model(s, r, log), core::InputError);  // already shared
 }

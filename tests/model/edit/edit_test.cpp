@@ -61,25 +61,43 @@ TEST(Factor, FullRankReplacementIsExact) {
   EXPECT_GT((factorize(m, ranks)->forward(x) - want).abs().max().item<float>(), 1e-3f);
 }
 
-TEST(Share, BlocksHoldOneTensorAndSumTheirGradients) {
+// The Linears' weight matrices of a shared branch, by name under the block.
+bool is_linear_weight(const std::string& key) {
+  const std::string leaf = key.substr(key.rfind('.') + 1);
+  return key.find("norm") == std::string::npos &&
+         (leaf == "weight" || leaf == "weight_u" || leaf == "weight_v");
+}
+
+TEST(Share, BranchesHoldOneTensorAndSumTheirGradients) {
   auto m = random_model(6, 3);
-  auto s = share_blocks(m, {-1, 0, -1}, ShareInit::Owner);
-  EXPECT_EQ(s->config().blocks[1].shared_with, 0);
-  // One tensor: the same storage, and no parameters under block 1's names.
+  ShareSpec spec;
+  spec.groups = {{{0, 1}, 0}};  // blocks 0-1, the owner's weights
+  auto s = share_blocks(m, spec);
+  EXPECT_EQ(s->config().blocks[1].attn_shared_with, 0);
+  EXPECT_EQ(s->config().blocks[1].mlp_shared_with, 0);
+  // One tensor: the same storage; block 1 keeps only its LayerNorms and biases.
   EXPECT_EQ(s->block(1).attn->qkv->weight.data_ptr(), s->block(0).attn->qkv->weight.data_ptr());
-  for (const auto& item : s->named_parameters())
-    EXPECT_NE(item.key().rfind("blocks.1.", 0), 0u) << item.key();
-  // Owner init: block 0's weights; block 2 keeps its own.
+  int own = 0;
+  for (const auto& item : s->named_parameters()) {
+    if (item.key().rfind("blocks.1.", 0) != 0) continue;
+    EXPECT_FALSE(is_linear_weight(item.key())) << item.key();
+    ++own;
+  }
+  EXPECT_EQ(own, 4 + 4);  // norm1, norm2 (weight, bias); qkv, proj, fc1, fc2 biases
+  // Owner init: block 0's weights; block 1 keeps its own norms and biases; block 2 its weights.
   EXPECT_TRUE(torch::equal(s->block(0).mlp->fc1->weight, m->block(0).mlp->fc1->weight));
+  EXPECT_TRUE(torch::equal(s->block(1).norm1->weight, m->block(1).norm1->weight));
+  EXPECT_TRUE(torch::equal(s->block(1).mlp->fc2->bias, m->block(1).mlp->fc2->bias));
   EXPECT_TRUE(torch::equal(s->block(2).mlp->fc1->weight, m->block(2).mlp->fc1->weight));
   // Gradients: the shared tensor gets the sum of what two unshared copies would get.
   auto twin = random_model(6, 3);
   {
     torch::NoGradGuard no_grad;
+    auto sp = s->named_parameters();
     for (const auto& item : twin->named_parameters()) {
       auto key = item.key();
-      if (key.rfind("blocks.1.", 0) == 0) key.replace(0, 9, "blocks.0.");
-      item.value().copy_(s->named_parameters()[key]);
+      if (key.rfind("blocks.1.", 0) == 0 && is_linear_weight(key)) key.replace(0, 9, "blocks.0.");
+      item.value().copy_(sp[key]);
     }
   }
   const auto x = testing::random_images(m->config(), 2, 7);
@@ -87,14 +105,57 @@ TEST(Share, BlocksHoldOneTensorAndSumTheirGradients) {
   twin->forward(x).pow(2).sum().backward();
   const auto want = twin->block(0).mlp->fc2->weight.grad() + twin->block(1).mlp->fc2->weight.grad();
   EXPECT_LT((s->block(0).mlp->fc2->weight.grad() - want).abs().max().item<float>(), 1e-5f);
+  EXPECT_LT((s->block(1).norm2->bias.grad() - twin->block(1).norm2->bias.grad())
+                .abs()
+                .max()
+                .item<float>(),
+            1e-5f);
   // Mean init: the group's average.
-  auto mean = share_blocks(m, {-1, 0, 0}, ShareInit::Mean);
+  spec.groups = {{{0, 1, 2}, -1}};
+  auto mean = share_blocks(m, spec);
   const auto avg = (m->block(0).attn->proj->weight + m->block(1).attn->proj->weight +
                     m->block(2).attn->proj->weight) /
                    3;
   EXPECT_LT((mean->block(2).attn->proj->weight - avg).abs().max().item<float>(), 1e-6f);
-  EXPECT_THROW(share_blocks(m, {-1, 2, -1}, ShareInit::Owner), core::InputError);
-  EXPECT_THROW(share_blocks(m, {-1, 0, 1}, ShareInit::Owner), core::InputError);
+  // The attention alone: the MLP weights stay each block's own.
+  spec.groups = {{{1, 2}, 2}};
+  spec.mlp = false;
+  auto attn_only = share_blocks(m, spec);
+  EXPECT_EQ(attn_only->config().blocks[2].mlp_shared_with, -1);
+  EXPECT_TRUE(torch::equal(attn_only->block(1).attn->qkv->weight, m->block(2).attn->qkv->weight));
+  EXPECT_TRUE(torch::equal(attn_only->block(1).mlp->fc1->weight, m->block(1).mlp->fc1->weight));
+  spec.groups = {{{2, 1}, -1}};
+  EXPECT_THROW(share_blocks(m, spec), core::InputError);  // the owner must come first
+  spec.groups = {{{0, 1}, 0}, {{1, 2}, 1}};
+  EXPECT_THROW(share_blocks(m, spec), core::InputError);             // block 1 in two groups
+  EXPECT_THROW(share_blocks(s, {{{{0, 2}, 0}}}), core::InputError);  // already shared
+}
+
+// A member's delta starts as the best rank-r approximation of its weight minus the group's, so
+// what it still misses is the tail of that difference's spectrum (Eckart-Young).
+TEST(Share, DeltaStartsAtTheTruncatedSvdOfTheDifference) {
+  auto m = random_model(8, 2);
+  ShareSpec spec;
+  spec.groups = {{{0, 1}, 0}};
+  spec.delta_rank = 4;
+  auto s = share_blocks(m, spec);
+  EXPECT_EQ(s->config().blocks[1].delta_rank, 4);
+  torch::NoGradGuard no_grad;
+  for (auto* pick : {+[](model::BlockImpl& b) { return b.attn->qkv.get(); },
+                     +[](model::BlockImpl& b) { return b.mlp->fc2.get(); }}) {
+    const auto diff = plain_weight(*pick(m->block(1))) - plain_weight(*pick(m->block(0)));
+    const auto sv = torch::linalg_svdvals(diff.to(torch::kDouble));  // descending
+    const double tail = sv.slice(0, 4).square().sum().item<double>();
+    const auto got = plain_weight(*pick(s->block(1)));  // W_0 + delta_u delta_v
+    const double err =
+        (plain_weight(*pick(m->block(1))) - got).to(torch::kDouble).square().sum().item<double>();
+    EXPECT_NEAR(err, tail, 1e-4 * (1 + tail));
+    EXPECT_GT(err, 0.0);  // rank 4 of a full-rank difference is not exact
+  }
+  // The forward pass runs what plain_weight says: the same model with block 1 unshared.
+  auto unshared = rebuild(s, m->config());
+  const auto x = testing::random_images(m->config(), 2, 3);
+  EXPECT_LT((unshared->forward(x) - s->forward(x)).abs().max().item<float>(), 1e-5f);
 }
 
 TEST(Copy, IsDeepAndKeepsMasks) {

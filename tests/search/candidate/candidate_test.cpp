@@ -82,11 +82,11 @@ TEST(SearchCandidate, EqualsTheIndividualEditsAppliedInTurn) {
   ranks[1].fc1 = ranks[1].fc2 = rank_for(0.5, 48, 32);
   ranks[2] = ranks[1];
   auto factored = edit::factorize(slimmed, ranks);
-  auto shared = edit::share_blocks(factored, {-1, -1, 1}, edit::ShareInit::Owner);
+  auto shared = edit::share_blocks(factored, {{{{1, 2}, 1}}});
   shared->set_merge({2, 0, 0});
   shared->eval();
 
-  EXPECT_EQ(searched->config().blocks[2].shared_with, 1);
+  EXPECT_EQ(searched->config().blocks[2].mlp_shared_with, 1);  // (blocks 1-2 have no attention)
   EXPECT_EQ(io::count_params(searched->config()), io::count_params(genome_config(f.config, g)));
   torch::NoGradGuard no_grad;
   const auto x = testing::random_images(f.config, 4, 9);
