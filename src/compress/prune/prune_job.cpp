@@ -109,6 +109,14 @@ TensorMap unstructured_masks(model::ViT& model, const PruneRequest& r, const Met
 
 model::ViT prune_unstructured(model::ViT& dense, const PruneRequest& r, const Methods& ms,
                               double amount, nlohmann::json& log) {
+  // A mask lives on the Linear that owns a weight; a block sharing it would multiply by the
+  // unmasked values while fine-tuning moves them.
+  for (int b = 0; b < dense->config().depth; ++b)
+    if (dense->config().blocks[static_cast<size_t>(b)].shares())
+      core::throw_input(
+          "{}: block {} shares another block's weights; unstructured pruning needs "
+          "blocks with their own weights (prune first, then share)",
+          r.model.string(), b);
   auto model = edit::copy_model(dense);
   model->eval();
   std::vector<CalibBatch> calib;

@@ -1,11 +1,13 @@
 // The pruning job: the cubic schedule, masks that survive fine-tuning, ranking policies, and bad
 // requests.
+#include "compress/prune/prune_job.h"
+
 #include <gtest/gtest.h>
 
 #include "compress/prune/policy.h"
-#include "compress/prune/prune_job.h"
 #include "core/error.h"
 #include "model/edit/masks.h"
+#include "model/edit/share.h"
 #include "test_util.h"
 #include "vit_test_util.h"
 
@@ -50,6 +52,29 @@ TEST(Masks, PersistThroughFineTuning) {
   ASSERT_TRUE(pl.mask.defined());
   EXPECT_TRUE(pl.weight.masked_select(pl.mask.eq(0)).eq(0).all().item<bool>());
   EXPECT_GT((pl.weight - dl.weight).masked_select(pl.mask.eq(1)).abs().max().item<float>(), 1e-4f);
+}
+
+// A model sharing weights between blocks is refused by every pruning method, naming the block.
+TEST(PruneJob, SharedBlocksAreRefused) {
+  auto dense = tiny_model(5);
+  edit::ShareSpec spec;
+  spec.groups = {{{0, 1}, 0}};
+  spec.mlp = false;
+  auto shared = edit::share_blocks(dense, spec);
+  for (const char* method : {"global", "nm", "heads"}) {
+    PruneRequest r;
+    r.methods = {method};
+    r.model = "shared.safetensors";
+    r.data = "synthetic";
+    r.quiet = true;
+    nlohmann::json log;
+    try {
+      (void)prune_model(shared, r, 0.5, log);
+      ADD_FAILURE() << method << ": pruned a shared model";
+    } catch (const core::InputError& e) {
+      EXPECT_NE(std::string(e.what()).find("block 1 shares"), std::string::npos) << e.what();
+    }
+  }
 }
 
 TEST(Policy, GlobalNeverEmptiesABlock) {
