@@ -70,10 +70,19 @@ void LinearImpl::share_weights(const LinearImpl& owner) {
   weight_v = owner.weight_v;
 }
 
+namespace {
+
+// The (possibly shared) weight with mask and transform applied, without the delta (out, in).
+torch::Tensor hooked_weight(const LinearImpl& l) {
+  torch::Tensor w = l.rank > 0 ? l.weight_u.mm(l.weight_v) : l.weight;
+  if (l.mask.defined()) w = w * l.mask;
+  return l.weight_transform ? l.weight_transform(w) : w;
+}
+
+}  // namespace
+
 torch::Tensor LinearImpl::effective_weight() const {
-  torch::Tensor w = rank > 0 ? weight_u.mm(weight_v) : weight;  // (out, in)
-  if (mask.defined()) w = w * mask;
-  if (weight_transform) w = weight_transform(w);
+  torch::Tensor w = hooked_weight(*this);
   if (delta_u.defined()) w = w + delta_u.mm(delta_v);  // fp32, after the shared weight's quant
   return w;
 }
@@ -91,10 +100,7 @@ torch::Tensor LinearImpl::forward(const torch::Tensor& x) {
       core::throw_internal(
           "Linear: an intermediate hook needs the two-factor path (no mask or "
           "weight transform)");
-    torch::Tensor w = rank > 0 ? weight_u.mm(weight_v) : weight;  // (out, in)
-    if (mask.defined()) w = w * mask;
-    if (weight_transform) w = weight_transform(w);
-    y = torch::linear(in, w, bias);  // (..., out)
+    y = torch::linear(in, hooked_weight(*this), bias);  // (..., out)
   }
   // A shared Linear's delta runs on the unquantized input in fp32 (as the runtime runs it).
   if (delta_u.defined()) y = y + torch::linear(torch::linear(x, delta_v), delta_u);
