@@ -5,6 +5,7 @@
 #include "export/model_writer.h"
 #include "io/metadata_keys.h"
 #include "io/safetensors.h"
+#include "io/vit_config.h"
 #include "model/model_file.h"
 
 namespace vitopt::train {
@@ -72,6 +73,12 @@ TrainerState load_checkpoint(const std::filesystem::path& path, model::ViT& mode
     core::throw_input("{}: not a vitopt training checkpoint (no '{}' metadata)", source, kStateKey);
   const auto s = core::json_parse(*raw, source + " " + kStateKey);
   TrainerState state = trainer_state_from_json(s, source);
+  // The model is compared as a config, not as text: a checkpoint written by an older version
+  // spells the same architecture with older fields (e.g. "shared_with": -1) and still resumes.
+  if (state.fingerprint.contains("model"))
+    state.fingerprint["model"] =
+        io::ViTConfig::from_json(state.fingerprint["model"], source + " fingerprint.model")
+            .to_json();
   for (const auto& [key, value] : expected_fingerprint.items()) {
     if (!state.fingerprint.contains(key) || state.fingerprint[key] != value)
       core::throw_input(

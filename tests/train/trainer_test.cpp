@@ -5,11 +5,13 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <functional>
 
 #include "core/error.h"
 #include "core/file_util.h"
 #include "data/dataset.h"
 #include "io/presets.h"
+#include "io/safetensors.h"
 #include "model/model_file.h"
 #include "test_util.h"
 #include "train/torch_env.h"
@@ -101,6 +103,59 @@ TEST(Trainer, ResumeWithDifferentOptionsIsRefused) {
     FAIL() << "expected InputError";
   } catch (const core::InputError& e) {
     EXPECT_NE(std::string(e.what()).find("'lr'"), std::string::npos) << e.what();
+  }
+}
+
+// Rewrites the checkpoint's recorded model config with `edit` applied to each block, keeping
+// every tensor and all other metadata as they were.
+void rewrite_checkpoint_blocks(const std::filesystem::path& path,
+                               const std::function<void(nlohmann::json&)>& edit) {
+  const auto file = io::SafeTensorsFile::load(path);
+  io::SafeTensorsWriter w;
+  for (const auto& name : file.names()) {
+    const auto& info = file.info(name);
+    w.add(name, info.dtype, info.shape, file.data(name), info.nbytes);
+  }
+  for (const auto& [key, value] : file.metadata()) {
+    if (key != "vitopt.trainer_state") {
+      w.set_metadata(key, value);
+      continue;
+    }
+    auto state = nlohmann::json::parse(value);
+    for (auto& block : state["fingerprint"]["model"]["blocks"]) edit(block);
+    w.set_metadata(key, state.dump());
+  }
+  w.write(path);
+}
+
+TEST(Trainer, ResumesACheckpointWhoseModelIsSpelledTheOlderWay) {
+  // A checkpoint written before the per-branch sharing fields records each block with
+  // "shared_with": -1; it is the same architecture and must resume.
+  vitopt::testing::TempDir tmp;
+  auto interrupted_run = [&](const std::filesystem::path& dir) {
+    auto vit = tiny_model(1);
+    auto opts = tiny_options(dir);
+    opts.stop_after_steps = 2;
+    EXPECT_FALSE(train_model(vit, synthetic(64, 3), nullptr, opts).completed);
+    opts.resume = true;
+    opts.stop_after_steps = 0;
+    return opts;
+  };
+  const auto legacy = interrupted_run(tmp / "legacy");
+  rewrite_checkpoint_blocks(legacy.out_dir / "checkpoint.safetensors",
+                            [](nlohmann::json& b) { b["shared_with"] = -1; });
+  auto resumed = tiny_model(2);
+  EXPECT_TRUE(train_model(resumed, synthetic(64, 3), nullptr, legacy).completed);
+
+  // A genuinely different architecture in the checkpoint is still refused, naming 'model'.
+  const auto other = interrupted_run(tmp / "other");
+  rewrite_checkpoint_blocks(other.out_dir / "checkpoint.safetensors",
+                            [](nlohmann::json& b) { b["mlp_dim"] = b["mlp_dim"].get<int>() * 2; });
+  try {
+    train_model(resumed, synthetic(64, 3), nullptr, other);
+    FAIL() << "expected InputError";
+  } catch (const core::InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("'model'"), std::string::npos) << e.what();
   }
 }
 
