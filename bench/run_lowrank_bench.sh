@@ -7,8 +7,8 @@
 # the MLP alone: top-1 before and after weight distillation, file size, runtime memory).
 # Usage: bench/run_lowrank_bench.sh BUILD_DIR MODEL OUT_DIR [FACTORIZE_FT_EPOCHS] [SHARE_FT_EPOCHS]
 # PARTS=factorize,share (default both) runs a part alone; DELTA_RANK (default 16) is the delta
-# variant's rank. Takes ~35 min on 2 cores for vit-fmnist with 1 and 2 epochs, plus ~10 min per
-# further shared variant. Nothing else should run meanwhile.
+# variant's rank. Takes ~30 min on 2 cores for vit-fmnist with 1 and 1 epochs (2026-12-02, Zen 5),
+# plus ~7 min per further fine-tuning epoch of each shared variant. Nothing else should run meanwhile.
 set -euo pipefail
 build=$1 model=$2 out=$3 fe=${4:-1} se=${5:-2}
 parts=${PARTS:-factorize,share} dr=${DELTA_RANK:-16}
