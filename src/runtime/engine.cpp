@@ -194,12 +194,6 @@ size_t int8_kernel_bytes(const LoadedModel& m, bool simulate) {
   return total;
 }
 
-// One head's keys of n tokens (rows of stride ld) into (D, np) columns: dst[d * np + t] = k_t[d].
-void transpose_head(const float* k, size_t ld, int n, size_t D, float* dst, size_t np) {
-  for (int t = 0; t < n; ++t, k += ld, ++dst)
-    for (size_t d = 0; d < D; ++d) dst[d * np] = k[d];
-}
-
 template <typename F>
 void parallel_rows(ThreadPool& pool, int rows, int64_t work_per_row, F&& fn) {
   const int64_t total = work_per_row * rows;
@@ -343,18 +337,23 @@ void Engine::Impl::layernorm_rows(const PackedNorm& n, const float* x, float* y,
 }
 
 // Layer schedule: keys of token rows [r0, r1) and heads [h0, h1) into the transposed layout the
-// fused attention reads: kt[b][h][d][t] = k[b, t, h, d] (the quantized-attention kernel reads qkv directly). Head
-// by head, so the lines being filled (D of them) stay in L1 while consecutive tokens fill them.
+// fused attention reads: kt[b][h][d][t] = k[b, t, h, d] (the quantized-attention kernel reads qkv
+// directly). Head by head and image by image, so the lines being filled (D of them) stay in L1.
 void Engine::Impl::transpose_keys(const Block& blk, Plan& pl, int r0, int r1, int h0, int h1) const {
-  const int N = pl.tokens, H = blk.heads;
-  const size_t np = static_cast<size_t>((N + 15) / 16 * 16), D = static_cast<size_t>(config.head_dim);
-  const size_t ld = static_cast<size_t>(pl.qkv_ld), keys = static_cast<size_t>(H) * D;
+  const int N = pl.tokens, H = blk.heads, D = config.head_dim;
+  const size_t np = static_cast<size_t>((N + 15) / 16 * 16), uD = static_cast<size_t>(D);
+  const size_t ld = static_cast<size_t>(pl.qkv_ld), keys = static_cast<size_t>(H) * uD;
   for (int h = h0; h < h1; ++h) {
-    for (int r = r0; r < r1; ++r) {
-      const size_t b = static_cast<size_t>(r / N), t = static_cast<size_t>(r % N);
-      const float* k = pl.qkv[0].data() + static_cast<size_t>(r) * ld + keys + static_cast<size_t>(h) * D;
-      float* dst = pl.kt.data() + ((b * static_cast<size_t>(H) + static_cast<size_t>(h)) * D) * np + t;
-      transpose_head(k, ld, 1, D, dst, np);
+    for (int r = r0; r < r1;) {
+      const int b = r / N, t = r % N, n = std::min(r1 - r, N - t);  // this image's part
+      const float* k =
+          pl.qkv[0].data() + static_cast<size_t>(r) * ld + keys + static_cast<size_t>(h) * uD;
+      float* dst =
+          pl.kt.data() +
+          ((static_cast<size_t>(b) * static_cast<size_t>(H) + static_cast<size_t>(h)) * uD) * np +
+          static_cast<size_t>(t);
+      kt->transpose_keys(k, ld, n, D, dst, np);
+      r += n;
     }
   }
 }
@@ -409,7 +408,7 @@ kernels::AttentionArgs Engine::Impl::attention_args(const Block& blk, Plan& pl, 
 void Engine::Impl::merge_metric_rows(const Block& blk, Plan& pl, int slot, int r0, int r1) const {
   const int D = config.head_dim;
   runtime::merge_metric_rows(pl.qkv[slot].data() + static_cast<size_t>(blk.heads * D), pl.qkv_ld,
-                             blk.heads, D, r0, r1, pl.merge_metric.data());
+                             blk.heads, D, r0, r1, pl.merge_metric.data(), kt);
 }
 
 // Threads per image in merge_tokens: with fewer images than threads each image's output columns
@@ -480,7 +479,7 @@ void Engine::Impl::attention_rows(const Block& blk, Plan& pl, int slot, int chun
     for (int h = 0; h < a.heads; ++h) {
       if (needs_key_transpose(blk)) {
         const float* k = a.qkv + static_cast<size_t>(b) * static_cast<size_t>(N) * ld + static_cast<size_t>(HD + h * D);
-        transpose_head(k, ld, N, static_cast<size_t>(D), own, np);
+        kt->transpose_keys(k, ld, N, D, own, np);
       }
       for (int i0 = t0; i0 < t1; i0 += kernels::kAttnRows)
         kt->attention(a, b, h, i0, std::min(kernels::kAttnRows, t1 - i0));

@@ -53,31 +53,9 @@ size_t merge_scratch_floats(int tokens, int head_dim, const kernels::KernelTable
 size_t merge_scratch_ints(int tokens) { return 3 * static_cast<size_t>(tokens); }  // best B, order, group
 
 void merge_metric_rows(const float* keys, int ldk, int heads, int head_dim, int t0, int t1,
-                       float* metric) {
-  const size_t uD = static_cast<size_t>(head_dim);
-  const float hf = static_cast<float>(heads);
-  for (int t = t0; t < t1; ++t) {
-    float* __restrict u = metric + static_cast<size_t>(t) * uD;
-    const float* __restrict k = keys + static_cast<size_t>(t) * static_cast<size_t>(ldk);
-    // Sum over heads, / H (torch's mean), / the L2 norm, in loops without a carried dependence
-    // so that they vectorize (one serial chain of divisions and adds cost batch-32 merging 7% of
-    // vit-fmnist-56's time). The squares go to 8 partial sums: torch's order for the norm is its
-    // own too, and the metric only ranks similarities.
-    std::copy(k, k + head_dim, u);
-    for (int h = 1; h < heads; ++h) {
-      const float* __restrict kh = k + static_cast<size_t>(h) * uD;
-      for (int d = 0; d < head_dim; ++d) u[d] += kh[d];
-    }
-    for (int d = 0; d < head_dim; ++d) u[d] /= hf;
-    float part[8] = {};
-    int d = 0;
-    for (; d + 8 <= head_dim; d += 8)
-      for (int j = 0; j < 8; ++j) part[j] += u[d + j] * u[d + j];
-    for (; d < head_dim; ++d) part[0] += u[d] * u[d];
-    const float norm = std::sqrt(((part[0] + part[1]) + (part[2] + part[3])) +
-                                 ((part[4] + part[5]) + (part[6] + part[7])));
-    for (int e = 0; e < head_dim; ++e) u[e] /= norm;
-  }
+                       float* metric, const kernels::KernelTable* kt) {
+  (kt != nullptr ? *kt : kernels::table(kernels::Isa::kRef))
+      .merge_metric(keys, ldk, heads, head_dim, t0, t1, metric);
 }
 
 void merge_image(const MergeImageArgs& a) {
@@ -86,7 +64,9 @@ void merge_image(const MergeImageArgs& a) {
   const size_t c0 = static_cast<size_t>(a.col0),
                c1 = static_cast<size_t>(a.col1 < 0 ? a.dim : a.col1);
   const Scratch sc(a.scratch, N, D, a.kt);
-  if (a.metric == nullptr) merge_metric_rows(a.keys, a.ldk, a.heads, D, 0, N, sc.unit);
+  // The metric and the output rows on this table's loops (the reference's without one).
+  const kernels::KernelTable& loops = a.kt != nullptr ? *a.kt : kernels::table(kernels::Isa::kRef);
+  if (a.metric == nullptr) loops.merge_metric(a.keys, a.ldk, a.heads, D, 0, N, sc.unit);
   const float* unit = a.metric != nullptr ? a.metric : sc.unit;  // (N, D)
   float* best = sc.best;                                    // (|A|)
   int* best_b = a.index_scratch;                            // (|A|)
@@ -117,17 +97,15 @@ void merge_image(const MergeImageArgs& a) {
   for (int i = 0; i < na; ++i) {
     float m = -INFINITY;
     int arg = 0;
-    if (i >= pa) {  // a protected A token keeps -inf: the sort puts it after every candidate
+    if (i >= pa && a.kt != nullptr) {  // a protected A token keeps -inf: sorted after the others
+      arg = a.kt->row_argmax(sc.scores + static_cast<size_t>(i) * static_cast<size_t>(nb), pb, nb,
+                             &m);
+    } else if (i >= pa) {  // the scalar similarities (the spec of the GEMM path)
       const float* ua = unit + static_cast<size_t>(2 * i) * uD;
       for (int j = pb; j < nb; ++j) {
+        const float* ub = unit + static_cast<size_t>(2 * j + 1) * uD;
         float dot = 0.0f;
-        if (a.kt != nullptr) {
-          dot =
-              sc.scores[static_cast<size_t>(i) * static_cast<size_t>(nb) + static_cast<size_t>(j)];
-        } else {
-          const float* ub = unit + static_cast<size_t>(2 * j + 1) * uD;
-          for (int d = 0; d < D; ++d) dot += ua[d] * ub[d];
-        }
+        for (int d = 0; d < D; ++d) dot += ua[d] * ub[d];
         if (dot > m) {
           m = dot;
           arg = j;
@@ -149,10 +127,13 @@ void merge_image(const MergeImageArgs& a) {
   const int kept_a = na - pa - a.r;
   auto slot_b = [&](int j) { return pre + kept_a + (j - pb); };
   float* slot_size = sc.slot_size;  // (N - r): B sizes plus the merged A sizes in chosen order
+  const size_t cols = c1 - c0;
+  auto rows_op = [&](kernels::MergeRowOp op, const float* x, float s, float* y) {
+    loops.merge_row(op, x != nullptr ? x + c0 : nullptr, s, y + c0, cols);
+  };
   auto keep = [&](int t, int o) {
-    const float s = size_of(t), *x = row(t);
-    float* y = out_row(o);
-    for (size_t c = c0; c < c1; ++c) y[c] = x[c] * s / s;  // as the weighted sum divides
+    const float s = size_of(t);
+    rows_op(kernels::MergeRowOp::kKeep, row(t), s, out_row(o));  // as the weighted sum divides
     slot_size[o] = s;
   };
   for (int t = 0; t < pre; ++t) keep(t, t);
@@ -160,23 +141,19 @@ void merge_image(const MergeImageArgs& a) {
     if (group[i] < 0) keep(2 * i, k++);
   // B tokens: size-weighted sums, merged A tokens added in the order they were chosen.
   for (int j = pb; j < nb; ++j) {
-    const float s = size_of(2 * j + 1), *x = row(2 * j + 1);
-    float* o = out_row(slot_b(j));
-    for (size_t c = c0; c < c1; ++c) o[c] = x[c] * s;
+    const float s = size_of(2 * j + 1);
+    rows_op(kernels::MergeRowOp::kScale, row(2 * j + 1), s, out_row(slot_b(j)));
     slot_size[slot_b(j)] = s;
   }
   for (int e = 0; e < a.r; ++e) {
     const int i = order[e], o_slot = slot_b(group[i]);
-    const float s = size_of(2 * i), *x = row(2 * i);
-    float* o = out_row(o_slot);
-    for (size_t c = c0; c < c1; ++c) o[c] += x[c] * s;
+    const float s = size_of(2 * i);
+    rows_op(kernels::MergeRowOp::kAddScaled, row(2 * i), s, out_row(o_slot));
     slot_size[o_slot] += s;
   }
   for (int j = pb; j < nb; ++j) {
     const int o_slot = slot_b(j);
-    const float s = slot_size[o_slot];
-    float* o = out_row(o_slot);
-    for (size_t c = c0; c < c1; ++c) o[c] /= s;
+    rows_op(kernels::MergeRowOp::kDivide, nullptr, slot_size[o_slot], out_row(o_slot));
   }
   if (c0 == 0) std::copy(slot_size, slot_size + (N - a.r), a.out_sizes);
 }

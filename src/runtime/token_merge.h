@@ -42,9 +42,10 @@ struct MergeImageArgs {
 };
 
 // The merge metric of tokens [t0, t1): token t's keys (H, D) at keys + t * ldk averaged over
-// the heads and L2-normalised into metric + t * head_dim.
+// the heads and L2-normalised into metric + t * head_dim, on kt's loops (null: the reference's;
+// every level gives the same bits).
 void merge_metric_rows(const float* keys, int ldk, int heads, int head_dim, int t0, int t1,
-                       float* metric);
+                       float* metric, const kernels::KernelTable* kt = nullptr);
 
 size_t merge_scratch_floats(int tokens, int head_dim, const kernels::KernelTable* kt = nullptr);
 size_t merge_scratch_ints(int tokens);

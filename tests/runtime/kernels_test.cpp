@@ -314,6 +314,30 @@ TEST(Kernels, AttentionMatchesReference) {
   }
 }
 
+// The key transpose (a copy): every level writes exactly the naive loop's layout and nothing
+// beyond the n columns of each of the D rows (the padding keeps its sentinel), for token counts
+// and head dims with and without a multiple of 8, from an odd column offset.
+TEST(Kernels, KeyTransposeIsExactAtEveryLevel) {
+  std::vector<Isa> isas{Isa::kRef};
+  for (Isa isa : testing::simd_levels()) isas.push_back(isa);
+  for (Isa isa : isas) {
+    for (int n : {1, 7, 8, 9, 16, 50, 197}) {
+      for (int D : {4, 8, 32, 37, 64}) {
+        const size_t ld = static_cast<size_t>(3 * D + 5),
+                     np = static_cast<size_t>((n + 15) / 16 * 16 + 16), off = 3;
+        const auto k = randn(static_cast<size_t>(n) * ld, static_cast<uint64_t>(n + D));
+        std::vector<float> want(static_cast<size_t>(D) * np, -7.0f), got = want;
+        for (int t = 0; t < n; ++t)
+          for (int d = 0; d < D; ++d)
+            want[static_cast<size_t>(d) * np + off + static_cast<size_t>(t)] =
+                k[static_cast<size_t>(t) * ld + static_cast<size_t>(d)];
+        kernels::table(isa).transpose_keys(k.data(), ld, n, D, got.data() + off, np);
+        EXPECT_EQ(got, want) << kernels::isa_name(isa) << " n=" << n << " D=" << D;
+      }
+    }
+  }
+}
+
 // Quantized-input attention (extras.attention): the SIMD levels against the scalar reference.
 // exp and the summation order differ (~1 ulp), which can move a probability across a code
 // boundary now and then; a wrong code rule (log2 off by one, a lost tail key) moves most outputs.

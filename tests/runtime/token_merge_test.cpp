@@ -6,6 +6,9 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <limits>
+#include <random>
 #include <vector>
 
 #include "runtime/aligned_buffer.h"
@@ -179,6 +182,84 @@ TEST(RuntimeTokenMerge, PrecomputedMetricAndColumnPartsAgree) {
         EXPECT_EQ(got.x, want.x) << "prefix " << prefix << " r " << r << " parts " << split.parts;
         EXPECT_EQ(got.sizes, want.sizes) << "prefix " << prefix << " r " << r;
       }
+    }
+  }
+}
+
+// The inner loops each level compiles (merge_impl.inc) against naive loops written here, bit for
+// bit, on ViT sizes with vector tails: the metric (head_dim 32 and 37, 1 and 3 heads), the first
+// maximum of rows full of ties, -inf and NaN at every length 0-40 and start 0-2, and the four
+// row steps of a weighted average.
+TEST(RuntimeTokenMerge, EveryLevelsLoopsMatchNaiveLoops) {
+  std::vector<kernels::Isa> isas{kernels::Isa::kRef};
+  for (auto isa : testing::simd_levels()) isas.push_back(isa);
+  const float inf = std::numeric_limits<float>::infinity(),
+              nan = std::numeric_limits<float>::quiet_NaN();
+  for (const auto isa : isas) {
+    const kernels::KernelTable& kt = kernels::table(isa);
+    const char* name = kernels::isa_name(isa);
+    for (const int heads : {1, 3}) {
+      for (const int dim : {32, 37}) {
+        const int n = 197, ldk = heads * dim + 5;
+        const auto keys = testing::randn(static_cast<size_t>(n * ldk), 7);
+        std::vector<float> got(static_cast<size_t>(n * dim)), want(got.size());
+        kt.merge_metric(keys.data(), ldk, heads, dim, 0, n, got.data());
+        for (int t = 0; t < n; ++t) {  // the order merge_impl.inc documents
+          float* u = want.data() + t * dim;
+          for (int d = 0; d < dim; ++d) {
+            float sum = keys[static_cast<size_t>(t * ldk + d)];
+            for (int h = 1; h < heads; ++h) sum += keys[static_cast<size_t>(t * ldk + h * dim + d)];
+            u[d] = sum / static_cast<float>(heads);
+          }
+          float part[8] = {};
+          for (int d = 0; d < dim; ++d) part[d < dim - dim % 8 ? d % 8 : 0] += u[d] * u[d];
+          const float norm = std::sqrt(((part[0] + part[1]) + (part[2] + part[3])) +
+                                       ((part[4] + part[5]) + (part[6] + part[7])));
+          for (int d = 0; d < dim; ++d) u[d] /= norm;
+        }
+        EXPECT_EQ(got, want) << name << " heads " << heads << " dim " << dim;
+      }
+    }
+    std::mt19937 rng(3);
+    std::uniform_int_distribution<int> level(0, 5);  // few distinct values: many ties
+    for (int len = 0; len <= 40; ++len) {
+      for (int j0 = 0; j0 <= 2; ++j0) {
+        for (int trial = 0; trial < 4; ++trial) {
+          std::vector<float> x(static_cast<size_t>(j0 + len));
+          for (auto& v : x) {
+            const int l = level(rng);
+            v = l == 0 ? nan : l == 1 ? -inf : static_cast<float>(l);
+          }
+          if (trial >= 2 && len % 4 == trial - 2)
+            std::fill(x.begin(), x.end(), trial == 2 ? nan : -inf);
+          float want_best = -inf;
+          int want_arg = j0;
+          for (int j = j0; j < j0 + len; ++j) {
+            if (x[static_cast<size_t>(j)] > want_best) {
+              want_best = x[static_cast<size_t>(j)];
+              want_arg = j;
+            }
+          }
+          float best = 0.0f;
+          const int arg = kt.row_argmax(x.data(), j0, j0 + len, &best);
+          EXPECT_EQ(arg, want_arg) << name << " len " << len << " j0 " << j0 << " trial " << trial;
+          EXPECT_EQ(best, want_best) << name << " len " << len << " j0 " << j0;
+        }
+      }
+    }
+    const size_t cols = 53;
+    const auto x = testing::randn(cols, 11), y0 = testing::randn(cols, 12);
+    const float s = 2.7f;
+    std::vector<float> keep(cols), scale(cols), add = y0, div = y0;
+    kt.merge_row(kernels::MergeRowOp::kKeep, x.data(), s, keep.data(), cols);
+    kt.merge_row(kernels::MergeRowOp::kScale, x.data(), s, scale.data(), cols);
+    kt.merge_row(kernels::MergeRowOp::kAddScaled, x.data(), s, add.data(), cols);
+    kt.merge_row(kernels::MergeRowOp::kDivide, nullptr, s, div.data(), cols);
+    for (size_t c = 0; c < cols; ++c) {
+      EXPECT_EQ(keep[c], x[c] * s / s) << name << " column " << c;
+      EXPECT_EQ(scale[c], x[c] * s) << name << " column " << c;
+      EXPECT_EQ(add[c], y0[c] + x[c] * s) << name << " column " << c;
+      EXPECT_EQ(div[c], y0[c] / s) << name << " column " << c;
     }
   }
 }

@@ -184,6 +184,8 @@ KernelTable build(Isa level) {
   fill_gemm_f32_ref(t);
   fill_attention_f32_ref(t);
   fill_layernorm_f32_ref(t);
+  fill_merge_f32_ref(t);
+  fill_transpose_f32_ref(t);
   fill_gemm_q8_ref(t.q8);
   fill_gemm_q4_ref(t.q4);
 #ifndef VITOPT_RUNTIME_REF_ONLY
@@ -192,10 +194,14 @@ KernelTable build(Isa level) {
     fill_gemm_f32_avx512(t);
     fill_attention_f32_avx512(t);
     fill_layernorm_f32_avx512(t);
+    fill_merge_f32_avx512(t);
+    fill_transpose_f32_avx2(t);
   } else if (c.fp32 == Isa::kAvx2) {
     fill_gemm_f32_avx2(t);
     fill_attention_f32_avx2(t);
     fill_layernorm_f32_avx2(t);
+    fill_merge_f32_avx2(t);
+    fill_transpose_f32_avx2(t);
   }
   t.fp32_isa = c.fp32;
   switch (c.int8) {

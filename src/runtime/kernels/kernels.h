@@ -168,6 +168,11 @@ inline int row_block_rows(int rows, int block, int mr) {
   return (per + mr - 1) / mr * mr;
 }
 
+// The steps of a size-weighted token average (token merging), per output row: kKeep y = x * s / s
+// (an unmerged token, rounded as the weighted sum divides), kScale y = x * s, kAddScaled
+// y += x * s, kDivide y /= s (x unused: null).
+enum class MergeRowOp { kKeep, kScale, kAddScaled, kDivide };
+
 // One integer GEMM family (int8 weights or nibble-packed int4 weights) at one implementation.
 // Weights are packed once at load; activations are quantized per call by quantize_rows into the
 // family's element type (act_bytes: 1 = u8 codes for vpdpbusd / vpmaddubsw, 2 = s16 for vpmaddwd).
@@ -202,6 +207,16 @@ struct KernelTable {
   void (*attention_q)(const AttentionQuantArgs& a, int task) = nullptr;
   // Elementwise GELU in place (used where no GEMM epilogue can take it).
   void (*gelu)(float* x, size_t n) = nullptr;
+  // One head's keys of n tokens (rows of stride ld) into (D, np) columns, dst[d * np + t] =
+  // k_t[d]: the transposed keys of the fp32 attention (AttentionArgs::kt). A copy.
+  void (*transpose_keys)(const float* k, size_t ld, int n, int head_dim, float* dst,
+                         size_t np) = nullptr;
+  // Token merging's inner loops (merge_impl.inc; token_merge.h says what they compute). Every
+  // level returns the reference's bits, so the merged tokens never depend on the level.
+  void (*merge_metric)(const float* keys, int ldk, int heads, int head_dim, int t0, int t1,
+                       float* metric) = nullptr;
+  int (*row_argmax)(const float* x, int j0, int j1, float* best) = nullptr;
+  void (*merge_row)(MergeRowOp op, const float* x, float s, float* y, size_t n) = nullptr;
 };
 
 // The table for a level (throws InternalError if this CPU cannot run it).
@@ -229,14 +244,19 @@ size_t l3_cache_bytes();
 
 // Fillers: each kernel file sets its family's entries for its implementation (the ref fillers
 // first, then the chosen SIMD ones overwrite what they implement).
-#define VITOPT_F32_FILLERS(isa)                                          \
-  void fill_gemm_f32_##isa(KernelTable& t);                              \
-  void fill_attention_f32_##isa(KernelTable& t);                         \
-  void fill_layernorm_f32_##isa(KernelTable& t);
+#define VITOPT_F32_FILLERS(isa)                  \
+  void fill_gemm_f32_##isa(KernelTable& t);      \
+  void fill_attention_f32_##isa(KernelTable& t); \
+  void fill_layernorm_f32_##isa(KernelTable& t); \
+  void fill_merge_f32_##isa(KernelTable& t);
 VITOPT_F32_FILLERS(ref)
 VITOPT_F32_FILLERS(avx2)
 VITOPT_F32_FILLERS(avx512)
 #undef VITOPT_F32_FILLERS
+// The key transpose: the reference, and the AVX2 one that the avx2 and avx512 fp32 levels share.
+void fill_transpose_f32_ref(KernelTable& t);
+void fill_transpose_f32_avx2(KernelTable& t);
+void transpose_keys_ref(const float* k, size_t ld, int n, int head_dim, float* dst, size_t np);
 #define VITOPT_INT_FILLERS(isa)                                          \
   void fill_gemm_q8_##isa(GemmIntKernels& k);                            \
   void fill_gemm_q4_##isa(GemmIntKernels& k);

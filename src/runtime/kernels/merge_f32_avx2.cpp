@@ -1,0 +1,27 @@
+// Token merging's inner loops, avx2 level: merge_impl.inc (vectorized by the compiler at this
+// level's width) and argmax_impl.inc (avx2 vector traits).
+#include <immintrin.h>
+
+#include <cmath>
+#include <cstddef>
+
+#include "runtime/kernels/kernels.h"
+
+namespace vitopt::runtime::kernels::avx2 {
+namespace {
+#include "runtime/kernels/simd_avx2.inc"
+
+#include "runtime/kernels/argmax_impl.inc"
+#include "runtime/kernels/merge_impl.inc"
+}  // namespace
+}  // namespace vitopt::runtime::kernels::avx2
+
+namespace vitopt::runtime::kernels {
+
+void fill_merge_f32_avx2(KernelTable& t) {
+  t.merge_metric = avx2::merge_metric;
+  t.row_argmax = avx2::row_argmax;
+  t.merge_row = avx2::merge_row;
+}
+
+}  // namespace vitopt::runtime::kernels

@@ -1,0 +1,27 @@
+// Token merging's inner loops, avx512 level: merge_impl.inc (vectorized by the compiler at this
+// level's width) and argmax_impl.inc (avx512 vector traits).
+#include <immintrin.h>
+
+#include <cmath>
+#include <cstddef>
+
+#include "runtime/kernels/kernels.h"
+
+namespace vitopt::runtime::kernels::avx512 {
+namespace {
+#include "runtime/kernels/simd_avx512.inc"
+
+#include "runtime/kernels/argmax_impl.inc"
+#include "runtime/kernels/merge_impl.inc"
+}  // namespace
+}  // namespace vitopt::runtime::kernels::avx512
+
+namespace vitopt::runtime::kernels {
+
+void fill_merge_f32_avx512(KernelTable& t) {
+  t.merge_metric = avx512::merge_metric;
+  t.row_argmax = avx512::row_argmax;
+  t.merge_row = avx512::merge_row;
+}
+
+}  // namespace vitopt::runtime::kernels
