@@ -249,17 +249,18 @@ TEST(RuntimeTokenMerge, EveryLevelsLoopsMatchNaiveLoops) {
     }
     const size_t cols = 53;
     const auto x = testing::randn(cols, 11), y0 = testing::randn(cols, 12);
-    const float s = 2.7f;
-    std::vector<float> keep(cols), scale(cols), add = y0, div = y0;
-    kt.merge_row(kernels::MergeRowOp::kKeep, x.data(), s, keep.data(), cols);
-    kt.merge_row(kernels::MergeRowOp::kScale, x.data(), s, scale.data(), cols);
-    kt.merge_row(kernels::MergeRowOp::kAddScaled, x.data(), s, add.data(), cols);
-    kt.merge_row(kernels::MergeRowOp::kDivide, nullptr, s, div.data(), cols);
-    for (size_t c = 0; c < cols; ++c) {
-      EXPECT_EQ(keep[c], x[c] * s / s) << name << " column " << c;
-      EXPECT_EQ(scale[c], x[c] * s) << name << " column " << c;
-      EXPECT_EQ(add[c], y0[c] + x[c] * s) << name << " column " << c;
-      EXPECT_EQ(div[c], y0[c] / s) << name << " column " << c;
+    for (const float s : {2.7f, 1.0f}) {  // 1: the unmerged tokens' shortcut
+      std::vector<float> keep(cols), scale(cols), add = y0, div = y0;
+      kt.merge_row(kernels::MergeRowOp::kKeep, x.data(), s, keep.data(), cols);
+      kt.merge_row(kernels::MergeRowOp::kScale, x.data(), s, scale.data(), cols);
+      kt.merge_row(kernels::MergeRowOp::kAddScaled, x.data(), s, add.data(), cols);
+      kt.merge_row(kernels::MergeRowOp::kDivide, nullptr, s, div.data(), cols);
+      for (size_t c = 0; c < cols; ++c) {
+        EXPECT_EQ(keep[c], x[c] * s / s) << name << " s " << s << " column " << c;
+        EXPECT_EQ(scale[c], x[c] * s) << name << " s " << s << " column " << c;
+        EXPECT_EQ(add[c], y0[c] + x[c] * s) << name << " s " << s << " column " << c;
+        EXPECT_EQ(div[c], y0[c] / s) << name << " s " << s << " column " << c;
+      }
     }
   }
 }

@@ -1,5 +1,5 @@
-// Token merging's inner loops, avx2 level: merge_impl.inc (vectorized by the compiler at this
-// level's width) and argmax_impl.inc (avx2 vector traits).
+// Token merging's inner loops, avx2 level: merge_impl.inc's rows (vectorized by the compiler at
+// this level's width), merge_simd_impl.inc's metric and first maximum (avx2 vector traits).
 #include <immintrin.h>
 
 #include <cmath>
@@ -11,8 +11,8 @@ namespace vitopt::runtime::kernels::avx2 {
 namespace {
 #include "runtime/kernels/simd_avx2.inc"
 
-#include "runtime/kernels/argmax_impl.inc"
 #include "runtime/kernels/merge_impl.inc"
+#include "runtime/kernels/merge_simd_impl.inc"
 }  // namespace
 }  // namespace vitopt::runtime::kernels::avx2
 
