@@ -9,10 +9,12 @@
 
 namespace vitopt::runtime::kernels::avx512 {
 namespace {
+// The vector traits first: the bodies use them.
+// clang-format off
 #include "runtime/kernels/simd_avx512.inc"
-
 #include "runtime/kernels/merge_impl.inc"
 #include "runtime/kernels/merge_simd_impl.inc"
+// clang-format on
 }  // namespace
 }  // namespace vitopt::runtime::kernels::avx512
 
