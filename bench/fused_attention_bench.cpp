@@ -8,7 +8,7 @@
 // the peak during forward + backward, both as deltas over the resident size with only the
 // inputs allocated (/proc/self/status VmRSS, VmHWM after resetting it via clear_refs).
 // Legend: B batch, H heads, N tokens, D head dim.
-// Run: fused_attention_bench [threads] (default 2).
+// Run: fused_attention_bench [threads [B H N D]...] (default 2 threads, the two shapes above).
 // Built as build/<preset>/bin/fused_attention_bench (bench/CMakeLists.txt).
 #include <malloc.h>
 #include <sys/wait.h>
@@ -145,7 +145,13 @@ int main(int argc, char** argv) {
   // Threads: 2 (the target machine's cores) unless given as the first argument.
   const int threads = argc > 1 ? std::atoi(argv[1]) : 2;
   torch::set_num_threads(threads);
-  const std::vector<Shape> shapes = {{64, 3, 197, 64}, {64, 6, 197, 64}};
+  std::vector<Shape> shapes = {{64, 3, 197, 64}, {64, 6, 197, 64}};
+  if (argc > 2) {  // other shapes: B H N D, repeated
+    shapes.clear();
+    for (int i = 2; i + 3 < argc; i += 4)
+      shapes.push_back({std::atol(argv[i]), std::atol(argv[i + 1]), std::atol(argv[i + 2]),
+                        std::atol(argv[i + 3])});
+  }
   // Memory first, in children forked before this process runs any parallel region (a forked
   // child of a process with a live OpenMP pool can hang in its first parallel region).
   std::vector<std::pair<MemResult, MemResult>> mem;
@@ -154,11 +160,9 @@ int main(int argc, char** argv) {
   torch::manual_seed(0);
   for (size_t i = 0; i < shapes.size(); ++i) {
     const auto& s = shapes[i];
-    std::printf("B=%ld H=%ld N=%ld D=%ld, %d threads, tiles %ldx%ld (max), %d rounds x %d steps\n",
+    std::printf("B=%ld H=%ld N=%ld D=%ld, %d threads, %d rounds x %d steps\n",
                 static_cast<long>(s.B), static_cast<long>(s.H), static_cast<long>(s.N),
-                static_cast<long>(s.D), torch::get_num_threads(),
-                static_cast<long>(vitopt::model::kFusedQueryTile),
-                static_cast<long>(vitopt::model::kFusedKeyTile), kRounds, kStepsPerRound);
+                static_cast<long>(s.D), torch::get_num_threads(), kRounds, kStepsPerRound);
     Inputs in(s);
     step(in, false);  // warm-up: thread pool, allocator, BLAS buffers
     step(in, true);

@@ -61,9 +61,9 @@ void register_train(CLI::App& app) {
   cmd->add_flag("--resume", f->job.options.resume, "Continue from <out>/checkpoint.safetensors");
   add_train_option_flags(cmd, f->job.options);
   cmd->add_option("--attention", f->attention,
-                  "Attention while training: auto (fused from 128 tokens on), plain (keeps the "
-                  "N x N probabilities for backward), fused (tiled, online softmax; default "
-                  "$VITOPT_ATTENTION or auto)")
+                  "Attention while training: auto (fused from 64 tokens on), plain (keeps the "
+                  "N x N probabilities for backward), fused (only each row's log-sum-exp kept; "
+                  "default $VITOPT_ATTENTION or auto)")
       ->check(CLI::IsMember({"auto", "plain", "fused"}));
   add_seed_flag(cmd, f->common);
   add_threads_flag(cmd, f->common);

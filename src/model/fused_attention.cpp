@@ -1,20 +1,22 @@
-// Fused attention for training as a LibTorch custom autograd function (FlashAttention-2 schedule
-// on batched LibTorch ops): forward tiles queries x keys with an online softmax and saves only
-// q, k, v, the output and the per-row logsumexp; backward recomputes each probability tile from
-// the logsumexp. Every op works on all B*H heads of one tile pair at once, so the per-op overhead
-// is paid once per tile pair, not once per head.
-// Legend: B batch, H heads, N tokens, D head dim, BH = B*H, tq/tk rows of a query/key tile.
+// Fused attention for training as a LibTorch custom autograd function: forward saves only q, k,
+// v, the output and each row's logsumexp; backward rebuilds the probabilities from the
+// logsumexp. On the CPU, heads are spread over the intra-op threads and each runs whole in a
+// per-thread workspace (fused_attention_heads.h); elsewhere the tiled batched ops of
+// fused_attention_tiled.h run.
+// Legend: B batch, H heads, N tokens, D head dim, BH = B*H.
 #include "model/fused_attention.h"
-
-#include <cstdlib>
 
 #include <fmt/ranges.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "core/error.h"
+#include "model/fused_attention_heads.h"
+#include "model/fused_attention_tiled.h"
 
 namespace vitopt::model {
 namespace {
@@ -22,24 +24,6 @@ namespace {
 using torch::Tensor;
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
-
-// Rows [begin, end) of the token axis.
-struct Span {
-  int64_t begin, end;
-};
-
-// The token-axis tiles of n rows with at most max_tile rows each, balanced: 197 rows with a cap
-// of 128 become 99 + 98 rather than 128 + 69, so no tile is a thin sliver that runs the GEMMs
-// at poor efficiency while paying the same per-op overhead.
-std::vector<Span> tiles(int64_t n, int64_t max_tile) {
-  const int64_t count = std::max<int64_t>(1, (n + max_tile - 1) / max_tile);
-  std::vector<Span> out;
-  for (int64_t t = 0; t < count; ++t) out.push_back({n * t / count, n * (t + 1) / count});
-  return out;
-}
-
-// (BH, N, ...) -> (BH, tile, ...): a view, so in-place updates land in the full tensor.
-Tensor rows(const Tensor& t, Span s) { return t.slice(1, s.begin, s.end); }
 
 void check_inputs(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& key_bias) {
   for (const auto* t : {&q, &k, &v}) {
@@ -72,119 +56,94 @@ Tensor bias_per_head(const Tensor& key_bias, int64_t heads) {
   return key_bias.view({B, 1, 1, N}).expand({B, heads, 1, N}).reshape({B * heads, 1, N});
 }
 
-// Scores of one tile pair, (BH, tq, tk): qs_i k_j^T (+ the keys' bias). qs is q times scale, so
-// the scaling costs one pass over (BH, N, D) instead of one per score tile.
-// Only bmm is used for products, never baddbmm / baddbmm_: on the CPU (LibTorch 1.13, generic
-// BLAS) those loop over the BH matrices through dispatched select + addmm_ calls, ~8 us of
-// overhead per matrix, while bmm calls the GEMM per matrix directly.
-Tensor tile_scores(const Tensor& qs_i, const Tensor& k_j, const Tensor& bias, Span keys) {
-  auto s = torch::bmm(qs_i, k_j.transpose(1, 2));
-  if (bias.defined()) s.add_(bias.slice(2, keys.begin, keys.end));
-  return s;
+// One head's pointers into the folded (BH, N, D) tensors; the key bias is (B, N), one row per
+// image shared by its heads.
+template <class T>
+detail::HeadInputs<T> head_inputs(const Tensor& qs, const Tensor& k, const Tensor& v,
+                                  const Tensor& key_bias, int64_t heads, int64_t h) {
+  const int64_t n = qs.size(1), d = qs.size(2), at = h * n * d;
+  return {n,
+          d,
+          qs.data_ptr<T>() + at,
+          k.data_ptr<T>() + at,
+          v.data_ptr<T>() + at,
+          key_bias.defined() ? key_bias.data_ptr<T>() + (h / heads) * n : nullptr};
 }
 
-// acc += val, where an undefined acc is "nothing yet": the first term is taken as it is, so no
-// zero-filled buffer is allocated and swept (fresh pages cost a fault each on this path).
-void accumulate(Tensor& acc, Tensor val) {
-  if (acc.defined()) {
-    acc.add_(val);
-  } else {
-    acc = std::move(val);
+// f(head, workspace) for every head of the fold. With at least as many heads as threads, the
+// heads are spread over the intra-op threads and every GEMM runs on its caller's thread; with
+// fewer (batch 1 with few heads), heads run one after another and OpenBLAS keeps its threads.
+template <class T, class F>
+void for_each_head(int64_t bh, int64_t n, const F& f) {
+  const auto work = static_cast<size_t>(detail::head_workspace(n));
+  if (bh < at::get_num_threads()) {
+    std::vector<T> ws(work);
+    for (int64_t h = 0; h < bh; ++h) f(h, ws.data());
+    return;
   }
+  detail::BlasOnOneThread one_blas_thread;
+  at::parallel_for(0, bh, 1, [&](int64_t begin, int64_t end) {
+    std::vector<T> ws(work);
+    for (int64_t h = begin; h < end; ++h) f(h, ws.data());
+  });
 }
 
-// Online softmax of one query tile over the key tiles seen so far; undefined before the first.
-struct OnlineSoftmax {
-  Tensor m;    // (BH, tq, 1) running row max of the scores
-  Tensor l;    // (BH, tq, 1) running row sum of exp(score - m)
-  Tensor acc;  // (BH, tq, D) running sum of exp(score - m) v
+// Tensors of one call, folded: qs (q * scale), k, v, out (BH, N, D) contiguous; lse (BH, N);
+// key_bias (B, N) contiguous or undefined.
+struct Folded {
+  Tensor qs, k, v, key_bias, out, lse;
+  int64_t heads;
 };
 
-// Folds one key tile's scores s (consumed in place) into the state. Exponents are taken against
-// the running max, so nothing overflows; what was accumulated under the old max is rescaled by
-// exp(m_old - m_new) <= 1. A row whose scores are all -inf gives NaN, like softmax does.
-void absorb_key_tile(OnlineSoftmax& st, Tensor s, const Tensor& v_j) {
-  auto m_new = s.amax(-1, /*keepdim=*/true);  // (BH, tq, 1)
-  if (st.m.defined()) {
-    m_new = torch::maximum(st.m, m_new);
-    const auto alpha = st.m.sub_(m_new).exp_();  // old state's weight under the new max
-    st.l.mul_(alpha);
-    st.acc.mul_(alpha);
+// Whether this call runs the per-head CPU kernels (else the device-generic tiled ops).
+bool& tiled_on_cpu() {
+  static bool forced = false;
+  return forced;
+}
+bool per_head_kernels(const Tensor& t) { return t.is_cpu() && !tiled_on_cpu(); }
+
+void run_forward(const Folded& f) {
+  if (!per_head_kernels(f.qs)) {
+    detail::tiled_forward(f.out, f.lse, f.qs, f.k, f.v, bias_per_head(f.key_bias, f.heads));
+    return;
   }
-  const auto p = s.sub_(m_new).exp_();  // (BH, tq, tk)
-  accumulate(st.l, p.sum(-1, /*keepdim=*/true));
-  accumulate(st.acc, torch::bmm(p, v_j));
-  st.m = m_new;
+  const int64_t n = f.qs.size(1), d = f.qs.size(2);
+  AT_DISPATCH_FLOATING_TYPES(f.qs.scalar_type(), "fused_attention_forward", [&] {
+    for_each_head<scalar_t>(f.qs.size(0), n, [&](int64_t h, scalar_t* ws) {
+      detail::head_forward(head_inputs<scalar_t>(f.qs, f.k, f.v, f.key_bias, f.heads, h),
+                           f.out.data_ptr<scalar_t>() + h * n * d,
+                           f.lse.data_ptr<scalar_t>() + h * n, ws);
+    });
+  });
 }
 
-struct ForwardResult {
-  Tensor out;  // (BH, N, D), a view of the (B, H, N, D) output
-  Tensor lse;  // (BH, N) row logsumexp of the scores, all backward needs to rebuild P
-};
-
-// out_4d: (B, H, N, D) to fill; qs, k, v: (BH, N, D); bias: (BH, 1, N) or undefined.
-ForwardResult tiled_forward(const Tensor& out_4d, const Tensor& qs, const Tensor& k,
-                            const Tensor& v, const Tensor& bias) {
-  const int64_t BH = qs.size(0), N = qs.size(1), D = qs.size(2);
-  ForwardResult r{out_4d.view({BH, N, D}), torch::empty({BH, N}, qs.options())};
-  const auto key_tiles = tiles(N, kFusedKeyTile);
-  for (const Span qt : tiles(N, kFusedQueryTile)) {
-    const auto qs_i = rows(qs, qt);
-    OnlineSoftmax st;
-    for (const Span kt : key_tiles)
-      absorb_key_tile(st, tile_scores(qs_i, rows(k, kt), bias, kt), rows(v, kt));
-    auto out_i = rows(r.out, qt), lse_i = rows(r.lse, qt);  // views: written in place
-    torch::div_out(out_i, st.acc, st.l);
-    torch::add_out(lse_i, st.m.squeeze(-1), st.l.log_().squeeze(-1));
+// dq, dk, dv: (BH, N, D) outputs, undefined where not asked for; dq gets the factor scale.
+void run_backward(const Folded& f, const Tensor& dout, double scale, const Tensor& dq,
+                  const Tensor& dk, const Tensor& dv) {
+  if (!per_head_kernels(f.qs)) {
+    detail::tiled_backward(f.qs, f.k, f.v, bias_per_head(f.key_bias, f.heads), f.out, f.lse, dout,
+                           {dq, dk, dv});
+    if (dq.defined()) dq.mul_(scale);
+    return;
   }
-  return r;
+  // delta = rowsum(dO * O): the softmax Jacobian's correction term, one pass for all heads.
+  const auto delta = (dout * f.out).sum(-1);  // (BH, N)
+  const int64_t n = f.qs.size(1), d = f.qs.size(2);
+  AT_DISPATCH_FLOATING_TYPES(f.qs.scalar_type(), "fused_attention_backward", [&] {
+    const auto at_head = [&](const Tensor& t, int64_t h) {
+      return t.defined() ? t.data_ptr<scalar_t>() + h * n * d : nullptr;
+    };
+    for_each_head<scalar_t>(f.qs.size(0), n, [&](int64_t h, scalar_t* ws) {
+      detail::head_backward(head_inputs<scalar_t>(f.qs, f.k, f.v, f.key_bias, f.heads, h),
+                            at_head(dout, h), f.lse.data_ptr<scalar_t>() + h * n,
+                            delta.data_ptr<scalar_t>() + h * n, static_cast<scalar_t>(scale),
+                            at_head(dq, h), at_head(dk, h), at_head(dv, h), ws);
+    });
+  });
 }
 
-struct Grads {
-  Tensor dq, dk, dv;  // (BH, N, D) each; undefined where no gradient was asked for
-};
-
-// Per-tile gradient sums, concatenated along N once at the end.
-Tensor join(const std::vector<Tensor>& parts) {
-  if (parts.empty() || !parts[0].defined()) return {};
-  return parts.size() == 1 ? parts[0] : torch::cat(parts, 1);
-}
-
-// FlashAttention-2 backward: key tiles outside (dK_j, dV_j complete after one sweep of the query
-// tiles), query tiles inside (dQ_i sums over key tiles). Recomputing S costs one more GEMM per
-// tile pair than plain backward (5 instead of 4), the price of not keeping P. Per tile pair: P = exp(S - LSE),
-// dV_j += P^T dO_i, dP = dO_i V_j^T, dS = P (dP - Delta), dQ_i += dS K_j, dK_j += dS^T Qs_i;
-// dQ's factor scale is applied once at the end (Qs = q * scale already carries dK's).
-Grads tiled_backward(const Tensor& qs, const Tensor& k, const Tensor& v, const Tensor& bias,
-                     const Tensor& out, const Tensor& lse, const Tensor& dout, double scale,
-                     bool need_q, bool need_k, bool need_v) {
-  // Delta_i = sum_j P_ij dP_ij = rowsum(dO * O): the softmax Jacobian's correction term, from
-  // (BH, N, D) tensors instead of a (BH, N, N) one.
-  const auto delta = (dout * out).sum(-1, /*keepdim=*/true);  // (BH, N, 1)
-  const auto query_tiles = tiles(qs.size(1), kFusedQueryTile);
-  const auto key_tiles = tiles(k.size(1), kFusedKeyTile);
-  std::vector<Tensor> dq(query_tiles.size()), dk(key_tiles.size()), dv(key_tiles.size());
-  for (size_t j = 0; j < key_tiles.size(); ++j) {
-    const Span kt = key_tiles[j];
-    const auto k_j = rows(k, kt), v_j = rows(v, kt);
-    for (size_t i = 0; i < query_tiles.size(); ++i) {
-      const Span qt = query_tiles[i];
-      const auto qs_i = rows(qs, qt), do_i = rows(dout, qt);
-      const auto p = tile_scores(qs_i, k_j, bias, kt).sub_(rows(lse, qt).unsqueeze(-1)).exp_();
-      if (need_v) accumulate(dv[j], torch::bmm(p.transpose(1, 2), do_i));
-      if (!need_q && !need_k) continue;
-      const auto ds = torch::bmm(do_i, v_j.transpose(1, 2)).sub_(rows(delta, qt)).mul_(p);
-      if (need_q) accumulate(dq[i], torch::bmm(ds, k_j));
-      if (need_k) accumulate(dk[j], torch::bmm(ds.transpose(1, 2), qs_i));
-    }
-  }
-  Grads g{join(dq), join(dk), join(dv)};
-  if (g.dq.defined()) g.dq.mul_(scale);
-  return g;
-}
-
-// The autograd node. Saved: qs (q * scale, folded), k, v (folded), the output, the logsumexp
-// and the folded bias: O(B*H*N*D) in all, never O(B*H*N*N).
+// The autograd node. Saved: qs (q * scale, folded), k, v (folded), the key bias (B, N), the
+// output and the logsumexp: O(B*H*N*D) in all, never O(B*H*N*N).
 struct FusedAttentionFn : public torch::autograd::Function<FusedAttentionFn> {
   static Tensor forward(AutogradContext* ctx, const Tensor& q, const Tensor& k, const Tensor& v,
                         double scale, const c10::optional<Tensor>& key_bias) {
@@ -193,11 +152,15 @@ struct FusedAttentionFn : public torch::autograd::Function<FusedAttentionFn> {
     auto qs = torch::empty(q.sizes(), q.options());
     torch::mul_out(qs, q, torch::scalar_tensor(scale, q.options()));
     qs = qs.view({-1, q.size(2), q.size(3)});
-    const auto kf = fold_heads(k), vf = fold_heads(v);
-    const auto bias = bias_per_head(key_bias ? *key_bias : Tensor(), q.size(1));
-    auto out = torch::empty(q.sizes(), qs.options());  // (B, H, N, D)
-    const auto r = tiled_forward(out, qs, kf, vf, bias);
-    ctx->save_for_backward({qs, kf, vf, bias, out, r.lse});  // in the order of enum Saved
+    const auto bias = key_bias ? key_bias->contiguous() : Tensor();  // (B, N)
+    auto out = torch::empty(q.sizes(), qs.options());                // (B, H, N, D)
+    const Folded f{
+        qs,       fold_heads(k),        fold_heads(v),
+        bias,     out.view(qs.sizes()), torch::empty({qs.size(0), qs.size(1)}, qs.options()),
+        q.size(1)};
+    run_forward(f);
+    ctx->save_for_backward({f.qs, f.k, f.v, f.key_bias, out, f.lse});  // in the order of Saved
+    ctx->saved_data["heads"] = f.heads;
     ctx->saved_data["scale"] = scale;
     return out;
   }
@@ -211,21 +174,30 @@ struct FusedAttentionFn : public torch::autograd::Function<FusedAttentionFn> {
       core::throw_internal("fused_attention: double backward (create_graph) is not supported");
     torch::NoGradGuard no_grad;
     const auto saved = ctx->get_saved_variables();
-    const auto& out = saved[kOut];
-    const auto sizes = out.sizes();
-    const auto dout = fold_heads(grad_out[0]);
-    const auto g = tiled_backward(saved[kQScaled], saved[kK], saved[kV], saved[kBias],
-                                  fold_heads(out), saved[kLse], dout,
-                                  ctx->saved_data["scale"].toDouble(), ctx->needs_input_grad(0),
-                                  ctx->needs_input_grad(1), ctx->needs_input_grad(2));
+    const auto& qs = saved[kQScaled];
+    const auto sizes = saved[kOut].sizes();
+    const Folded f{qs,
+                   saved[kK],
+                   saved[kV],
+                   saved[kBias],
+                   fold_heads(saved[kOut]),
+                   saved[kLse],
+                   ctx->saved_data["heads"].toInt()};
+    const auto grad_for = [&](size_t input) {
+      return ctx->needs_input_grad(input) ? torch::empty(qs.sizes(), qs.options()) : Tensor();
+    };
+    const auto dq = grad_for(0), dk = grad_for(1), dv = grad_for(2);
+    run_backward(f, fold_heads(grad_out[0]), ctx->saved_data["scale"].toDouble(), dq, dk, dv);
     const auto unfold = [&](const Tensor& t) { return t.defined() ? t.view(sizes) : t; };
     // One entry per forward input: q, k, v, then none for `scale` (a number) and none for the
     // key bias, a constant of this op by design (fused_attention() detaches it).
-    return {unfold(g.dq), unfold(g.dk), unfold(g.dv), Tensor(), Tensor()};
+    return {unfold(dq), unfold(dk), unfold(dv), Tensor(), Tensor()};
   }
 };
 
 }  // namespace
+
+void detail::use_tiled_fused_attention_on_cpu(bool on) { tiled_on_cpu() = on; }
 
 torch::Tensor fused_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                               double scale, const torch::Tensor& key_bias) {

@@ -1,8 +1,10 @@
-// Fused attention for training (FlashAttention-2 style, LibTorch ops on tiles): the value and
-// gradients of softmax(q k^T * scale + key_bias) v without ever materializing the (B,H,N,N)
-// probabilities. Forward walks query tiles x key tiles with an online softmax and keeps only the
-// per-row logsumexp for backward, which recomputes the probabilities tile by tile. Working
-// memory per call is O(B*H*tile*tile) on top of (B,H,N,D)-sized tensors, never O(B*H*N*N).
+// Fused attention for training: the value and gradients of softmax(q k^T * scale + key_bias) v
+// without keeping the (B,H,N,N) probabilities for backward. Forward keeps only each row's
+// logsumexp, from which backward rebuilds the probabilities. On the CPU each head runs whole on
+// one thread in a (row block x N) workspace (fused_attention_heads.h); on other devices the
+// FlashAttention-2 schedule runs as batched LibTorch ops on tiles (fused_attention_tiled.h).
+// Working memory is O(threads*block*N) or O(B*H*tile*tile) on top of (B,H,N,D)-sized tensors,
+// never O(B*H*N*N).
 // Not twice differentiable (backward throws under create_graph).
 // Legend: B batch, H heads, N tokens, D head dim; BH = B*H folded into one batch dimension.
 #pragma once
@@ -15,13 +17,6 @@
 
 namespace vitopt::model {
 
-// Largest tiles along N for queries and keys; N is split into equal-as-possible tiles of at most
-// this many rows (197 -> 99 + 98). 128 bounds a score tile at BH x 128 x 128 (12.5 MiB at
-// BH = 192, float32) while keeping the tile GEMMs large enough: LibTorch's CPU bmm runs one GEMM
-// per matrix, so 64-row tiles (16 tile pairs at N = 197 instead of 4) measured slower.
-inline constexpr int64_t kFusedQueryTile = 128;
-inline constexpr int64_t kFusedKeyTile = 128;
-
 // q, k, v: (B, H, N, D) float32 or float64, same dtype (any strides); q NOT yet scaled.
 // key_bias: undefined, or (B, N) added to every score of key j (token merging's proportional
 // attention log(size)); it receives no gradient. Differentiable in q, k and v (any subset).
@@ -31,11 +26,13 @@ torch::Tensor fused_attention(const torch::Tensor& q, const torch::Tensor& k, co
 
 // Which attention the LibTorch model (vit.cpp) runs in a forward that records gradients
 // (training, fine-tuning, QAT): "plain" (matmul, softmax, matmul: the (B,H,N,N) probabilities are
-// kept for backward), "fused" (fused_attention), or "auto": fused from kFusedMinTokens tokens on,
-// where the kept probabilities dominate a step's memory (BENCHMARKS.md, "Fused attention in
-// training"). Forwards without gradients always run plain: they keep nothing. The default is
-// $VITOPT_ATTENTION when set, else "auto". InputError on any other name.
-inline constexpr int64_t kFusedMinTokens = 128;
+// kept for backward), "fused" (fused_attention), or "auto": fused from kFusedMinTokens tokens on.
+// On the CPU the fused operator measured faster and leaner from ~57 tokens on (65 tokens: 1.3x,
+// 197: 2-6x) and slower at 50 (vit-fmnist: 1.3x slower, the plain probabilities are small there);
+// BENCHMARKS.md, "Fused attention in training". Forwards without gradients always run plain: they
+// keep nothing. The default is $VITOPT_ATTENTION when set, else "auto". InputError on any other
+// name.
+inline constexpr int64_t kFusedMinTokens = 64;
 void set_training_attention(const std::string& mode);
 std::string training_attention();
 bool use_fused_attention(int64_t tokens);  // for a forward that records gradients
@@ -43,5 +40,10 @@ bool use_fused_attention(int64_t tokens);  // for a forward that records gradien
 // The tensors that the fused node behind `out` (a fused_attention result that requires grad)
 // keeps for backward; empty when `out` has no such node. For tests and memory accounting.
 std::vector<torch::Tensor> fused_attention_saved(const torch::Tensor& out);
+
+namespace detail {
+// For tests: run the device-generic tiled implementation on CPU tensors too (default off).
+void use_tiled_fused_attention_on_cpu(bool on);
+}  // namespace detail
 
 }  // namespace vitopt::model

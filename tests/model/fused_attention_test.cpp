@@ -1,6 +1,7 @@
 // Fused attention (model/fused_attention.h) against the plain path (matmul, softmax, matmul with
-// the key bias added): values and q/k/v gradients at token counts on and off the tile size
-// (1, 5, 129, 197, 300), head dims 16 and 64, with and without key_bias, in float64 (tight) and
+// the key bias added), for both implementations (per-head CPU kernels, tiled ops): values and
+// q/k/v gradients at token counts on and off the tile and row-block sizes (1, 5, 129, 197, 300;
+// one head of 197), head dims 16 and 64, with and without key_bias, in float64 (tight) and
 // float32; large-magnitude scores (a softmax without the running max overflows); gradients for
 // every subset of q/k/v; strided inputs; and that backward keeps no (N, N)-sized tensor.
 // Legend: B batch, H heads, N tokens, D head dim.
@@ -98,20 +99,34 @@ std::vector<Case> shape_grid(torch::Dtype dtype) {
         c.N = n, c.D = d, c.bias = bias, c.dtype = dtype;
         cases.push_back(c);
       }
+  // One head in all (fewer heads than threads: heads run one after another, GEMMs threaded).
+  Case one;
+  one.B = 1, one.H = 1, one.N = 197, one.D = 64, one.bias = true, one.dtype = dtype;
+  cases.push_back(one);
   return cases;
 }
 
-TEST(FusedAttention, MatchesPlainInFloat64) {
+// Both implementations on CPU tensors: the per-head CPU kernels (what the CPU runs) and the
+// device-generic tiled ops (what other devices run), switched per test.
+class FusedAttentionImpl : public ::testing::TestWithParam<bool> {
+ protected:
+  void SetUp() override { detail::use_tiled_fused_attention_on_cpu(GetParam()); }
+  void TearDown() override { detail::use_tiled_fused_attention_on_cpu(false); }
+};
+INSTANTIATE_TEST_SUITE_P(Cpu, FusedAttentionImpl, ::testing::Values(false, true),
+                         [](const auto& p) { return p.param ? "Tiled" : "PerHead"; });
+
+TEST_P(FusedAttentionImpl, MatchesPlainInFloat64) {
   torch::manual_seed(1);
   for (const auto& c : shape_grid(torch::kDouble)) expect_close(c, compare(c, torch::kDouble), 1e-12);
 }
 
-TEST(FusedAttention, MatchesPlainInFloat32) {
+TEST_P(FusedAttentionImpl, MatchesPlainInFloat32) {
   torch::manual_seed(2);
   for (const auto& c : shape_grid(torch::kFloat)) expect_close(c, compare(c, torch::kFloat), 1e-5);
 }
 
-TEST(FusedAttention, StableWithLargeScores) {
+TEST_P(FusedAttentionImpl, StableWithLargeScores) {
   // Scores ~ +-1000 (q, k ~ N(0, 30^2), D = 64): exp() of an unshifted score overflows even in
   // float64, so only a softmax that subtracts the running row max survives.
   torch::manual_seed(3);
@@ -130,7 +145,7 @@ TEST(FusedAttention, StableWithLargeScores) {
   }
 }
 
-TEST(FusedAttention, LargeKeyBiasIsStable) {
+TEST_P(FusedAttentionImpl, LargeKeyBiasIsStable) {
   // A bias of +-500 on some keys: rows dominated by one key and keys with ~zero probability.
   torch::manual_seed(4);
   const auto opt = torch::TensorOptions().dtype(torch::kDouble);
@@ -147,7 +162,7 @@ TEST(FusedAttention, LargeKeyBiasIsStable) {
   for (int i = 0; i < 3; ++i) EXPECT_LT(rel_err(gf[i], gr[i]), 1e-12) << "input " << i;
 }
 
-TEST(FusedAttention, GradientForEverySubsetOfInputs) {
+TEST_P(FusedAttentionImpl, GradientForEverySubsetOfInputs) {
   torch::manual_seed(5);
   const auto opt = torch::TensorOptions().dtype(torch::kDouble);
   const auto q0 = torch::randn({2, 2, 150, 16}, opt), k0 = torch::randn({2, 2, 150, 16}, opt),
@@ -169,7 +184,7 @@ TEST(FusedAttention, GradientForEverySubsetOfInputs) {
   }
 }
 
-TEST(FusedAttention, StridedInputsAndUpstreamGradient) {
+TEST_P(FusedAttentionImpl, StridedInputsAndUpstreamGradient) {
   // q, k, v as ViT makes them: permuted views of one (B, N, 3, H, D) qkv tensor; the upstream
   // gradient arrives transposed, as it does from ctx.transpose(1, 2).
   torch::manual_seed(6);
@@ -214,8 +229,8 @@ TEST(FusedAttention, SavesNothingQuadraticInTokens) {
     EXPECT_LE(t.numel(), B * H * N * D) << "saved tensor [" << t.sizes() << "]";
     total += t.numel();
   }
-  // q, k, v, the output, the logsumexp and the bias: 4 BHND + 2 BHN, a fifth of one BHNN here.
-  EXPECT_EQ(total, 4 * B * H * N * D + 2 * B * H * N);
+  // q, k, v, the output (4 BHND), the logsumexp (BHN) and the bias (BN): a fifth of one BHNN here.
+  EXPECT_EQ(total, 4 * B * H * N * D + B * H * N + B * N);
   EXPECT_LT(total, B * H * N * N);
   EXPECT_TRUE(fused_attention_saved(plain_attention(q, k, v, 0.25, {})).empty());
 }
