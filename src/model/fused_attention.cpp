@@ -117,14 +117,24 @@ void run_forward(const Folded& f) {
   });
 }
 
-// dq, dk, dv: (BH, N, D) outputs, undefined where not asked for; dq gets the factor scale.
-void run_backward(const Folded& f, const Tensor& dout, double scale, const Tensor& dq,
-                  const Tensor& dk, const Tensor& dv) {
+// Which input gradients backward must compute: q, k, v.
+struct Wanted {
+  bool q, k, v;
+};
+
+// The gradients (BH, N, D) for q, k and v from the upstream dout; undefined where not wanted.
+detail::AttentionGrads run_backward(const Folded& f, const Tensor& dout, double scale,
+                                    Wanted want) {
+  const auto grad_if = [&](bool wanted) {
+    return wanted ? torch::empty(f.qs.sizes(), f.qs.options()) : Tensor();
+  };
+  const detail::AttentionGrads g{grad_if(want.q), grad_if(want.k), grad_if(want.v)};
+  const auto &dq = g.dq, &dk = g.dk, &dv = g.dv;
   if (!per_head_kernels(f.qs)) {
     detail::tiled_backward(f.qs, f.k, f.v, bias_per_head(f.key_bias, f.heads), f.out, f.lse, dout,
-                           {dq, dk, dv});
+                           g);
     if (dq.defined()) dq.mul_(scale);
-    return;
+    return g;
   }
   // delta = rowsum(dO * O): the softmax Jacobian's correction term, one pass for all heads.
   const auto delta = (dout * f.out).sum(-1);  // (BH, N)
@@ -140,6 +150,7 @@ void run_backward(const Folded& f, const Tensor& dout, double scale, const Tenso
                             at_head(dq, h), at_head(dk, h), at_head(dv, h), ws);
     });
   });
+  return g;
 }
 
 // The autograd node. Saved: qs (q * scale, folded), k, v (folded), the key bias (B, N), the
@@ -183,15 +194,13 @@ struct FusedAttentionFn : public torch::autograd::Function<FusedAttentionFn> {
                    fold_heads(saved[kOut]),
                    saved[kLse],
                    ctx->saved_data["heads"].toInt()};
-    const auto grad_for = [&](size_t input) {
-      return ctx->needs_input_grad(input) ? torch::empty(qs.sizes(), qs.options()) : Tensor();
-    };
-    const auto dq = grad_for(0), dk = grad_for(1), dv = grad_for(2);
-    run_backward(f, fold_heads(grad_out[0]), ctx->saved_data["scale"].toDouble(), dq, dk, dv);
+    const Wanted want{ctx->needs_input_grad(0), ctx->needs_input_grad(1), ctx->needs_input_grad(2)};
+    const auto g =
+        run_backward(f, fold_heads(grad_out[0]), ctx->saved_data["scale"].toDouble(), want);
     const auto unfold = [&](const Tensor& t) { return t.defined() ? t.view(sizes) : t; };
     // One entry per forward input: q, k, v, then none for `scale` (a number) and none for the
     // key bias, a constant of this op by design (fused_attention() detaches it).
-    return {unfold(dq), unfold(dk), unfold(dv), Tensor(), Tensor()};
+    return {unfold(g.dq), unfold(g.dk), unfold(g.dv), Tensor(), Tensor()};
   }
 };
 

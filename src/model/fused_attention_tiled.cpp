@@ -112,7 +112,8 @@ void tiled_forward(const Tensor& out, const Tensor& lse, const Tensor& qs, const
 // keeping P. Per tile pair: P = exp(S - LSE), dV_j += P^T dO_i, dP = dO_i V_j^T,
 // dS = P (dP - Delta), dQ_i += dS K_j, dK_j += dS^T Qs_i.
 void tiled_backward(const Tensor& qs, const Tensor& k, const Tensor& v, const Tensor& bias,
-                    const Tensor& out, const Tensor& lse, const Tensor& dout, const TiledGrads& g) {
+                    const Tensor& out, const Tensor& lse, const Tensor& dout,
+                    const AttentionGrads& g) {
   // Delta_i = sum_j P_ij dP_ij = rowsum(dO * O): the softmax Jacobian's correction term, from
   // (BH, N, D) tensors instead of a (BH, N, N) one.
   const auto delta = (dout * out).sum(-1, /*keepdim=*/true);  // (BH, N, 1)

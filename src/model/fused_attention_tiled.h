@@ -16,7 +16,7 @@ void tiled_forward(const torch::Tensor& out, const torch::Tensor& lse, const tor
                    const torch::Tensor& k, const torch::Tensor& v, const torch::Tensor& bias);
 
 // The gradients' (BH, N, D) outputs to fill; undefined where not asked for.
-struct TiledGrads {
+struct AttentionGrads {
   torch::Tensor dq, dk, dv;
 };
 
@@ -24,6 +24,6 @@ struct TiledGrads {
 // without the factor `scale` folded into qs: the caller applies it.
 void tiled_backward(const torch::Tensor& qs, const torch::Tensor& k, const torch::Tensor& v,
                     const torch::Tensor& bias, const torch::Tensor& out, const torch::Tensor& lse,
-                    const torch::Tensor& dout, const TiledGrads& g);
+                    const torch::Tensor& dout, const AttentionGrads& g);
 
 }  // namespace vitopt::model::detail
