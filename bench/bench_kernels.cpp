@@ -5,10 +5,12 @@
 // they are bound by (FMA, vpdpbusd, vpmaddwd; ymm and zmm). Counters: GFLOP/s (2 flops per MAC).
 // Names: <Family>/<implementation>; the label lists the levels that run that implementation.
 // Shapes M x K x N: 197x768x2304 (ViT-B qkv), 197x768x3072 (fc1), 197x3072x768 (fc2),
-// 197x384x1152 (DeiT-S qkv), 50x128x384 (vit-fmnist qkv); 6304x384x1152 (DeiT-S qkv, batch 32).
+// 197x384x1152 (DeiT-S qkv), DeiT-S fc1 at 197, 101 and 41 tokens (token merging's r = 0, 8, 13
+// by the last block), 50x128x384 (vit-fmnist qkv); 6304x384x1152 (DeiT-S qkv, batch 32).
 // Run: build/<dir>/bin/bench_kernels --benchmark_filter=... (VITOPT_BENCH_THREADS, default 2).
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <random>
@@ -57,18 +59,34 @@ void set_flops(benchmark::State& state, double macs) {
                                                  benchmark::Counter::kIsRate, benchmark::Counter::kIs1000);
 }
 
-void BM_GemmF32(benchmark::State& state, Isa isa) {
+// fp32 GEMM; cold: the weights are cold, as in a batch-1 forward whose weights exceed the caches
+// (DeiT-S: 88 MB of fp32): each iteration uses the next of enough packed copies to fill 256 MiB;
+// prefetch: the kernel prefetches the weight panels (what the engine asks for such models).
+void BM_GemmF32(benchmark::State& state, Isa isa, bool cold, bool prefetch) {
   const int M = static_cast<int>(state.range(0)), K = static_cast<int>(state.range(1)),
             N = static_cast<int>(state.range(2));
   const auto& kt = kernels::table(isa);
   auto a = randn(static_cast<size_t>(M) * K, 1), w = randn(static_cast<size_t>(N) * K, 2),
        bias = randn(static_cast<size_t>(N), 3);
-  AlignedBuffer<float> packed(kt.packed_f32_floats(N, K)), c(static_cast<size_t>(M) * N);
-  kt.pack_f32(w.data(), N, K, packed.data());
+  const size_t floats = kt.packed_f32_floats(N, K);
+  const size_t copies =
+      cold ? std::max<size_t>(2, (size_t{256} << 20) / (floats * sizeof(float))) : 1;
+  AlignedBuffer<float> packed(floats * copies), c(static_cast<size_t>(M) * N);
+  for (size_t i = 0; i < copies; ++i) kt.pack_f32(w.data(), N, K, packed.data() + i * floats);
   kernels::GemmF32Args g;
-  g.a = a.data(); g.lda = K; g.w = packed.data(); g.m = M; g.n = N; g.k = K;
-  g.c = c.data(); g.ldc = N; g.ep.bias = bias.data();
+  g.a = a.data();
+  g.lda = K;
+  g.m = M;
+  g.n = N;
+  g.k = K;
+  g.c = c.data();
+  g.ldc = N;
+  g.ep.bias = bias.data();
+  g.prefetch_weights = prefetch;
+  size_t next = 0;
   for (auto _ : state) {
+    g.w = packed.data() + next * floats;
+    next = (next + 1) % copies;
     gemm_f32(kt, pool(), g);
     benchmark::DoNotOptimize(c.data());
   }
@@ -91,8 +109,9 @@ void BM_OpenBlasSgemm(benchmark::State& state) {
   set_flops(state, double(M) * K * N);
 }
 
-// An integer GEMM family (int8 or packed int4 weights) including the activation quantization.
-void BM_GemmInt(benchmark::State& state, Isa isa, bool int4) {
+// An integer GEMM family (int8 or packed int4 weights) including the activation quantization;
+// cold and prefetch as in BM_GemmF32.
+void BM_GemmInt(benchmark::State& state, Isa isa, bool int4, bool cold, bool prefetch) {
   const int M = static_cast<int>(state.range(0)), K = static_cast<int>(state.range(1)),
             N = static_cast<int>(state.range(2));
   const auto& ik = int4 ? kernels::table(isa).q4 : kernels::table(isa).q8;
@@ -101,8 +120,10 @@ void BM_GemmInt(benchmark::State& state, Isa isa, bool int4) {
   std::mt19937 rng(1);
   const int qmax = int4 ? 7 : 127;
   for (auto& v : w) v = static_cast<int8_t>(static_cast<int>(rng() % static_cast<unsigned>(2 * qmax + 1)) - qmax);
-  AlignedBuffer<uint8_t> packed(ik.packed_bytes(N, kp));
-  ik.pack(w.data(), N, K, kp, packed.data());
+  const size_t bytes = ik.packed_bytes(N, kp);
+  const size_t copies = cold ? std::max<size_t>(2, (size_t{256} << 20) / bytes) : 1;
+  AlignedBuffer<uint8_t> packed(bytes * copies);
+  for (size_t i = 0; i < copies; ++i) ik.pack(w.data(), N, K, kp, packed.data() + i * bytes);
   const size_t pn = static_cast<size_t>((N + 63) / 64 * 64);
   AlignedBuffer<int32_t> cs(pn), zw(pn), ra(static_cast<size_t>(M)), rb(static_cast<size_t>(M));
   AlignedBuffer<float> ws(pn), rs(static_cast<size_t>(M)), c(static_cast<size_t>(M) * N);
@@ -113,9 +134,16 @@ void BM_GemmInt(benchmark::State& state, Isa isa, bool int4) {
   kernels::GemmIntArgs g;
   g.a = act.data(); g.lda = kp; g.w = packed.data(); g.m = M; g.n = N; g.kp = kp;
   g.row_a = ra.data(); g.row_b = rb.data(); g.row_scale = rs.data(); g.colsum = cs.data();
-  g.wzp = zw.data(); g.wscale = ws.data(); g.c = c.data(); g.ldc = N;
+  g.wzp = zw.data();
+  g.wscale = ws.data();
+  g.c = c.data();
+  g.ldc = N;
+  g.prefetch_weights = prefetch;
   const int chunks = pool().size();
+  size_t next = 0;
   for (auto _ : state) {
+    g.w = packed.data() + next * bytes;
+    next = (next + 1) % copies;
     pool().run(chunks, [&](int t) {
       ik.quantize_rows({x.data(), K, M, K, kp, q, act.data(), kp, ra.data(), rb.data(), rs.data()},
                        t * M / chunks, (t + 1) * M / chunks);
@@ -124,7 +152,7 @@ void BM_GemmInt(benchmark::State& state, Isa isa, bool int4) {
     benchmark::DoNotOptimize(c.data());
   }
   set_flops(state, double(M) * K * N);
-  state.counters["weight_MB"] = static_cast<double>(packed.size()) / 1e6;
+  state.counters["weight_MB"] = static_cast<double>(bytes) / 1e6;
 }
 
 void BM_Attention(benchmark::State& state, Isa isa) {
@@ -209,8 +237,15 @@ void BM_Peak(benchmark::State& state, PeakOp op, bool zmm) {
 }
 
 void gemm_shapes(benchmark::internal::Benchmark* b) {
-  for (auto s : std::vector<std::vector<int64_t>>{{197, 768, 2304}, {197, 768, 3072}, {197, 3072, 768},
-                                                  {197, 384, 1152}, {50, 128, 384}, {6304, 384, 1152}})
+  for (auto s : std::vector<std::vector<int64_t>>{{197, 768, 2304},
+                                                  {197, 768, 3072},
+                                                  {197, 3072, 768},
+                                                  {197, 384, 1152},
+                                                  {197, 384, 1536},
+                                                  {101, 384, 1536},
+                                                  {41, 384, 1536},
+                                                  {50, 128, 384},
+                                                  {6304, 384, 1152}})
     b->Args(s);
   b->ArgNames({"M", "K", "N"})->UseRealTime()->Unit(benchmark::kMicrosecond);
 }
@@ -242,12 +277,26 @@ void register_all() {
     const kernels::KernelTable& t = kernels::table(isa);
     const std::string f32 = kernels::isa_name(t.fp32_isa), q8 = kernels::isa_name(t.q8.isa),
                       q4 = kernels::isa_name(t.q4.isa);
-    if (t.fp32_isa != Isa::kRef && once("GemmF32/" + f32))
-      benchmark::RegisterBenchmark(("GemmF32/" + f32).c_str(), BM_GemmF32, isa)->Apply(gemm_shapes);
-    if (t.q8.isa != Isa::kRef && once("GemmQ8/" + q8))
-      benchmark::RegisterBenchmark(("GemmQ8/" + q8).c_str(), BM_GemmInt, isa, false)->Apply(gemm_shapes);
-    if (t.q4.isa != Isa::kRef && once("GemmQ4/" + q4))
-      benchmark::RegisterBenchmark(("GemmQ4/" + q4).c_str(), BM_GemmInt, isa, true)->Apply(gemm_shapes);
+    // Hot weights; cold ones as the engine runs them (prefetched) and without the prefetch.
+    struct Variant {
+      const char* suffix;
+      bool cold, prefetch;
+    };
+    for (const Variant v : {Variant{"/", false, false}, Variant{"ColdWeights/", true, true},
+                            Variant{"ColdWeightsNoPrefetch/", true, false}}) {
+      const std::string f32n = "GemmF32" + std::string(v.suffix) + f32,
+                        q8n = "GemmQ8" + std::string(v.suffix) + q8,
+                        q4n = "GemmQ4" + std::string(v.suffix) + q4;
+      if (t.fp32_isa != Isa::kRef && once(f32n))
+        benchmark::RegisterBenchmark(f32n.c_str(), BM_GemmF32, isa, v.cold, v.prefetch)
+            ->Apply(gemm_shapes);
+      if (t.q8.isa != Isa::kRef && once(q8n))
+        benchmark::RegisterBenchmark(q8n.c_str(), BM_GemmInt, isa, false, v.cold, v.prefetch)
+            ->Apply(gemm_shapes);
+      if (t.q4.isa != Isa::kRef && once(q4n))
+        benchmark::RegisterBenchmark(q4n.c_str(), BM_GemmInt, isa, true, v.cold, v.prefetch)
+            ->Apply(gemm_shapes);
+    }
     if (once("Attention/" + f32))
       benchmark::RegisterBenchmark(("Attention/" + f32).c_str(), BM_Attention, isa)
           ->Args({197, 6, 64})->Args({50, 4, 32})->ArgNames({"N", "H", "D"})->UseRealTime()

@@ -75,7 +75,7 @@ struct Plan {
   // qkv output and transposed keys. Row chains attend a block's keys on every row while the same
   // chain writes the next block's qkv on its own rows, so they alternate two slots by block.
   AlignedBuffer<float> qkv[2], kt;
-  AlignedBuffer<float> kt_own;  // row chains: each chunk's one-head transposed keys (D, Np)
+  AlignedBuffer<float> kt_own;  // each thread's one-head transposed keys (D, Np)
   int qkv_ld = 0, hidden_ld = 0, ctx_ld = 0, low_ld = 0;
   // The MLP hidden activations share the qkv buffer layer by layer; row chains run an MLP and the
   // next qkv concurrently on different rows, so they get their own.
@@ -137,12 +137,16 @@ struct Engine::Impl {
   kernels::AttentionArgs attention_args(const Block& blk, Plan& pl, int slot) const;
   void attention(const Block& blk, Plan& pl, int slot);
   void attention_rows(const Block& blk, Plan& pl, int slot, int chunk, int r0, int r1) const;
+  void attention_with_transposes(const Block& blk, Plan& pl, int r, int rows);
   void merge_metric_rows(const Block& blk, Plan& pl, int slot, int r0, int r1) const;
   int merge_parts(const Plan& pl) const;
   void merge_tokens(const Block& blk, Plan& pl, int r);
   void blocks_by_layer(Plan& pl);
   void blocks_by_rows(Plan& pl);
   bool by_rows() const;
+  // Whether the packed weights exceed what the caches keep between forwards (32 MiB: about an
+  // L3), so every forward streams them from memory.
+  bool weights_stream() const { return weight_bytes > (size_t{32} << 20); }
   void forward(const float* images, int batch, float* logits);
 };
 
@@ -255,12 +259,11 @@ Plan& Engine::Impl::plan(int batch) {
   }
   p->ctx.resize(rows * hd);
   p->low.resize(rows * low);
-  if (p->by_rows) {
-    p->kt_own.resize(static_cast<size_t>(pool->size()) * static_cast<size_t>(c.head_dim) * np);
-    std::fill(p->kt_own.data(), p->kt_own.data() + p->kt_own.size(), 0.0f);  // padded keys
-  } else {
-    p->kt.resize(B * heads * static_cast<size_t>(c.head_dim) * np);
-  }
+  // Each thread's one-head transposed keys: row chains, and the layer schedule's attention with
+  // fewer images than threads (blocks_by_layer).
+  p->kt_own.resize(static_cast<size_t>(pool->size()) * static_cast<size_t>(c.head_dim) * np);
+  std::fill(p->kt_own.data(), p->kt_own.data() + p->kt_own.size(), 0.0f);  // padded keys
+  if (!p->by_rows) p->kt.resize(B * heads * static_cast<size_t>(c.head_dim) * np);
   p->patches.resize(B * static_cast<size_t>(c.num_patches()) * static_cast<size_t>(c.patch_features()));
   p->pooled.resize(B * C);
   p->pooled2.resize(B * C);
@@ -493,8 +496,7 @@ bool Engine::Impl::by_rows() const {
   // rows vs layer, medians): batch 1 vit-fmnist -25..35%, deit-tiny -6%, deit-small int8 (22 MB
   // of weights) -5..10% and fp32 (88 MB) even; batch 32 deit-tiny -6%; ViT-B/16 fp32 (344 MB,
   // more than the L3) +40%. So: rows while the packed weights are small enough to stay cached.
-  constexpr size_t kRowsMaxWeightBytes = size_t{32} << 20;
-  return weight_bytes <= kRowsMaxWeightBytes;
+  return !weights_stream();
 }
 
 // Layer by layer: every GEMM splits its weight panels over the pool (each weight read once).
@@ -512,21 +514,22 @@ void Engine::Impl::blocks_by_layer(Plan& pl) {
       norm_all(blk.norm1);
       linear(blk.qkv, pl, pl.xn.data(), C, rows, pl.qkv[0].data(), pl.qkv_ld, false, false);
       const int r = config.merge_at(bi, pl.tokens);
-      // One pool job: the key transposes (a task per head) and, before a merge, the metric rows.
-      const int t_heads = needs_key_transpose(blk) ? blk.heads : 0,
-                t_metric = r > 0 ? tp.size() : 0;
-      if (t_heads + t_metric > 0) {
-        tp.run(t_heads + t_metric, [&](int task) {
-          if (task < t_heads) {
-            transpose_keys(blk, pl, 0, rows, task, task + 1);
-          } else {
-            const int64_t q = task - t_heads;
-            merge_metric_rows(blk, pl, 0, static_cast<int>(rows * q / t_metric),
-                              static_cast<int>(rows * (q + 1) / t_metric));
-          }
+      if (!blk.attn_quant && pl.batch < tp.size()) {
+        // Fewer images than threads: one job, each thread the attention of its share of the
+        // query rows over all keys, transposing every head's keys itself (attention_rows), and
+        // the metric rows of its share before a merge. It replaces a transpose job and 8-row
+        // attention tasks (DeiT-S batch 1, 2 threads: attention with its transposes 3.44 -> 3.24
+        // ms per forward; 1.91 -> 1.79 with merging r = 13); a thread more per image costs each
+        // one a transpose of every head, so only as many shares as threads.
+        tp.run(tp.size(), [&](int c) {
+          const int r0 = static_cast<int>(int64_t{c} * rows / tp.size());
+          const int r1 = static_cast<int>(int64_t{c + 1} * rows / tp.size());
+          if (r > 0) merge_metric_rows(blk, pl, 0, r0, r1);
+          attention_rows(blk, pl, 0, c, r0, r1);
         });
+      } else {
+        attention_with_transposes(blk, pl, r, rows);
       }
-      attention(blk, pl, 0);
       linear(blk.proj, pl, pl.ctx.data(), pl.ctx_ld, rows, pl.x.data(), C, false, true);
       if (r > 0) {
         merge_tokens(blk, pl, r);
@@ -539,6 +542,26 @@ void Engine::Impl::blocks_by_layer(Plan& pl) {
       linear(blk.fc2, pl, pl.hidden(), pl.hidden_ld, rows, pl.x.data(), C, false, true);
     }
   }
+}
+
+// The layer schedule's attention of a block from pl.qkv[0] (rows token rows): one pool job for
+// the key transposes (a task per head) and, before a merge (r > 0), the metric rows; then the
+// attention's own job.
+void Engine::Impl::attention_with_transposes(const Block& blk, Plan& pl, int r, int rows) {
+  ThreadPool& tp = *pool;
+  const int t_heads = needs_key_transpose(blk) ? blk.heads : 0, t_metric = r > 0 ? tp.size() : 0;
+  if (t_heads + t_metric > 0) {
+    tp.run(t_heads + t_metric, [&](int task) {
+      if (task < t_heads) {
+        transpose_keys(blk, pl, 0, rows, task, task + 1);
+      } else {
+        const int64_t q = task - t_heads;
+        merge_metric_rows(blk, pl, 0, static_cast<int>(rows * q / t_metric),
+                          static_cast<int>(rows * (q + 1) / t_metric));
+      }
+    });
+  }
+  attention(blk, pl, 0);
 }
 
 // Row-local chains: from a block's attention to the next block's qkv (attention of the chain's own
@@ -844,6 +867,12 @@ std::unique_ptr<Engine> Engine::load_bytes(std::vector<uint8_t> bytes, const std
         if (counted.insert(f.weights_id()).second) impl->weight_bytes += f.weight_bytes();
       for (const LinearOp& f : p->delta) impl->weight_bytes += f.weight_bytes();
     }
+  const bool stream = impl->weights_stream();
+  for (LinearOp* l : {&impl->patch, &impl->head, &impl->head_dist}) l->set_prefetch_weights(stream);
+  for (Block& b : impl->blocks)
+    for (Proj* p : {&b.qkv, &b.proj, &b.fc1, &b.fc2})
+      for (auto* ops : {&p->f, &p->delta})
+        for (LinearOp& f : *ops) f.set_prefetch_weights(stream);
   bool small_int = false;  // <= 4-bit weights on the integer path (packed or as int8)
   auto small = [&](const LinearData& d) { small_int = small_int || (runs_integer(d, sim) && d.wq->bits <= 4); };
   small(m.patch);

@@ -15,7 +15,7 @@ struct Split {
 };
 
 // A task count in [target, 4 target], a multiple of the thread count, that splits the panels
-// evenly (0 if none): 12 panels on 2 threads -> 12 tasks (6 + 6), 36 -> 12, 72 -> 8.
+// evenly (0 if none): target 4 on 2 threads: 12 panels -> 4 tasks, 36 -> 4, 72 -> 4, 10 -> 10.
 int even_panel_tasks(int panels, int threads, int target) {
   for (int t = target; t <= 4 * target && t <= panels; t += threads)
     if (panels % t == 0) return t;
@@ -25,13 +25,21 @@ int even_panel_tasks(int panels, int threads, int target) {
 Split split_work(int m, int panels, int tiles, int threads, int64_t macs) {
   Split s;
   if (threads <= 1 || macs < kSerialMacs) return s;
-  const int target = threads * 4;  // a few tasks per thread: dynamic balance on a shared machine
+  // A few tasks per thread: dynamic balance on a shared machine.
+  const int target = threads * 4;
   // A batch-1 ViT (m <= 256 rows, one row block) prefers tasks of equal panel counts: 8 tasks
   // over 12 panels (1 or 2 each) left one thread idle for up to a sixth of the GEMM. Measured
   // (bench_kernels, 2 threads): 50x128x384 -9%, 197x384x1152 -6%; splitting 72 panels into 32
   // tasks instead of 8 cost 197x768x2304 8%, hence the smallest even split rather than the finest.
-  const int even = m <= 256 ? even_panel_tasks(panels, threads, target) : 0;
-  s.tn = even > 0 ? even : std::min(panels, target);
+  // And from 2 tasks per thread, not 4: each task starts its weight stream cold, which a model
+  // whose weights exceed the caches pays at every task (DeiT-S fp32 batch 1, 2 threads, alternated:
+  // 26.8-27.0 -> 26.3-26.5 ms; with token merging r = 13 16.9-17.0 -> 16.5-16.7 ms).
+  const int even = m <= 256 ? even_panel_tasks(panels, threads, threads * 2) : 0;
+  if (even > 0) {
+    s.tn = even;
+    return s;
+  }
+  s.tn = std::min(panels, target);
   s.tm = std::min(tiles, (target + s.tn - 1) / s.tn);
   return s;
 }
@@ -191,6 +199,7 @@ kernels::GemmIntArgs LinearOp::int_args(LinearScratch& s, int m, float* y, int l
   g.c = y;
   g.ldc = ldy;
   g.ep = ep;
+  g.prefetch_weights = prefetch_weights_;
   return g;
 }
 
@@ -207,6 +216,7 @@ kernels::GemmF32Args LinearOp::f32_args(LinearScratch& s, const float* x, int ld
   g.c = y;
   g.ldc = ldy;
   g.ep = ep;
+  g.prefetch_weights = prefetch_weights_;
   return g;
 }
 

@@ -58,6 +58,9 @@ class LinearOp {
   // Identifies the packed weights (ops that share them return the same pointer).
   const void* weights_id() const { return w_.get(); }
   int fake_row_floats() const;
+  // The weights stream from memory at every call (the model's weights exceed the caches): the
+  // GEMM prefetches them (panel_prefetch_impl.inc).
+  void set_prefetch_weights(bool on) { prefetch_weights_ = on; }
 
   // y (m, out), row stride ldy  =  epilogue(x (m, in), row stride ldx  @ W^T + bias).
   void run(ThreadPool& pool, LinearScratch& s, const float* x, int ldx, int m, float* y, int ldy,
@@ -73,6 +76,7 @@ class LinearOp {
   const kernels::GemmIntKernels* ik_ = nullptr;  // int path: q8 or q4 of kt_
   Path path_ = Path::kF32;
   int in_ = 0, out_ = 0, kp_ = 0;
+  bool prefetch_weights_ = false;
   struct PackedWeights {
     AlignedBuffer<float> wf;    // packed fp32 (F32 and simulated paths)
     AlignedBuffer<uint8_t> wq;  // packed int weights (int path)

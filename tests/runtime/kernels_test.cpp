@@ -62,11 +62,17 @@ TEST(Kernels, GemmF32MatchesOracleOnEveryLevel) {
         auto c0 = randn(static_cast<size_t>(s.m * ldc), 4);
         AlignedBuffer<float> packed(kt.packed_f32_floats(s.n, s.k));
         kt.pack_f32(w.data(), s.n, s.k, packed.data());
-        std::vector<float> c = c0;
+        std::vector<float> c = c0, prefetched = c0;
         kernels::GemmF32Args g;
         g.a = a.data(); g.lda = lda; g.w = packed.data(); g.m = s.m; g.n = s.n; g.k = s.k;
         g.c = c.data(); g.ldc = ldc; g.ep = {bias.data(), gelu, acc};
         gemm_f32(kt, pool, g);
+        // Prefetching the weights (streamed weights) changes no result bit.
+        g.c = prefetched.data();
+        g.prefetch_weights = true;
+        gemm_f32(kt, pool, g);
+        ASSERT_EQ(prefetched, c) << kernels::isa_name(isa) << " m=" << s.m << " n=" << s.n
+                                 << " k=" << s.k;
         for (int i = 0; i < s.m; ++i) {
           for (int o = 0; o < ldc; ++o) {
             const size_t idx = static_cast<size_t>(i * ldc + o);
@@ -220,13 +226,18 @@ void check_int_family(ThreadPool& pool, const kernels::GemmIntKernels& ik, const
       AlignedBuffer<int32_t> ra(static_cast<size_t>(s.m)), rb(static_cast<size_t>(s.m));
       AlignedBuffer<float> rs(static_cast<size_t>(s.m));
       ik.quantize_rows({x.data(), s.k, s.m, s.k, kp, q, act.data(), kp, ra.data(), rb.data(), rs.data()}, 0, s.m);
-      std::vector<float> c(static_cast<size_t>(s.m * s.n), 0.0f);
+      std::vector<float> c(static_cast<size_t>(s.m * s.n), 0.0f), prefetched = c;
       kernels::GemmIntArgs g;
       g.a = act.data(); g.lda = kp; g.w = packed.data(); g.m = s.m; g.n = s.n; g.kp = kp;
       g.row_a = ra.data(); g.row_b = rb.data(); g.row_scale = rs.data();
       g.colsum = cs.data(); g.wzp = zw.data(); g.wscale = ws.data();
       g.c = c.data(); g.ldc = s.n; g.ep = {bias.data(), false, false};
       gemm_int(ik, pool, g);
+      g.c = prefetched.data();
+      g.prefetch_weights = true;  // streamed weights: the same bits
+      gemm_int(ik, pool, g);
+      ASSERT_EQ(prefetched, c) << level << " family " << kernels::isa_name(ik.isa) << "/int"
+                               << ik.max_bits;
       for (int i = 0; i < s.m; ++i) {
         // Recover q and zp of this row from the quantizer's own outputs.
         const int zx = ra[static_cast<size_t>(i)] - 128;

@@ -61,6 +61,8 @@ struct GemmF32Args {
   float* c = nullptr;
   int ldc = 0;
   Epilogue ep;
+  bool prefetch_weights =
+      false;  // w streams from memory: prefetch its panels (panel_prefetch_impl.inc)
 };
 
 // How a Linear input is quantized (docs/model-format.md): q = clamp(rne(x / s) + zp, qmin, qmax).
@@ -106,6 +108,8 @@ struct GemmIntArgs {
   float* c = nullptr;
   int ldc = 0;
   Epilogue ep;
+  bool prefetch_weights =
+      false;  // w streams from memory: prefetch its panels (panel_prefetch_impl.inc)
 };
 
 // Fused attention for one (image, head, block of up to kAttnRows query rows): softmax(q k^T * scale) v with an
