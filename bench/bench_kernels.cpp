@@ -59,6 +59,12 @@ void set_flops(benchmark::State& state, double macs) {
                                                  benchmark::Counter::kIsRate, benchmark::Counter::kIs1000);
 }
 
+// Copies of a GEMM's packed weights to cycle through: one (hot), or enough to fill 256 MiB, more
+// than any cache (cold).
+size_t weight_copies(size_t bytes, bool cold) {
+  return cold ? std::max<size_t>(2, (size_t{256} << 20) / bytes) : 1;
+}
+
 // fp32 GEMM; cold: the weights are cold, as in a batch-1 forward whose weights exceed the caches
 // (DeiT-S: 88 MB of fp32): each iteration uses the next of enough packed copies to fill 256 MiB;
 // prefetch: the kernel prefetches the weight panels (what the engine asks for such models).
@@ -69,8 +75,7 @@ void BM_GemmF32(benchmark::State& state, Isa isa, bool cold, bool prefetch) {
   auto a = randn(static_cast<size_t>(M) * K, 1), w = randn(static_cast<size_t>(N) * K, 2),
        bias = randn(static_cast<size_t>(N), 3);
   const size_t floats = kt.packed_f32_floats(N, K);
-  const size_t copies =
-      cold ? std::max<size_t>(2, (size_t{256} << 20) / (floats * sizeof(float))) : 1;
+  const size_t copies = weight_copies(floats * sizeof(float), cold);
   AlignedBuffer<float> packed(floats * copies), c(static_cast<size_t>(M) * N);
   for (size_t i = 0; i < copies; ++i) kt.pack_f32(w.data(), N, K, packed.data() + i * floats);
   kernels::GemmF32Args g;
@@ -121,7 +126,7 @@ void BM_GemmInt(benchmark::State& state, Isa isa, bool int4, bool cold, bool pre
   const int qmax = int4 ? 7 : 127;
   for (auto& v : w) v = static_cast<int8_t>(static_cast<int>(rng() % static_cast<unsigned>(2 * qmax + 1)) - qmax);
   const size_t bytes = ik.packed_bytes(N, kp);
-  const size_t copies = cold ? std::max<size_t>(2, (size_t{256} << 20) / bytes) : 1;
+  const size_t copies = weight_copies(bytes, cold);
   AlignedBuffer<uint8_t> packed(bytes * copies);
   for (size_t i = 0; i < copies; ++i) ik.pack(w.data(), N, K, kp, packed.data() + i * bytes);
   const size_t pn = static_cast<size_t>((N + 63) / 64 * 64);
