@@ -22,9 +22,14 @@ int even_panel_tasks(int panels, int threads, int target) {
   return 0;
 }
 
-Split split_work(int m, int panels, int tiles, int threads, int64_t macs) {
+Split split_work(int m, int panels, int tiles, int threads, int64_t macs, bool columns_only) {
   Split s;
   if (threads <= 1 || macs < kSerialMacs) return s;
+  if (columns_only) {
+    const int even = even_panel_tasks(panels, threads, threads * 2);
+    s.tn = even > 0 ? even : std::min(panels, threads * 4);
+    return s;
+  }
   // A few tasks per thread: dynamic balance on a shared machine.
   const int target = threads * 4;
   // A batch-1 ViT (m <= 256 rows, one row block) prefers tasks of equal panel counts: 8 tasks
@@ -45,9 +50,11 @@ Split split_work(int m, int panels, int tiles, int threads, int64_t macs) {
 }
 
 template <typename Args, typename Fn>
-void run_split(ThreadPool& pool, const Args& g, int mr, int nr, Fn kernel, int64_t k) {
+void run_split(ThreadPool& pool, const Args& g, int mr, int nr, Fn kernel, int64_t k,
+               const LinearOp::ColumnsDone* columns_done) {
   const int panels = (g.n + nr - 1) / nr, tiles = (g.m + mr - 1) / mr;
-  const Split s = split_work(g.m, panels, tiles, pool.size(), int64_t{g.m} * g.n * k);
+  const Split s =
+      split_work(g.m, panels, tiles, pool.size(), int64_t{g.m} * g.n * k, columns_done != nullptr);
   pool.run(s.tn * s.tm, [&](int t) {
     const int pn = t / s.tm, pm = t % s.tm;
     const int p0 = static_cast<int>(int64_t{pn} * panels / s.tn);
@@ -56,6 +63,7 @@ void run_split(ThreadPool& pool, const Args& g, int mr, int nr, Fn kernel, int64
     const int t1 = static_cast<int>(int64_t{pm + 1} * tiles / s.tm);
     const int r0 = t0 * mr, r1 = std::min(g.m, t1 * mr);
     if (p0 < p1 && r0 < r1) kernel(g, p0, p1, r0, r1);
+    if (columns_done != nullptr && p0 < p1) (*columns_done)(p0 * nr, std::min(g.n, p1 * nr));
   });
 }
 
@@ -72,12 +80,14 @@ kernels::ActQuant to_act_quant(const io::InputQuant& iq) {
   return q;
 }
 
-void gemm_f32(const kernels::KernelTable& kt, ThreadPool& pool, const kernels::GemmF32Args& g) {
-  run_split(pool, g, kt.f32_mr, kt.f32_nr, kt.gemm_f32, g.k);
+void gemm_f32(const kernels::KernelTable& kt, ThreadPool& pool, const kernels::GemmF32Args& g,
+              const LinearOp::ColumnsDone* columns_done) {
+  run_split(pool, g, kt.f32_mr, kt.f32_nr, kt.gemm_f32, g.k, columns_done);
 }
 
-void gemm_int(const kernels::GemmIntKernels& ik, ThreadPool& pool, const kernels::GemmIntArgs& g) {
-  run_split(pool, g, ik.mr, ik.nr, ik.gemm, g.kp);
+void gemm_int(const kernels::GemmIntKernels& ik, ThreadPool& pool, const kernels::GemmIntArgs& g,
+              const LinearOp::ColumnsDone* columns_done) {
+  run_split(pool, g, ik.mr, ik.nr, ik.gemm, g.kp, columns_done);
 }
 
 bool runs_integer(const LinearData& d, bool simulate) {
@@ -221,7 +231,7 @@ kernels::GemmF32Args LinearOp::f32_args(LinearScratch& s, const float* x, int ld
 }
 
 void LinearOp::run(ThreadPool& pool, LinearScratch& s, const float* x, int ldx, int m, float* y,
-                   int ldy, bool gelu, bool accumulate) const {
+                   int ldy, bool gelu, bool accumulate, const ColumnsDone* columns_done) const {
   const kernels::Epilogue ep = epilogue(gelu, accumulate);
   if (path_ == Path::kInt) {
     const int chunks = m * in_ < 8192 ? 1 : std::min(m, pool.size() * 2);
@@ -229,11 +239,11 @@ void LinearOp::run(ThreadPool& pool, LinearScratch& s, const float* x, int ldx, 
       prepare_rows(s, x, ldx, m, static_cast<int>(int64_t{c} * m / chunks),
                    static_cast<int>(int64_t{c + 1} * m / chunks));
     });
-    gemm_int(*ik_, pool, int_args(s, m, y, ldy, ep));
+    gemm_int(*ik_, pool, int_args(s, m, y, ldy, ep), columns_done);
     return;
   }
   prepare_rows(s, x, ldx, m, 0, m);
-  gemm_f32(*kt_, pool, f32_args(s, x, ldx, m, y, ldy, ep));
+  gemm_f32(*kt_, pool, f32_args(s, x, ldx, m, y, ldy, ep), columns_done);
 }
 
 void LinearOp::run_rows(LinearScratch& s, const float* x, int ldx, int r0, int r1, float* y,

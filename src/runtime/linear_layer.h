@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -63,8 +64,12 @@ class LinearOp {
   void set_prefetch_weights(bool on) { prefetch_weights_ = on; }
 
   // y (m, out), row stride ldy  =  epilogue(x (m, in), row stride ldx  @ W^T + bias).
+  // columns_done (optional): called in the task that finished output columns [c0, c1) of every
+  // row, as soon as it has (the GEMM then splits columns only), so a consumer of whole columns
+  // can start there without a job of its own.
+  using ColumnsDone = std::function<void(int c0, int c1)>;
   void run(ThreadPool& pool, LinearScratch& s, const float* x, int ldx, int m, float* y, int ldy,
-           bool gelu, bool accumulate) const;
+           bool gelu, bool accumulate, const ColumnsDone* columns_done = nullptr) const;
   // The same for rows [r0, r1) only, on the calling thread (x, y and the scratch stay indexed by
   // absolute row, so callers may run disjoint row ranges of one matrix concurrently).
   void run_rows(LinearScratch& s, const float* x, int ldx, int r0, int r1, float* y, int ldy,
@@ -97,8 +102,11 @@ class LinearOp {
   kernels::Epilogue epilogue(bool gelu, bool accumulate) const;
 };
 
-// fp32 GEMM over the pool: splits panels x row tiles into a few tasks per thread.
-void gemm_f32(const kernels::KernelTable& kt, ThreadPool& pool, const kernels::GemmF32Args& g);
-void gemm_int(const kernels::GemmIntKernels& ik, ThreadPool& pool, const kernels::GemmIntArgs& g);
+// fp32 GEMM over the pool: splits panels x row tiles into a few tasks per thread (panels only,
+// and columns_done after each task, when given: LinearOp::run).
+void gemm_f32(const kernels::KernelTable& kt, ThreadPool& pool, const kernels::GemmF32Args& g,
+              const LinearOp::ColumnsDone* columns_done = nullptr);
+void gemm_int(const kernels::GemmIntKernels& ik, ThreadPool& pool, const kernels::GemmIntArgs& g,
+              const LinearOp::ColumnsDone* columns_done = nullptr);
 
 }  // namespace vitopt::runtime

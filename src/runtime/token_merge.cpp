@@ -58,13 +58,11 @@ void merge_metric_rows(const float* keys, int ldk, int heads, int head_dim, int 
       .merge_metric(keys, ldk, heads, head_dim, t0, t1, metric);
 }
 
-void merge_image(const MergeImageArgs& a) {
+void merge_select(const MergeImageArgs& a) {
   const int N = a.tokens, D = a.head_dim, na = (N + 1) / 2, nb = N / 2;
   const size_t uD = static_cast<size_t>(D);
-  const size_t c0 = static_cast<size_t>(a.col0),
-               c1 = static_cast<size_t>(a.col1 < 0 ? a.dim : a.col1);
   const Scratch sc(a.scratch, N, D, a.kt);
-  // The metric and the output rows on this table's loops (the reference's without one).
+  // The metric on this table's loops (the reference's without one).
   const kernels::KernelTable& loops = a.kt != nullptr ? *a.kt : kernels::table(kernels::Isa::kRef);
   if (a.metric == nullptr) loops.merge_metric(a.keys, a.ldk, a.heads, D, 0, N, sc.unit);
   const float* unit = a.metric != nullptr ? a.metric : sc.unit;  // (N, D)
@@ -120,42 +118,55 @@ void merge_image(const MergeImageArgs& a) {
   std::fill(group, group + na, -1);
   for (int e = 0; e < a.r; ++e) group[order[e]] = best_b[order[e]];
 
+  // Each output slot's size: [prefix tokens in order, unmerged other A in order, other B in
+  // order], a B slot's size summed in the order its A tokens were chosen (as merge_columns adds).
+  auto size_of = [&](int t) { return a.sizes != nullptr ? a.sizes[t] : 1.0f; };
+  const int kept_a = na - pa - a.r;
+  float* slot_size = sc.slot_size;  // (N - r)
+  for (int t = 0; t < pre; ++t) slot_size[t] = size_of(t);
+  for (int i = pa, k = pre; i < na; ++i)
+    if (group[i] < 0) slot_size[k++] = size_of(2 * i);
+  for (int j = pb; j < nb; ++j) slot_size[pre + kept_a + (j - pb)] = size_of(2 * j + 1);
+  for (int e = 0; e < a.r; ++e)
+    slot_size[pre + kept_a + (group[order[e]] - pb)] += size_of(2 * order[e]);
+}
+
+void merge_columns(const MergeImageArgs& a, int col0, int col1) {
+  const int N = a.tokens, na = (N + 1) / 2, nb = N / 2;
+  const Scratch sc(a.scratch, N, a.head_dim, a.kt);
+  const kernels::KernelTable& loops = a.kt != nullptr ? *a.kt : kernels::table(kernels::Isa::kRef);
+  const int* order = a.index_scratch + N;
+  const int* group = order + N;
+  const float* slot_size = sc.slot_size;
+  const int pre = a.prefix_tokens, pa = (pre + 1) / 2, pb = pre / 2;
   auto size_of = [&](int t) { return a.sizes != nullptr ? a.sizes[t] : 1.0f; };
   auto row = [&](int t) { return a.x + static_cast<size_t>(t) * static_cast<size_t>(a.ldx); };
   auto out_row = [&](int o) { return a.out + static_cast<size_t>(o) * static_cast<size_t>(a.ldx); };
-  // Output slots: [prefix tokens in order, unmerged other A in order, other B in order].
   const int kept_a = na - pa - a.r;
   auto slot_b = [&](int j) { return pre + kept_a + (j - pb); };
-  float* slot_size = sc.slot_size;  // (N - r): B sizes plus the merged A sizes in chosen order
-  const size_t cols = c1 - c0;
+  const size_t c0 = static_cast<size_t>(col0), cols = static_cast<size_t>(col1 - col0);
   auto rows_op = [&](kernels::MergeRowOp op, const float* x, float s, float* y) {
     loops.merge_row(op, x != nullptr ? x + c0 : nullptr, s, y + c0, cols);
   };
-  auto keep = [&](int t, int o) {
-    const float s = size_of(t);
-    rows_op(kernels::MergeRowOp::kKeep, row(t), s, out_row(o));  // as the weighted sum divides
-    slot_size[o] = s;
-  };
-  for (int t = 0; t < pre; ++t) keep(t, t);
+  // x * s / s, as the weighted sum divides.
+  for (int t = 0; t < pre; ++t) rows_op(kernels::MergeRowOp::kKeep, row(t), size_of(t), out_row(t));
   for (int i = pa, k = pre; i < na; ++i)
-    if (group[i] < 0) keep(2 * i, k++);
+    if (group[i] < 0) rows_op(kernels::MergeRowOp::kKeep, row(2 * i), size_of(2 * i), out_row(k++));
   // B tokens: size-weighted sums, merged A tokens added in the order they were chosen.
-  for (int j = pb; j < nb; ++j) {
-    const float s = size_of(2 * j + 1);
-    rows_op(kernels::MergeRowOp::kScale, row(2 * j + 1), s, out_row(slot_b(j)));
-    slot_size[slot_b(j)] = s;
-  }
+  for (int j = pb; j < nb; ++j)
+    rows_op(kernels::MergeRowOp::kScale, row(2 * j + 1), size_of(2 * j + 1), out_row(slot_b(j)));
   for (int e = 0; e < a.r; ++e) {
-    const int i = order[e], o_slot = slot_b(group[i]);
-    const float s = size_of(2 * i);
-    rows_op(kernels::MergeRowOp::kAddScaled, row(2 * i), s, out_row(o_slot));
-    slot_size[o_slot] += s;
+    const int i = order[e];
+    rows_op(kernels::MergeRowOp::kAddScaled, row(2 * i), size_of(2 * i), out_row(slot_b(group[i])));
   }
-  for (int j = pb; j < nb; ++j) {
-    const int o_slot = slot_b(j);
-    rows_op(kernels::MergeRowOp::kDivide, nullptr, slot_size[o_slot], out_row(o_slot));
-  }
-  if (c0 == 0) std::copy(slot_size, slot_size + (N - a.r), a.out_sizes);
+  for (int j = pb; j < nb; ++j)
+    rows_op(kernels::MergeRowOp::kDivide, nullptr, slot_size[slot_b(j)], out_row(slot_b(j)));
+  if (col0 == 0) std::copy(slot_size, slot_size + (N - a.r), a.out_sizes);
+}
+
+void merge_image(const MergeImageArgs& a) {
+  merge_select(a);
+  merge_columns(a, a.col0, a.col1 < 0 ? a.dim : a.col1);
 }
 
 }  // namespace vitopt::runtime

@@ -49,6 +49,14 @@ void merge_metric_rows(const float* keys, int ldk, int heads, int head_dim, int 
 
 size_t merge_scratch_floats(int tokens, int head_dim, const kernels::KernelTable* kt = nullptr);
 size_t merge_scratch_ints(int tokens);
+// merge_select (the pairs: similarities, first maxima, order; each output token's size, in the
+// scratch) then merge_columns(a, col0, col1).
 void merge_image(const MergeImageArgs& a);
+// The two halves, for a caller that writes the columns as they become ready (the engine, after
+// each of the proj GEMM's column tasks): merge_columns reads what merge_select left in a's
+// scratch, so any number of column ranges may follow one selection, concurrently. out_sizes is
+// written by the range starting at column 0.
+void merge_select(const MergeImageArgs& a);
+void merge_columns(const MergeImageArgs& a, int col0, int col1);
 
 }  // namespace vitopt::runtime

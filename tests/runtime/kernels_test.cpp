@@ -4,9 +4,12 @@
 // values, all-zero rows, GELU tails. Integer paths are bit-exact; fp32 ones have a named budget.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <mutex>
+#include <utility>
 
 #include "runtime/aligned_buffer.h"
 #include "runtime/linear_layer.h"
@@ -41,6 +44,38 @@ const GemmCase kShapes[] = {{1, 1, 1},    {3, 17, 3},    {17, 33, 17},  {33, 3, 
                             {129, 129, 33}, {1, 129, 129}, {197, 40, 33}, {5, 100, 197},
                             {13, 64, 1},  {12, 32, 8},   {250, 33, 20}, {431, 17, 9}};  // row blocks
 
+// A GEMM's column reports (LinearOp::ColumnsDone, what the engine merges tokens on): the ranges,
+// and each range's columns of every row copied when reported.
+struct ColumnReports {
+  std::mutex mu;
+  std::vector<std::pair<int, int>> ranges;
+  std::vector<float> seen;
+  LinearOp::ColumnsDone reporter(const float* c, int m, int ldc) {
+    seen.assign(static_cast<size_t>(m * ldc), std::numeric_limits<float>::quiet_NaN());
+    return [this, c, m, ldc](int c0, int c1) {
+      for (int i = 0; i < m; ++i)
+        std::copy(c + i * ldc + c0, c + i * ldc + c1, seen.data() + i * ldc + c0);
+      std::lock_guard<std::mutex> lock(mu);
+      ranges.emplace_back(c0, c1);
+    };
+  }
+  // Every column [0, n) reported once, and already final then.
+  void expect_complete(const std::vector<float>& c, int m, int n, int ldc, const char* what) {
+    std::sort(ranges.begin(), ranges.end());
+    int next = 0;
+    for (const auto& [c0, c1] : ranges) {
+      EXPECT_EQ(c0, next) << what << ": columns reported twice or skipped";
+      EXPECT_LT(c0, c1) << what;
+      next = c1;
+    }
+    EXPECT_EQ(next, n) << what;
+    for (int i = 0; i < m; ++i)
+      for (int o = 0; o < n; ++o)
+        ASSERT_EQ(seen[static_cast<size_t>(i * ldc + o)], c[static_cast<size_t>(i * ldc + o)])
+            << what << ": row " << i << " column " << o << " changed after it was reported";
+  }
+};
+
 // Independent oracle: y = act(x @ w^T + b) (+ residual) in double.
 double oracle(const float* x, const float* w, int k, double bias, bool gelu) {
   double s = bias;
@@ -73,6 +108,14 @@ TEST(Kernels, GemmF32MatchesOracleOnEveryLevel) {
         gemm_f32(kt, pool, g);
         ASSERT_EQ(prefetched, c) << kernels::isa_name(isa) << " m=" << s.m << " n=" << s.n
                                  << " k=" << s.k;
+        // Reporting columns as they finish (panel tasks only) changes no bit either.
+        std::vector<float> by_columns = c0;
+        ColumnReports reports;
+        const LinearOp::ColumnsDone done = reports.reporter(by_columns.data(), s.m, ldc);
+        g.c = by_columns.data();
+        gemm_f32(kt, pool, g, &done);
+        ASSERT_EQ(by_columns, c) << kernels::isa_name(isa) << " m=" << s.m << " n=" << s.n;
+        reports.expect_complete(by_columns, s.m, s.n, ldc, kernels::isa_name(isa));
         for (int i = 0; i < s.m; ++i) {
           for (int o = 0; o < ldc; ++o) {
             const size_t idx = static_cast<size_t>(i * ldc + o);
@@ -238,6 +281,13 @@ void check_int_family(ThreadPool& pool, const kernels::GemmIntKernels& ik, const
       gemm_int(ik, pool, g);
       ASSERT_EQ(prefetched, c) << level << " family " << kernels::isa_name(ik.isa) << "/int"
                                << ik.max_bits;
+      std::vector<float> by_columns(c.size(), 0.0f);  // reporting columns: the same bits
+      ColumnReports reports;
+      const LinearOp::ColumnsDone done = reports.reporter(by_columns.data(), s.m, s.n);
+      g.c = by_columns.data();
+      gemm_int(ik, pool, g, &done);
+      ASSERT_EQ(by_columns, c) << level << " family " << kernels::isa_name(ik.isa);
+      reports.expect_complete(by_columns, s.m, s.n, s.n, level);
       for (int i = 0; i < s.m; ++i) {
         // Recover q and zp of this row from the quantizer's own outputs.
         const int zx = ra[static_cast<size_t>(i)] - 128;

@@ -44,6 +44,9 @@ struct Result {
 struct Split {
   bool metric_first = false;
   int parts = 1;
+  // Instead: merge_select once, then merge_columns one column at a time, last column first (as
+  // the proj GEMM's tasks finish in any order).
+  bool select_then_columns = false;
 };
 
 // Null kt: the scalar similarities; otherwise that table's GEMM.
@@ -83,7 +86,12 @@ Result merge(int r, int prefix, const std::vector<float>* sizes,
     if (split.metric_first) a.metric = metric.data();
     a.col0 = kC * part / split.parts;
     a.col1 = split.parts == 1 ? -1 : kC * (part + 1) / split.parts;
-    merge_image(a);
+    if (split.select_then_columns) {
+      merge_select(a);
+      for (int col = kC - 1; col >= 0; --col) merge_columns(a, col, col + 1);
+    } else {
+      merge_image(a);
+    }
   }
   return out;
 }
@@ -170,14 +178,15 @@ TEST(RuntimeTokenMerge, GemmSimilaritiesAgreeWithScalar) {
 
 // The engine's split of the work gives the same bytes: metric rows made beforehand in two
 // ranges, and one image's output columns written by 1, 2 or 3 calls (every column covered once,
-// the sizes by the first part only).
+// the sizes by the first part only), or by one selection and a call per column.
 TEST(RuntimeTokenMerge, PrecomputedMetricAndColumnPartsAgree) {
   const kernels::KernelTable* kt = &kernels::table(kernels::Isa::kRef);
   const std::vector<float> sizes = {1, 2, 1, 1, 3, 1, 1};
   for (int prefix = 0; prefix <= 3; ++prefix) {
     for (int r = 1; r <= (kN - prefix) / 2; ++r) {
       const Result want = merge(r, prefix, &sizes, kt);
-      for (const Split split : {Split{true, 1}, Split{false, 2}, Split{true, 3}}) {
+      for (const Split split :
+           {Split{true, 1}, Split{false, 2}, Split{true, 3}, Split{true, 1, true}}) {
         const Result got = merge(r, prefix, &sizes, kt, split);
         EXPECT_EQ(got.x, want.x) << "prefix " << prefix << " r " << r << " parts " << split.parts;
         EXPECT_EQ(got.sizes, want.sizes) << "prefix " << prefix << " r " << r;

@@ -62,7 +62,8 @@ int check_parity(const io::ViTConfig& config, uint64_t seed) {
       const double diff = (got_t - want).abs().max().item<double>();
       EXPECT_LE(diff, 1e-4 * std::max(1.0, scale))
           << c.name << " level " << isa << " schedule " << schedule << " (scale " << scale << ")";
-      // Batch 1 on 2 threads: the path where one image's merge is split over the threads.
+      // Batch 1 on 2 threads: the paths where one image's merge is shared by the threads (layer:
+      // it rides on the proj GEMM's column tasks; rows: its columns are split over the threads).
       std::vector<float> one(static_cast<size_t>(c.num_classes));
       engine->run(x.data_ptr<float>(), 1, one.data());
       auto one_t = torch::from_blob(one.data(), {1, c.num_classes}, torch::kFloat32);
