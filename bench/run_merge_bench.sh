@@ -3,7 +3,8 @@
 # Usage: [ROUNDS=3] [RUNS=20] [FT_LIMIT=0] bench/run_merge_bench.sh BUILD [TRAINED_MODEL OUT [FT_EPOCHS=1]]
 #   Speed: DeiT-Small/224 (random weights from `vitopt init`: the cost does not depend on them),
 #   fp32, batch 1 and 32, 2 threads, r = 0 / 8 / 13 on every block, interleaved in ROUNDS rounds
-#   (each round runs r = 0, 8, 13 back to back), medians per round, the range over rounds.
+#   (each round runs r = 0, 8, 13 back to back), medians per round, the range over rounds; the
+#   speedup is the ratio of the two medians, with the range of the rounds' own ratios.
 #   Accuracy (with a trained model, e.g. the vit-fmnist-56 preset, 197 tokens): test top-1 on the
 #   runtime for r = 0..16 without retraining, the speedup of each r at batch SPEED_BATCH (default
 #   32: a small model's batch-1 time is mostly synchronisation, not tokens) in the same run, then
@@ -46,12 +47,12 @@ for b in sorted({r["batch"] for r in rows}):
         t = [r["p50_ms"] for r in rows if r["batch"] == b and r["r"] == rr]
         ratio = [x / y for x, y in zip(base, t)]
         print(f"| {sys.argv[2]} | {b} | {rr} | {st.median(t):.2f} ({min(t):.2f}-{max(t):.2f}) | "
-              f"{st.median(ratio):.2f}x ({min(ratio):.2f}-{max(ratio):.2f}) |")'
+              f"{st.median(base) / st.median(t):.2f}x ({min(ratio):.2f}-{max(ratio):.2f}) |")'
 
 deit="$work/deit-small.safetensors"
 "$vitopt" init --preset deit-small --out "$deit" --quiet >/dev/null
 bench_rs "$deit" 0,8,13 1,32 "$runs" > "$work/deit.jsonl"
-echo "| model | batch | r | runtime ms, median (range over $rounds rounds) | speedup vs r=0 |"
+echo "| model | batch | r | runtime ms, median (range over $rounds rounds) | speedup vs r=0: ratio of the medians (range of the rounds' ratios) |"
 echo "|---|---|---|---|---|"
 /usr/bin/python3 -c "$summarize" "$work/deit.jsonl" deit-small
 
