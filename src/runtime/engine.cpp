@@ -487,18 +487,25 @@ void Engine::Impl::proj_and_merge(const Block& blk, Plan& pl, int r, int rows) {
   std::vector<MergeImageArgs>& images = pl.merge_images;  // capacity kept from call to call
   images.clear();
   for (int b = 0; b < pl.batch; ++b) images.push_back(merge_args(blk, pl, r, b, b));
-  std::atomic<int> pairs{0};  // 0: not picked, 1: being picked, 2: picked
-  const LinearOp::ColumnsDone merge_columns_of = [&](int c0, int c1) {
+  // The callback's state behind one pointer, so the std::function holds it without allocating.
+  struct Shared {
+    const Impl* impl;
+    Plan* pl;
+    int r;
+    std::atomic<int> pairs{0};  // 0: not picked, 1: being picked, 2: picked
+  } shared{this, &pl, r};
+  const LinearOp::ColumnsDone merge_columns_of = [s = &shared](int c0, int c1) {
+    const std::vector<MergeImageArgs>& todo = s->pl->merge_images;
     int expected = 0;
-    if (pairs.compare_exchange_strong(expected, 1, std::memory_order_acq_rel)) {
-      for (const MergeImageArgs& m : images) merge_select(m);
-      pairs.store(2, std::memory_order_release);
+    if (s->pairs.compare_exchange_strong(expected, 1, std::memory_order_acq_rel)) {
+      for (const MergeImageArgs& m : todo) merge_select(m);
+      s->pairs.store(2, std::memory_order_release);
     } else {
-      while (pairs.load(std::memory_order_acquire) != 2) _mm_pause();
+      while (s->pairs.load(std::memory_order_acquire) != 2) _mm_pause();
     }
-    for (int b = 0; b < pl.batch; ++b) {
-      merge_columns(images[static_cast<size_t>(b)], c0, c1);
-      if (c0 == 0) merge_key_bias(pl, b, pl.tokens - r);  // out_sizes are written
+    for (size_t b = 0; b < todo.size(); ++b) {
+      merge_columns(todo[b], c0, c1);
+      if (c0 == 0) s->impl->merge_key_bias(*s->pl, static_cast<int>(b), todo[b].tokens - s->r);
     }
   };
   linear(blk.proj, pl, pl.ctx.data(), pl.ctx_ld, rows, pl.x.data(), config.embed_dim, false, true,
