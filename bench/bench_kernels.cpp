@@ -5,8 +5,9 @@
 // they are bound by (FMA, vpdpbusd, vpmaddwd; ymm and zmm). Counters: GFLOP/s (2 flops per MAC).
 // Names: <Family>/<implementation>; the label lists the levels that run that implementation.
 // Shapes M x K x N: 197x768x2304 (ViT-B qkv), 197x768x3072 (fc1), 197x3072x768 (fc2),
-// 197x384x1152 (DeiT-S qkv), DeiT-S fc1 at 197, 101 and 41 tokens (token merging's r = 0, 8, 13
-// by the last block), 50x128x384 (vit-fmnist qkv); 6304x384x1152 (DeiT-S qkv, batch 32).
+// 197x384x1152 (DeiT-S qkv), 197x1536x384 (DeiT-S fc2), DeiT-S fc1 at 197, 101 and 41 tokens
+// (token merging's r = 0, 8, 13 by the last block), 50x128x384 (vit-fmnist qkv); 6304x384x1152
+// (DeiT-S qkv, batch 32).
 // Run: build/<dir>/bin/bench_kernels --benchmark_filter=... (VITOPT_BENCH_THREADS, default 2).
 #include <benchmark/benchmark.h>
 
@@ -247,6 +248,7 @@ void gemm_shapes(benchmark::internal::Benchmark* b) {
                                                   {197, 3072, 768},
                                                   {197, 384, 1152},
                                                   {197, 384, 1536},
+                                                  {197, 1536, 384},
                                                   {101, 384, 1536},
                                                   {41, 384, 1536},
                                                   {50, 128, 384},
