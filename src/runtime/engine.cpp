@@ -495,17 +495,18 @@ void Engine::Impl::proj_and_merge(const Block& blk, Plan& pl, int r, int rows) {
     std::atomic<int> pairs{0};  // 0: not picked, 1: being picked, 2: picked
   } shared{this, &pl, r};
   const LinearOp::ColumnsDone merge_columns_of = [s = &shared](int c0, int c1) {
-    const std::vector<MergeImageArgs>& todo = s->pl->merge_images;
+    const std::vector<MergeImageArgs>& image_args = s->pl->merge_images;
     int expected = 0;
     if (s->pairs.compare_exchange_strong(expected, 1, std::memory_order_acq_rel)) {
-      for (const MergeImageArgs& m : todo) merge_select(m);
+      for (const MergeImageArgs& m : image_args) merge_select(m);
       s->pairs.store(2, std::memory_order_release);
     } else {
       while (s->pairs.load(std::memory_order_acquire) != 2) _mm_pause();
     }
-    for (size_t b = 0; b < todo.size(); ++b) {
-      merge_columns(todo[b], c0, c1);
-      if (c0 == 0) s->impl->merge_key_bias(*s->pl, static_cast<int>(b), todo[b].tokens - s->r);
+    for (size_t b = 0; b < image_args.size(); ++b) {
+      merge_columns(image_args[b], c0, c1);
+      if (c0 == 0)
+        s->impl->merge_key_bias(*s->pl, static_cast<int>(b), image_args[b].tokens - s->r);
     }
   };
   linear(blk.proj, pl, pl.ctx.data(), pl.ctx_ld, rows, pl.x.data(), config.embed_dim, false, true,
