@@ -136,8 +136,17 @@ void BM_GemmInt(benchmark::State& state, Isa isa, bool int4, bool cold, bool pre
   for (size_t i = 0; i < pn; ++i) ws[i] = 0.01f;
   AlignedBuffer<uint8_t> act(static_cast<size_t>(M) * kp * ik.act_bytes);
   auto x = randn(static_cast<size_t>(M) * K, 3);
-  kernels::ActQuant q{-128, 127, false, true, 1.0f, 0};
+  // Static activation ranges and symmetric weights, what `vitopt quantize` writes by default; the
+  // epilogue then takes LinearOp's per-column terms (GemmIntArgs::col_offset / col_scale).
+  kernels::ActQuant q{-128, 127, false, false, 0.05f, 3};
+  AlignedBuffer<int32_t> col_offset(pn);
+  AlignedBuffer<float> col_scale(pn);
+  for (size_t i = 0; i < pn; ++i) col_scale[i] = q.scale * ws[i];
   kernels::GemmIntArgs g;
+  if (ik.code_offset == 0) {  // int4 nibbles store code + 8: per-row terms, as in LinearOp
+    g.col_offset = col_offset.data();
+    g.col_scale = col_scale.data();
+  }
   g.a = act.data(); g.lda = kp; g.w = packed.data(); g.m = M; g.n = N; g.kp = kp;
   g.row_a = ra.data(); g.row_b = rb.data(); g.row_scale = rs.data(); g.colsum = cs.data();
   g.wzp = zw.data();

@@ -28,9 +28,11 @@ int bench_threads() {
   return env != nullptr ? std::atoi(env) : 2;
 }
 
-Engine& engine(const std::string& preset, int bits, const std::string& int4) {
-  static std::map<std::tuple<std::string, int, std::string>, std::unique_ptr<Engine>> cache;
-  auto& slot = cache[{preset, bits, int4}];
+// Quantized variants take dynamic per-token input ranges (as PyTorch's dynamic int8 does) unless
+// static_inputs: one calibrated range per Linear input, what `vitopt quantize` writes by default.
+Engine& engine(const std::string& preset, int bits, const std::string& int4, bool static_inputs) {
+  static std::map<std::tuple<std::string, int, std::string, bool>, std::unique_ptr<Engine>> cache;
+  auto& slot = cache[{preset, bits, int4, static_inputs}];
   if (!slot) {
     RandomModelOptions o;
     o.config = vitopt::io::preset(preset);
@@ -38,7 +40,7 @@ Engine& engine(const std::string& preset, int bits, const std::string& int4) {
     if (bits > 0) {
       o.weight_bits = bits;
       o.input_bits = 8;
-      o.input_dynamic = true;
+      o.input_dynamic = !static_inputs;
     }
     RuntimeOptions ro;
     ro.threads = bench_threads();
@@ -48,8 +50,9 @@ Engine& engine(const std::string& preset, int bits, const std::string& int4) {
   return *slot;
 }
 
-void BM_Runtime(benchmark::State& state, const std::string& preset, int bits, const std::string& int4) {
-  Engine& e = engine(preset, bits, int4);
+void BM_Runtime(benchmark::State& state, const std::string& preset, int bits,
+                const std::string& int4, bool static_inputs) {
+  Engine& e = engine(preset, bits, int4, static_inputs);
   const int batch = static_cast<int>(state.range(0));
   const auto& info = e.info();
   std::vector<float> x(static_cast<size_t>(batch) * info.in_channels * info.image_size * info.image_size);
@@ -73,12 +76,22 @@ void BM_Runtime(benchmark::State& state, const std::string& preset, int bits, co
 int main(int argc, char** argv) {
   vitopt::core::ensure_thread_environment(argc, argv);
   for (const std::string preset : {"vit-fmnist", "deit-tiny", "deit-small", "vit-base-16"}) {
-    const std::tuple<const char*, int, const char*> variants[] = {
-        {"fp32", 0, ""}, {"int8", 8, ""}, {"int4", 4, "auto"}, {"int4-packed", 4, "packed"}, {"int4-int8", 4, "int8"}};
-    for (const auto& [prec, bits, int4] : variants) {
+    const std::tuple<const char*, int, const char*, bool> variants[] = {
+        {"fp32", 0, "", false},
+        {"int8", 8, "", false},
+        {"int8-static", 8, "", true},
+        {"int4", 4, "auto", false},
+        {"int4-packed", 4, "packed", false},
+        {"int4-int8", 4, "int8", false}};
+    for (const auto& [prec, bits, int4, static_inputs] : variants) {
       const std::string name = "Runtime/" + preset + "/" + prec;
-      benchmark::RegisterBenchmark(name.c_str(), BM_Runtime, preset, bits, std::string(int4))
-          ->ArgName("batch")->Arg(1)->Arg(32)->UseRealTime()->Unit(benchmark::kMillisecond)
+      benchmark::RegisterBenchmark(name.c_str(), BM_Runtime, preset, bits, std::string(int4),
+                                   static_inputs)
+          ->ArgName("batch")
+          ->Arg(1)
+          ->Arg(32)
+          ->UseRealTime()
+          ->Unit(benchmark::kMillisecond)
           ->MinTime(1.0);
     }
   }

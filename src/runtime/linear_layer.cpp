@@ -117,6 +117,7 @@ LinearOp::LinearOp(const LinearData& d, const kernels::KernelTable& kt, bool sim
       same_weights->out_ == out_ && (same_weights->path_ == Path::kInt) == integer &&
       same_weights->ik_ == ik_) {
     w_ = same_weights->w_;
+    if (integer) set_column_terms();
     return;
   }
   auto pw = std::make_shared<PackedWeights>();
@@ -137,11 +138,27 @@ LinearOp::LinearOp(const LinearData& d, const kernels::KernelTable& kt, bool sim
       pw->wzp[static_cast<size_t>(o)] = d.zero[static_cast<size_t>(o)] + ik_->code_offset;
       pw->wscale[static_cast<size_t>(o)] = d.scale[static_cast<size_t>(o)];
     }
+    set_column_terms();
     return;
   }
   const std::vector<float> w = d.dequantized();
   pw->wf.resize(kt.packed_f32_floats(out_, in_));
   kt.pack_f32(w.data(), out_, in_, pw->wf.data());
+}
+
+void LinearOp::set_column_terms() {
+  // Per input tensor, not per weights: layers sharing weights keep their own activation ranges.
+  if (aq_.dynamic) return;
+  const size_t padded = w_->wzp.size();
+  for (size_t o = 0; o < padded; ++o)
+    if (w_->wzp[o] != 0) return;  // asymmetric weights (or int4's offset): per-row terms needed
+  col_offset_.resize(padded);
+  col_scale_.resize(padded);
+  const int32_t row_a = 128 + aq_.zero_point;  // what every quantizer writes for a static row
+  for (size_t o = 0; o < padded; ++o) {
+    col_offset_[o] = row_a * w_->colsum[o];
+    col_scale_[o] = aq_.scale * w_->wscale[o];
+  }
 }
 
 int LinearOp::act_row_bytes() const { return path_ == Path::kInt ? kp_ * ik_->act_bytes : 0; }
@@ -206,6 +223,10 @@ kernels::GemmIntArgs LinearOp::int_args(LinearScratch& s, int m, float* y, int l
   g.colsum = w_->colsum.data();
   g.wzp = w_->wzp.data();
   g.wscale = w_->wscale.data();
+  if (!col_offset_.empty()) {
+    g.col_offset = col_offset_.data();
+    g.col_scale = col_scale_.data();
+  }
   g.c = y;
   g.ldc = ldy;
   g.ep = ep;

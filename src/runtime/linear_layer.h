@@ -93,6 +93,11 @@ class LinearOp {
   bool has_bias_ = false;
   bool has_input_quant_ = false;
   kernels::ActQuant aq_;
+  // Int path, static inputs and zero weight zero points: the epilogue's per-column terms
+  // (kernels::GemmIntArgs::col_offset / col_scale); empty otherwise.
+  AlignedBuffer<int32_t> col_offset_;
+  AlignedBuffer<float> col_scale_;
+  void set_column_terms();
 
   // Quantizes (integer path) or fake-quantizes (simulated path) input rows [r0, r1) into s.
   void prepare_rows(LinearScratch& s, const float* x, int ldx, int m, int r0, int r1) const;

@@ -236,8 +236,10 @@ TEST(Kernels, QuantizeRowsBitExactAcrossLevels) {
 // sum (qx - zx)(qw - zw) in int64, scaled, so every level equals the reference bit for bit.
 void check_int_family(ThreadPool& pool, const kernels::GemmIntKernels& ik, const char* level) {
   for (const auto& s : kShapes) {
-    for (int variant = 0; variant < 2; ++variant) {
-      const bool asym_w = variant == 1;
+    // 0: dynamic rows, symmetric weights; 1: asymmetric weights; 2: static rows and symmetric
+    // weights with the epilogue's precomputed column terms (GemmIntArgs::col_offset, as LinearOp).
+    for (int variant = 0; variant < 3; ++variant) {
+      const bool asym_w = variant == 1, column_terms = variant == 2;
       const int qmax = ik.max_bits == 4 ? 7 : 127;
       std::mt19937 rng(static_cast<uint32_t>(s.m * 131 + s.n * 7 + s.k + ik.max_bits));
       std::uniform_int_distribution<int> wq(asym_w ? -qmax - 1 : -qmax, qmax);
@@ -265,6 +267,7 @@ void check_int_family(ThreadPool& pool, const kernels::GemmIntKernels& ik, const
       auto x = randn(static_cast<size_t>(s.m * s.k), 9, 2.0f);
       if (s.k >= 2) x[0] = 50.0f, x[1] = -50.0f;  // codes at both ends of the range
       kernels::ActQuant q{-128, 127, false, true, 1.0f, 0};
+      if (column_terms) q = {-128, 127, false, false, 0.0625f, 3};  // static: x[0] saturates
       AlignedBuffer<uint8_t> act(static_cast<size_t>(s.m * kp * ik.act_bytes));
       AlignedBuffer<int32_t> ra(static_cast<size_t>(s.m)), rb(static_cast<size_t>(s.m));
       AlignedBuffer<float> rs(static_cast<size_t>(s.m));
@@ -275,6 +278,16 @@ void check_int_family(ThreadPool& pool, const kernels::GemmIntKernels& ik, const
       g.row_a = ra.data(); g.row_b = rb.data(); g.row_scale = rs.data();
       g.colsum = cs.data(); g.wzp = zw.data(); g.wscale = ws.data();
       g.c = c.data(); g.ldc = s.n; g.ep = {bias.data(), false, false};
+      AlignedBuffer<int32_t> col_offset(static_cast<size_t>(pn));
+      AlignedBuffer<float> col_scale(static_cast<size_t>(pn));
+      if (column_terms && ik.code_offset == 0) {
+        for (int o = 0; o < pn; ++o) {
+          col_offset[static_cast<size_t>(o)] = (128 + q.zero_point) * cs[static_cast<size_t>(o)];
+          col_scale[static_cast<size_t>(o)] = q.scale * ws[static_cast<size_t>(o)];
+        }
+        g.col_offset = col_offset.data();
+        g.col_scale = col_scale.data();
+      }
       gemm_int(ik, pool, g);
       g.c = prefetched.data();
       g.prefetch_weights = true;  // streamed weights: the same bits
@@ -300,8 +313,8 @@ void check_int_family(ThreadPool& pool, const kernels::GemmIntKernels& ik, const
           }
           const float want = static_cast<float>(acc) * (rs[static_cast<size_t>(i)] * wscale[static_cast<size_t>(o)]) + bias[static_cast<size_t>(o)];
           ASSERT_EQ(c[static_cast<size_t>(i * s.n + o)], want)
-              << level << " family " << kernels::isa_name(ik.isa) << "/int" << ik.max_bits << " m=" << s.m
-              << " n=" << s.n << " k=" << s.k << " asym=" << asym_w;
+              << level << " family " << kernels::isa_name(ik.isa) << "/int" << ik.max_bits
+              << " m=" << s.m << " n=" << s.n << " k=" << s.k << " variant=" << variant;
         }
       }
     }

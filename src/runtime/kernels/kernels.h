@@ -105,6 +105,13 @@ struct GemmIntArgs {
   const int32_t* colsum = nullptr;  // (N) sum_k c[o,k]
   const int32_t* wzp = nullptr;     // (N) weight zero points + code_offset
   const float* wscale = nullptr;    // (N) weight scales (per tensor expanded)
+  // Optional, both or neither: with static input quantization every row has the same row_a and
+  // row_scale, and with zero weight zero points (wzp all 0) the row_b term vanishes, so the caller
+  // may precompute col_offset[o] = row_a * colsum[o] and col_scale[o] = row_scale * wscale[o]. The
+  // SIMD epilogues then subtract one vector and multiply by one (no per-row integer multiplies):
+  // the same integers and the same fp32 products, so the same bits. The references ignore them.
+  const int32_t* col_offset = nullptr;  // (N)
+  const float* col_scale = nullptr;     // (N)
   float* c = nullptr;
   int ldc = 0;
   Epilogue ep;
